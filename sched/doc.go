@@ -1,0 +1,21 @@
+// Package sched is dray's scheduler as a deterministic state machine.
+//
+// A Scheduler never does I/O, starts no goroutines, reads no clock and
+// draws no randomness of its own: like etcd's raft core, it takes events
+// (a task was submitted, an object became ready, a task finished, a task
+// blocked in Get, ...) through Step and hands back actions (run this task
+// here, fail that one because its dependency failed) through Actions. The
+// caller performs the actions. The node drives it with real workers; the
+// simulator drives the very same code against a virtual clock, which is
+// what makes both deterministic to test.
+//
+// Slots model the worker pool: a task holds a slot while it runs, gives it
+// back while it is blocked waiting for another object (so nested tasks
+// cannot deadlock the pool, as in Ray), and takes it again when it resumes,
+// even if that briefly oversubscribes the pool; no new task starts until the
+// pool is back under its size.
+//
+// Tasks that wait for no object run in submission order (FIFO); a task with
+// dependencies joins the queue when the last of them is ready. A task whose
+// dependency fails is failed without running.
+package sched

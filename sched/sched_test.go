@@ -1,0 +1,160 @@
+package sched
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/datadriven"
+	"github.com/stretchr/testify/require"
+)
+
+// TestTraces replays the scheduling traces under testdata/. Each trace is a
+// sequence of events; the expected output is the actions they produce.
+// Rewrite with `go test ./sched -rewrite` only after reading the diff.
+func TestTraces(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		var s *Scheduler
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			if d.Cmd == "init" {
+				cfg := DefaultConfig()
+				d.MaybeScanArgs(t, "slots", &cfg.Slots)
+				var err error
+				s, err = New(cfg)
+				if err != nil {
+					return err.Error() + "\n"
+				}
+				return ""
+			}
+			require.NotNil(t, s, "trace must start with init")
+			if d.Cmd == "stats" {
+				st := s.Stats()
+				return fmt.Sprintf("slots=%d running=%d blocked=%d queued=%d waiting=%d finished=%d\n",
+					st.Slots, st.Running, st.Blocked, st.Queued, st.Waiting, st.Finished)
+			}
+			var out strings.Builder
+			for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+				if line == "" {
+					continue
+				}
+				ev, err := parseEvent(line)
+				require.NoError(t, err, "line %q", line)
+				if err := s.Step(ev); err != nil {
+					fmt.Fprintf(&out, "error: %v\n", err)
+				}
+			}
+			if d.Cmd != "step" {
+				t.Fatalf("unknown command %q", d.Cmd)
+			}
+			for _, a := range s.Actions() {
+				if a.Kind == Fail {
+					fmt.Fprintf(&out, "%s %s (dep %s)\n", a.Kind, a.Task, a.Object)
+				} else {
+					fmt.Fprintf(&out, "%s %s\n", a.Kind, a.Task)
+				}
+			}
+			return out.String()
+		})
+	})
+}
+
+// parseEvent reads "submit t1 o1 o2", "ready o1", "failed o1", "done t1",
+// "blocked t1", "unblocked t1".
+func parseEvent(line string) (Event, error) {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return Event{}, fmt.Errorf("want KIND ID..., got %q", line)
+	}
+	switch f[0] {
+	case "submit":
+		ev := Event{Kind: Submit, Task: TaskID(f[1])}
+		for _, d := range f[2:] {
+			ev.Deps = append(ev.Deps, ObjectID(d))
+		}
+		return ev, nil
+	case "ready":
+		return Event{Kind: ObjectReady, Object: ObjectID(f[1])}, nil
+	case "failed":
+		return Event{Kind: ObjectFailed, Object: ObjectID(f[1])}, nil
+	case "done":
+		return Event{Kind: Done, Task: TaskID(f[1])}, nil
+	case "blocked":
+		return Event{Kind: Blocked, Task: TaskID(f[1])}, nil
+	case "unblocked":
+		return Event{Kind: Unblocked, Task: TaskID(f[1])}, nil
+	case "bogus":
+		return Event{Kind: EventKind(99), Task: TaskID(f[1])}, nil
+	}
+	return Event{}, fmt.Errorf("unknown event %q", f[0])
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		slots int
+		ok    bool
+	}{{1, true}, {64, true}, {0, false}, {-3, false}} {
+		_, err := New(Config{Slots: tc.slots})
+		if tc.ok {
+			require.NoError(t, err, "slots=%d", tc.slots)
+		} else {
+			require.ErrorContains(t, err, "Slots", "slots=%d", tc.slots)
+		}
+	}
+}
+
+// TestErrorsLeaveStateUnchanged checks that a rejected event does not move
+// any counter.
+func TestErrorsLeaveStateUnchanged(t *testing.T) {
+	s, err := New(Config{Slots: 1})
+	require.NoError(t, err)
+	require.NoError(t, s.Step(Event{Kind: Submit, Task: "a"}))
+	before := s.Stats()
+	for _, ev := range []Event{
+		{Kind: Submit, Task: "a"},
+		{Kind: Submit},
+		{Kind: Done, Task: "zz"},
+		{Kind: Unblocked, Task: "a"},
+		{Kind: EventKind(42)},
+	} {
+		require.Error(t, s.Step(ev), "%+v", ev)
+		require.Equal(t, before, s.Stats(), "%+v", ev)
+	}
+}
+
+// TestFIFOFairness runs many tasks through one slot and checks they start in
+// submission order, across ring-buffer growth.
+func TestFIFOFairness(t *testing.T) {
+	s, err := New(Config{Slots: 1})
+	require.NoError(t, err)
+	const n = 1000
+	for i := range n {
+		require.NoError(t, s.Step(Event{Kind: Submit, Task: TaskID(fmt.Sprint(i))}))
+	}
+	for i := range n {
+		acts := s.Actions()
+		require.Len(t, acts, 1)
+		require.Equal(t, Action{Kind: Run, Task: TaskID(fmt.Sprint(i))}, acts[0])
+		require.NoError(t, s.Step(Event{Kind: Done, Task: acts[0].Task}))
+	}
+	require.Empty(t, s.Actions())
+	require.Equal(t, Stats{Slots: 1, Finished: n}, s.Stats())
+}
+
+func BenchmarkSubmitRunDone(b *testing.B) {
+	s, err := New(Config{Slots: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]TaskID, 1024)
+	for i := range ids {
+		ids[i] = TaskID(fmt.Sprint(i))
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		id := ids[i%len(ids)]
+		_ = s.Step(Event{Kind: Submit, Task: id})
+		for _, a := range s.Actions() {
+			_ = s.Step(Event{Kind: Done, Task: a.Task})
+		}
+	}
+}
