@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/dray-project/dray/codec"
+	"github.com/dray-project/dray/node"
+)
+
+// argFromJSON converts a command-line JSON argument into a value of the
+// parameter type t. A top-level {"/":"<cid>"} is a ref to that object (a
+// dependency); nested ones become CID links.
+func argFromJSON(n *node.Node, raw []byte, t reflect.Type) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("invalid JSON %q: %v", raw, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("invalid JSON %q: more than one value (quote the argument)", raw)
+	}
+	if c, ok, err := refOf(v); ok || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return n.Ref(c)
+	}
+	rv, err := convert(v, t, "")
+	if err != nil {
+		return nil, err
+	}
+	return rv.Interface(), nil
+}
+
+// refOf recognises the DAG-JSON link form {"/":"<cid>"}.
+func refOf(v any) (cid.Cid, bool, error) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return cid.Undef, false, nil
+	}
+	s, ok := m["/"].(string)
+	if !ok {
+		return cid.Undef, false, nil
+	}
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, true, fmt.Errorf("bad ref %q: %v", s, err)
+	}
+	return c, true, nil
+}
+
+// bytesOf recognises the DAG-JSON bytes form {"/":{"bytes":"<base64>"}}.
+func bytesOf(v any) ([]byte, bool, error) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return nil, false, nil
+	}
+	inner, ok := m["/"].(map[string]any)
+	if !ok || len(inner) != 1 {
+		return nil, false, nil
+	}
+	s, ok := inner["bytes"].(string)
+	if !ok {
+		return nil, false, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.StdEncoding, base64.RawURLEncoding, base64.URLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, true, nil
+		}
+	}
+	return nil, true, fmt.Errorf("bad bytes %q: not base64", s)
+}
+
+var (
+	bytesType = reflect.TypeFor[[]byte]()
+	arrayType = reflect.TypeFor[codec.Array]()
+	cidType   = reflect.TypeFor[cid.Cid]()
+)
+
+func describe(v any) string {
+	b, _ := json.Marshal(v)
+	s := string(b)
+	if len(s) > 40 {
+		s = s[:37] + "..."
+	}
+	kind := "object"
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		kind = "boolean"
+	case json.Number:
+		kind = "number"
+	case string:
+		kind = "string"
+	case []any:
+		kind = "list"
+	}
+	return s + " (" + kind + ")"
+}
+
+// convert builds a value of type t from decoded JSON v. path names the
+// position for error messages.
+func convert(v any, t reflect.Type, path string) (reflect.Value, error) {
+	bad := func(why string) (reflect.Value, error) {
+		at := ""
+		if path != "" {
+			at = " at " + path
+		}
+		if why != "" {
+			why = ": " + why
+		}
+		return reflect.Value{}, fmt.Errorf("cannot use %s as %s%s%s", describe(v), t, at, why)
+	}
+	out := reflect.New(t).Elem()
+	switch {
+	case t == bytesType:
+		if s, ok := v.(string); ok {
+			return reflect.ValueOf([]byte(s)), nil
+		}
+		b, ok, err := bytesOf(v)
+		if err != nil || !ok {
+			return bad("want a string or {\"/\":{\"bytes\":\"<base64>\"}}")
+		}
+		return reflect.ValueOf(b), nil
+	case t == arrayType:
+		raw, _ := json.Marshal(v)
+		var a codec.Array
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return bad(err.Error())
+		}
+		return reflect.ValueOf(a), nil
+	case t == cidType:
+		c, ok, err := refOf(v)
+		if err != nil || !ok {
+			return bad("want {\"/\":\"<cid>\"}")
+		}
+		return reflect.ValueOf(c), nil
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		b, ok := v.(bool)
+		if !ok {
+			return bad("")
+		}
+		out.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		num, ok := v.(json.Number)
+		if !ok {
+			return bad("")
+		}
+		i, err := strconv.ParseInt(string(num), 10, 64)
+		if err != nil || out.OverflowInt(i) {
+			return bad("want an integer in range")
+		}
+		out.SetInt(i)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		num, ok := v.(json.Number)
+		if !ok {
+			return bad("")
+		}
+		u, err := strconv.ParseUint(string(num), 10, 64)
+		if err != nil || out.OverflowUint(u) {
+			return bad("want a non-negative integer in range")
+		}
+		out.SetUint(u)
+	case reflect.Float32, reflect.Float64:
+		num, ok := v.(json.Number)
+		if !ok {
+			return bad("")
+		}
+		f, err := strconv.ParseFloat(string(num), 64)
+		if err != nil || (t.Kind() == reflect.Float32 && math.Abs(f) > math.MaxFloat32) {
+			return bad("out of range")
+		}
+		out.SetFloat(f)
+	case reflect.String:
+		s, ok := v.(string)
+		if !ok {
+			return bad("")
+		}
+		out.SetString(s)
+	case reflect.Slice, reflect.Array:
+		list, ok := v.([]any)
+		if !ok {
+			return bad("want a list")
+		}
+		if t.Kind() == reflect.Array && len(list) != t.Len() {
+			return bad(fmt.Sprintf("want %d elements", t.Len()))
+		}
+		if t.Kind() == reflect.Slice {
+			out = reflect.MakeSlice(t, len(list), len(list))
+		}
+		for i, e := range list {
+			ev, err := convert(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+			if err != nil {
+				return reflect.Value{}, err
+			}
+			out.Index(i).Set(ev)
+		}
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return bad("want an object")
+		}
+		out = reflect.MakeMapWithSize(t, len(m))
+		for k, e := range m {
+			kv, err := convert(keyValue(k, t.Key()), t.Key(), path+"."+k)
+			if err != nil {
+				return reflect.Value{}, err
+			}
+			ev, err := convert(e, t.Elem(), path+"."+k)
+			if err != nil {
+				return reflect.Value{}, err
+			}
+			out.SetMapIndex(kv, ev)
+		}
+	case reflect.Pointer:
+		if v == nil {
+			return out, nil
+		}
+		ev, err := convert(v, t.Elem(), path)
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		p := reflect.New(t.Elem())
+		p.Elem().Set(ev)
+		return p, nil
+	case reflect.Interface:
+		dv, err := dynamic(v)
+		if err != nil {
+			return bad(err.Error())
+		}
+		if dv == nil {
+			return out, nil
+		}
+		out.Set(reflect.ValueOf(dv))
+	case reflect.Struct:
+		// Registered structs: their fields by JSON name.
+		raw, _ := json.Marshal(v)
+		p := reflect.New(t)
+		if err := json.Unmarshal(raw, p.Interface()); err != nil {
+			return bad(err.Error())
+		}
+		return p.Elem(), nil
+	default:
+		return bad("unsupported parameter type")
+	}
+	return out, nil
+}
+
+// keyValue turns an object key into JSON-decoded form for a key type.
+func keyValue(k string, t reflect.Type) any {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return json.Number(k)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(k)
+		if err != nil {
+			return k
+		}
+		return b
+	}
+	return k
+}
+
+// dynamic converts decoded JSON into the values an `any` parameter gets:
+// integers become int64, other numbers float64, links cid.Cid, bytes []byte.
+func dynamic(v any) (any, error) {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return i, nil
+		}
+		return strconv.ParseFloat(string(x), 64)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			d, err := dynamic(e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = d
+		}
+		return out, nil
+	case map[string]any:
+		if c, ok, err := refOf(x); ok || err != nil {
+			return c, err
+		}
+		if b, ok, err := bytesOf(x); ok || err != nil {
+			return b, err
+		}
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			d, err := dynamic(e)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = d
+		}
+		return out, nil
+	}
+	return v, nil
+}

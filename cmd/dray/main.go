@@ -1,0 +1,126 @@
+// Command dray runs remote functions on a dray peer.
+//
+//	dray run add 1 2          # prints 3
+//	dray functions            # lists the built-in functions
+//
+// With no node to talk to, dray starts an in-process peer for the command
+// (the embedded default): no setup and no server to start by hand.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/pbnjay/memory"
+	"github.com/spf13/cobra"
+
+	"github.com/dray-project/dray/node"
+	"github.com/dray-project/dray/node/builtin"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dray: "+strings.TrimPrefix(err.Error(), "dray: "))
+		os.Exit(1)
+	}
+}
+
+// options are the flags shared by the commands that start a peer.
+type options struct {
+	slots    int
+	dataDir  string
+	memory   string
+	logLevel string
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	var opts options
+	root := &cobra.Command{
+		Use:           "dray",
+		Short:         "dray runs Go functions on a swarm of equal peers",
+		Long:          "dray is Ray's remote-function model in Go with no head node: call a registered function, get refs back at once, and fetch results by CID.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())
+	})
+	pf := root.PersistentFlags()
+	pf.IntVar(&opts.slots, "slots", runtime.NumCPU(), "worker slots: tasks that run at once")
+	pf.StringVar(&opts.dataDir, "data", defaultDataDir(), "data directory (spilled objects)")
+	pf.StringVar(&opts.memory, "memory", "25%", "object store memory budget: bytes (1GiB, 512MB) or a share of system memory (25%)")
+	pf.StringVar(&opts.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	root.AddCommand(newRunCmd(&opts), newFunctionsCmd())
+	return root
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("DRAY_DATA"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "dray")
+	}
+	return filepath.Join(home, ".dray")
+}
+
+// registry returns the functions every dray binary offers.
+func registry() (*node.Registry, error) {
+	reg := node.NewRegistry()
+	if err := builtin.Register(reg); err != nil {
+		return nil, fmt.Errorf("register built-in functions: %w", err)
+	}
+	return reg, nil
+}
+
+// startNode starts the in-process peer a command runs on.
+func startNode(opts *options, stderr io.Writer) (*node.Node, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", opts.logLevel)
+	}
+	reg, err := registry()
+	if err != nil {
+		return nil, err
+	}
+	cfg := node.DefaultConfig()
+	cfg.Functions = reg
+	cfg.Slots = opts.slots
+	cfg.Store.Dir = opts.dataDir
+	budget, err := parseMemory(opts.memory, totalMemory())
+	if err != nil {
+		return nil, fmt.Errorf("--memory %q: %w", opts.memory, err)
+	}
+	cfg.Store.MemoryBudget = budget
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// totalMemory is the machine's memory in bytes (1 GiB when unknown).
+func totalMemory() int64 {
+	if m := memory.TotalMemory(); m > 0 {
+		return int64(m)
+	}
+	return 1 << 30
+}

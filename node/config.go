@@ -1,0 +1,54 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+
+	"github.com/dray-project/dray/store"
+)
+
+// Config configures a Node. DefaultConfig gives the embedded default: all
+// CPUs as worker slots and an object store holding 25% of system memory,
+// spilling to DataDir when it is full. A Config handed to New is not changed
+// afterwards.
+type Config struct {
+	// ID names this peer (whoami reports it). Empty: a random ID is made.
+	ID string
+	// Slots is the number of tasks that run at once (default: runtime.NumCPU()).
+	Slots int
+	// Store configures the object store. Store.Dir is the data directory
+	// for spilled objects; empty keeps everything in memory.
+	Store store.Config
+	// Functions are the remote functions this node can run; nil means the
+	// Default registry.
+	Functions *Registry
+	// MemoEntries bounds how many results of deterministic functions are
+	// remembered for memoization after their refs are dropped.
+	MemoEntries int
+	// Logger receives the node's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the embedded default configuration.
+func DefaultConfig() Config {
+	return Config{
+		Slots:       runtime.NumCPU(),
+		Store:       store.DefaultConfig(),
+		MemoEntries: 1 << 16,
+	}
+}
+
+// Validate reports whether c can be used, naming the offending field.
+func (c Config) Validate() error {
+	if c.Slots < 1 {
+		return fmt.Errorf("node: Slots is %d: must be at least 1", c.Slots)
+	}
+	if c.MemoEntries < 0 {
+		return fmt.Errorf("node: MemoEntries is %d: must not be negative", c.MemoEntries)
+	}
+	if err := c.Store.Validate(); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return nil
+}

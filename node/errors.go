@@ -1,0 +1,75 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/ipfs/go-cid"
+)
+
+// Sentinel errors of the node.
+var (
+	ErrClosed     = errors.New("node: closed")
+	ErrUnknownRef = errors.New("node: unknown ref")
+	ErrArgCount   = errors.New("node: wrong number of arguments")
+)
+
+// TaskError is what every Get of a failed task's outputs returns: the
+// function returned an error, panicked, or could not decode its arguments,
+// or one of its dependencies failed.
+type TaskError struct {
+	Func  string  // function name
+	Task  cid.Cid // task CID
+	Cause error   // what went wrong
+	// Panic is the recovered value when the function panicked, and Stack
+	// the goroutine's stack at the panic.
+	Panic any
+	Stack string
+}
+
+func (e *TaskError) Error() string {
+	msg := fmt.Sprintf("node: task %s (%s) failed: %v", e.Func, e.Task, e.Cause)
+	if e.Stack != "" {
+		msg += "\n" + e.Stack
+	}
+	return msg
+}
+
+// Unwrap returns the cause.
+func (e *TaskError) Unwrap() error { return e.Cause }
+
+// PanicError is the cause of a TaskError when the function panicked.
+type PanicError struct{ Value any }
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// DependencyError is the cause of a TaskError when an argument's producer
+// failed, so the task never ran.
+type DependencyError struct {
+	Arg int     // 0-based argument index
+	Ref cid.Cid // the argument's ref
+	Err error   // the producer's error
+}
+
+func (e *DependencyError) Error() string {
+	return fmt.Sprintf("argument %d (%s) failed: %v", e.Arg+1, e.Ref, e.Err)
+}
+
+// Unwrap returns the producer's error.
+func (e *DependencyError) Unwrap() error { return e.Err }
+
+// ArgumentError reports an argument that does not decode into the
+// parameter type the function declares.
+type ArgumentError struct {
+	Index int // 0-based
+	Want  reflect.Type
+	Err   error
+}
+
+func (e *ArgumentError) Error() string {
+	return fmt.Sprintf("argument %d: cannot use value as %s: %v", e.Index+1, typeName(e.Want), e.Err)
+}
+
+// Unwrap returns the decode error.
+func (e *ArgumentError) Unwrap() error { return e.Err }

@@ -1,0 +1,764 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/ipfs/go-cid"
+
+	"github.com/dray-project/dray/codec"
+	"github.com/dray-project/dray/sched"
+	"github.com/dray-project/dray/store"
+)
+
+// specVersion starts every task spec, so the format can change later.
+const specVersion = "dray.task/1"
+
+type objState uint8
+
+const (
+	pending objState = iota
+	ready
+	failed
+)
+
+// object is the node's record of one ref: its state, where its bytes are,
+// and how many holders (live handles, waiting tasks, containing objects)
+// still need it. n.mu guards it.
+type object struct {
+	state   objState
+	content cid.Cid // ready: CID of the bytes in the store
+	err     error   // failed: why
+	holds   int
+	memo    bool            // output of a deterministic function: remember on release
+	links   []cid.Cid       // refs inside the value, held while this object lives
+	waiters []chan struct{} // each has room for one wake-up signal
+}
+
+// argument is one argument of a task: inline encoded bytes or a ref.
+type argument struct {
+	raw []byte
+	ref cid.Cid // defined when the argument is a ref (a dependency)
+}
+
+// task is a submitted task the node has not finished. n.mu guards it,
+// except fields that never change after submission.
+type task struct {
+	id      cid.Cid
+	fn      *Function
+	args    []argument
+	outputs []cid.Cid // ref CIDs
+	held    []cid.Cid // refs held until the task finishes
+	blocked int       // Gets in progress that gave the slot back
+}
+
+// Node is one dray peer: a scheduler, a worker pool and an object store.
+// It is safe for concurrent use.
+type Node struct {
+	cfg   Config
+	reg   *Registry
+	store *store.Store
+	log   *slog.Logger
+	id    string
+	salt  [8]byte
+	seq   atomic.Uint64
+
+	ctx    context.Context // cancelled by Close; parent of task contexts
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // running tasks
+
+	mu      sync.Mutex
+	closed  bool
+	sched   *sched.Scheduler
+	objects map[cid.Cid]*object
+	tasks   map[string]*task // by task CID KeyString
+	runs    []*task          // tasks to start once mu is released
+	memo    *lru.Cache[cid.Cid, cid.Cid]
+}
+
+// New starts a node with cfg. Close releases it.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reg := cfg.Functions
+	if reg == nil {
+		reg = Default()
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s, err := sched.New(sched.Config{Slots: cfg.Slots})
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	st, err := store.Open(cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("node: open store: %w", err)
+	}
+	n := &Node{
+		cfg:     cfg,
+		reg:     reg,
+		store:   st,
+		log:     log,
+		sched:   s,
+		objects: make(map[cid.Cid]*object),
+		tasks:   make(map[string]*task),
+	}
+	if cfg.MemoEntries > 0 {
+		n.memo, _ = lru.New[cid.Cid, cid.Cid](cfg.MemoEntries)
+	}
+	_, _ = rand.Read(n.salt[:])
+	n.id = cfg.ID
+	if n.id == "" {
+		n.id = "peer-" + hex.EncodeToString(n.salt[:])
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	return n, nil
+}
+
+// Close stops the node: running tasks see their context cancelled, pending
+// Gets return ErrClosed, and Close waits for running tasks to return before
+// closing the store.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	for _, o := range n.objects {
+		n.wake(o)
+	}
+	n.mu.Unlock()
+	n.cancel()
+	n.wg.Wait()
+	return n.store.Close()
+}
+
+// ID returns the peer's ID.
+func (n *Node) ID() string { return n.id }
+
+// Registry returns the functions this node runs.
+func (n *Node) Registry() *Registry { return n.reg }
+
+// Store returns the node's object store.
+func (n *Node) Store() *store.Store { return n.store }
+
+type ctxKey struct{}
+
+type taskCtx struct {
+	n *Node
+	t *task
+}
+
+// FromContext returns the node running the task whose context ctx is, or
+// nil. Remote functions use it to call other remote functions.
+func FromContext(ctx context.Context) *Node {
+	if tc, ok := ctx.Value(ctxKey{}).(*taskCtx); ok {
+		return tc.n
+	}
+	return nil
+}
+
+// Call submits a call of the function registered as name and returns at
+// once one ref per result. An argument that is a ref (ObjectRef or Ref[T])
+// is a dependency: the task runs once its value exists and receives the
+// value. Any other argument is encoded as a value; refs nested inside it
+// arrive as refs.
+func (n *Node) Call(ctx context.Context, name string, args ...any) ([]ObjectRef, error) {
+	return n.call(ctx, name, args, false)
+}
+
+func (n *Node) call(ctx context.Context, name string, args []any, typedArgs bool) ([]ObjectRef, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("node: call %s: %w", name, err)
+	}
+	fn, err := n.reg.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(args) != len(fn.Params) {
+		return nil, fmt.Errorf("%w: %s takes %d, got %d (signature: %s)", ErrArgCount, fn.Name, len(fn.Params), len(args), fn.Signature())
+	}
+	targs := make([]argument, len(args))
+	for i, a := range args {
+		if r, ok := a.(refArg); ok {
+			id := r.objectRef().CID()
+			if !id.Defined() {
+				return nil, fmt.Errorf("node: call %s: argument %d is a zero ref", fn.Name, i+1)
+			}
+			targs[i].ref = id
+			continue
+		}
+		raw, err := codec.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("node: call %s: argument %d: %w", fn.Name, i+1, err)
+		}
+		if !typedArgs && reflect.TypeOf(a) != fn.Params[i] {
+			// Check now that the value fits the parameter, so a wrong
+			// type is the caller's error and not a task failure later.
+			if err := codec.Unmarshal(raw, reflect.New(fn.Params[i]).Interface()); err != nil {
+				return nil, fmt.Errorf("node: call %s: %w", fn.Name, &ArgumentError{Index: i, Want: fn.Params[i], Err: err})
+			}
+		}
+		targs[i].raw = raw
+	}
+	spec, err := n.encodeSpec(fn, targs)
+	if err != nil {
+		return nil, fmt.Errorf("node: call %s: %w", fn.Name, err)
+	}
+	t := &task{id: codec.Sum(spec), fn: fn, args: targs, outputs: make([]cid.Cid, len(fn.Results))}
+	for i := range t.outputs {
+		if t.outputs[i], err = outputID(t.id, i); err != nil {
+			return nil, fmt.Errorf("node: call %s: %w", fn.Name, err)
+		}
+	}
+
+	n.mu.Lock()
+	refs, err := n.submitLocked(t)
+	runs := n.takeRuns()
+	n.mu.Unlock()
+	n.start(runs)
+	return refs, err
+}
+
+// encodeSpec encodes the task spec; its CID is the task ID. Calls of
+// deterministic functions carry no nonce, so equal calls get equal IDs.
+func (n *Node) encodeSpec(fn *Function, args []argument) ([]byte, error) {
+	as := make(codec.Tuple, len(args))
+	for i, a := range args {
+		if a.ref.Defined() {
+			as[i] = codec.Tuple{1, a.ref}
+		} else {
+			as[i] = codec.Tuple{0, codec.Raw(a.raw)}
+		}
+	}
+	var nonce []byte
+	if !fn.Deterministic {
+		nonce = make([]byte, 16)
+		copy(nonce, n.salt[:])
+		binary.BigEndian.PutUint64(nonce[8:], n.seq.Add(1))
+	}
+	return codec.Marshal(codec.Tuple{specVersion, fn.Name, as, len(fn.Results), nonce})
+}
+
+// outputID is the ref of output i of task: the CID of the descriptor
+// {task, i}, known before the task runs.
+func outputID(task cid.Cid, i int) (cid.Cid, error) {
+	b, err := codec.Marshal(codec.Tuple{task, i})
+	if err != nil {
+		return cid.Undef, err
+	}
+	return codec.Sum(b), nil
+}
+
+// submitLocked records t and hands it to the scheduler. n.mu is held.
+func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
+	if n.closed {
+		return nil, ErrClosed
+	}
+	if t.fn.Deterministic && len(t.outputs) > 0 {
+		if refs, ok := n.memoLocked(t); ok {
+			return refs, nil
+		}
+	}
+	var deps []sched.ObjectID
+	var failedDep *DependencyError
+	for i, a := range t.args {
+		if !a.ref.Defined() {
+			for _, l := range linksOf(a.raw) {
+				if o := n.objects[l]; o != nil {
+					o.holds++
+					t.held = append(t.held, l)
+				}
+			}
+			continue
+		}
+		o := n.objects[a.ref]
+		if o == nil {
+			n.releaseAllLocked(t.held)
+			return nil, fmt.Errorf("node: call %s: argument %d: %w %s: it was released or made by another node", t.fn.Name, i+1, ErrUnknownRef, a.ref)
+		}
+		o.holds++
+		t.held = append(t.held, a.ref)
+		switch o.state {
+		case pending:
+			deps = append(deps, sched.ObjectID(a.ref.KeyString()))
+		case failed:
+			if failedDep == nil {
+				failedDep = &DependencyError{Arg: i, Ref: a.ref, Err: o.err}
+			}
+		}
+	}
+	refs := make([]ObjectRef, len(t.outputs))
+	for i, id := range t.outputs {
+		n.objects[id] = &object{holds: 1, memo: t.fn.Deterministic}
+		refs[i] = ObjectRef{newHandle(n, id)}
+	}
+	n.tasks[t.id.KeyString()] = t
+	if failedDep != nil {
+		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: failedDep})
+		return refs, nil
+	}
+	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(t.id.KeyString()), Deps: deps}); err != nil {
+		// Equal task IDs only arise for deterministic calls, which
+		// memoLocked answered; anything else is a bug worth surfacing.
+		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
+		return refs, nil
+	}
+	n.actLocked()
+	return refs, nil
+}
+
+// memoLocked answers a deterministic call from a task already known (in
+// flight or done) or from a remembered result still in the store.
+func (n *Node) memoLocked(t *task) ([]ObjectRef, bool) {
+	refs := make([]ObjectRef, len(t.outputs))
+	if _, ok := n.objects[t.outputs[0]]; ok {
+		for i, id := range t.outputs {
+			o := n.objects[id]
+			if o == nil { // partially released: treat as a miss
+				return nil, false
+			}
+			o.holds++
+			refs[i] = ObjectRef{newHandle(n, id)}
+		}
+		return refs, true
+	}
+	if n.memo == nil {
+		return nil, false
+	}
+	contents := make([]cid.Cid, len(t.outputs))
+	for i, id := range t.outputs {
+		c, ok := n.memo.Get(id)
+		if !ok {
+			return nil, false
+		}
+		contents[i] = c
+	}
+	for i, c := range contents {
+		if err := n.store.Pin(c); err != nil { // evicted since
+			for _, p := range contents[:i] {
+				_ = n.store.Unpin(p)
+			}
+			return nil, false
+		}
+	}
+	for i, id := range t.outputs {
+		n.objects[id] = &object{state: ready, content: contents[i], holds: 1, memo: true}
+		refs[i] = ObjectRef{newHandle(n, id)}
+	}
+	return refs, true
+}
+
+// actLocked performs the scheduler's actions: runs are queued for start
+// after the lock is released; failures are applied now (and may cascade).
+func (n *Node) actLocked() {
+	for n.sched.HasActions() {
+		for _, a := range n.sched.Actions() {
+			t := n.tasks[string(a.Task)]
+			if t == nil {
+				n.log.Error("scheduler named an unknown task", "task", fmt.Sprintf("%x", a.Task))
+				continue
+			}
+			switch a.Kind {
+			case sched.Run:
+				n.wg.Add(1)
+				n.runs = append(n.runs, t)
+			case sched.Fail:
+				dep, _ := cid.Cast([]byte(a.Object))
+				arg := 0
+				for i, x := range t.args {
+					if x.ref == dep {
+						arg = i
+						break
+					}
+				}
+				var cause error = &DependencyError{Arg: arg, Ref: dep}
+				if o := n.objects[dep]; o != nil {
+					cause = &DependencyError{Arg: arg, Ref: dep, Err: o.err}
+				}
+				n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: cause})
+			}
+		}
+	}
+}
+
+func (n *Node) takeRuns() []*task {
+	r := n.runs
+	n.runs = nil
+	return r
+}
+
+func (n *Node) start(runs []*task) {
+	for _, t := range runs {
+		go n.execute(t)
+	}
+}
+
+// execute runs t on this goroutine and records its outcome.
+func (n *Node) execute(t *task) {
+	defer n.wg.Done()
+	outs, err := n.run(t)
+	n.mu.Lock()
+	if serr := n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())}); serr != nil {
+		n.log.Error("scheduler refused done", "task", t.id, "err", serr)
+	}
+	n.finishLocked(t, outs, err)
+	runs := n.takeRuns()
+	n.mu.Unlock()
+	n.start(runs)
+}
+
+// output is a stored result: its content CID and the refs inside it.
+type output struct {
+	content cid.Cid
+	links   []cid.Cid
+}
+
+// run resolves t's arguments, calls the function and stores its results.
+func (n *Node) run(t *task) (outs []output, err error) {
+	fail := func(cause error) error { return &TaskError{Func: t.fn.Name, Task: t.id, Cause: cause} }
+	args := make([][]byte, len(t.args))
+	for i, a := range t.args {
+		if !a.ref.Defined() {
+			args[i] = a.raw
+			continue
+		}
+		data, err := n.getBytes(n.ctx, a.ref, nil)
+		if err != nil {
+			return nil, fail(&DependencyError{Arg: i, Ref: a.ref, Err: err})
+		}
+		args[i] = data
+	}
+	ctx := context.WithValue(n.ctx, ctxKey{}, &taskCtx{n: n, t: t})
+	results, err := n.invoke(ctx, t, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(results) != len(t.outputs) {
+		return nil, fail(fmt.Errorf("function returned %d results, want %d", len(results), len(t.outputs)))
+	}
+	outs = make([]output, len(results))
+	for i, r := range results {
+		data, err := codec.Marshal(r)
+		if err == nil {
+			outs[i].links = linksOf(data)
+			outs[i].content, err = n.store.PutPinned(n.ctx, data)
+		}
+		if err != nil {
+			for _, o := range outs[:i] {
+				_, _ = n.store.Release(o.content)
+			}
+			return nil, fail(fmt.Errorf("result %d: %w", i+1, err))
+		}
+	}
+	return outs, nil
+}
+
+// invoke calls the function, turning a panic into a TaskError with the stack.
+func (n *Node) invoke(ctx context.Context, t *task, args [][]byte) (res []any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &TaskError{Func: t.fn.Name, Task: t.id, Cause: &PanicError{Value: p}, Panic: p, Stack: string(debug.Stack())}
+		}
+	}()
+	res, err = t.fn.invoke(ctx, args)
+	if err != nil {
+		var te *TaskError
+		if !errors.As(err, &te) || te.Task != t.id {
+			err = &TaskError{Func: t.fn.Name, Task: t.id, Cause: err}
+		}
+	}
+	return res, err
+}
+
+// finishLocked resolves t's outputs (ready with contents, or failed with
+// err), tells the scheduler, and drops the task.
+func (n *Node) finishLocked(t *task, outs []output, err error) {
+	for i, id := range t.outputs {
+		o := n.objects[id]
+		if err == nil {
+			o.state, o.content = ready, outs[i].content
+			n.holdLinksLocked(o, outs[i].links)
+		} else {
+			o.state, o.err = failed, err
+		}
+		n.wake(o)
+		kind := sched.ObjectReady
+		if err != nil {
+			kind = sched.ObjectFailed
+		}
+		_ = n.sched.Step(sched.Event{Kind: kind, Object: sched.ObjectID(id.KeyString())})
+		n.maybeDropLocked(id, o)
+	}
+	delete(n.tasks, t.id.KeyString())
+	n.releaseAllLocked(t.held)
+	t.held = nil
+	n.actLocked()
+}
+
+// holdLinksLocked holds the refs inside a ready object's value for as long
+// as the object lives, so a ref returned inside a result stays valid.
+func (n *Node) holdLinksLocked(o *object, links []cid.Cid) {
+	for _, l := range links {
+		if lo := n.objects[l]; lo != nil {
+			lo.holds++
+			o.links = append(o.links, l)
+		}
+	}
+}
+
+// linksOf returns the CID links in an encoded value. Most values hold none;
+// the tag-42 byte pair is looked for first so they cost one scan.
+func linksOf(data []byte) []cid.Cid {
+	if !mayHaveLinks(data) {
+		return nil
+	}
+	ls, err := codec.Links(data)
+	if err != nil {
+		return nil
+	}
+	return ls
+}
+
+func mayHaveLinks(data []byte) bool {
+	for i := 0; i+1 < len(data); i++ {
+		if data[i] == 0xd8 && data[i+1] == 0x2a {
+			return true
+		}
+	}
+	return false
+}
+
+// wake notifies everyone waiting on o. Waiter channels have room for one
+// signal; a waiter watching several objects may be signalled already.
+func (n *Node) wake(o *object) {
+	for _, w := range o.waiters {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+	o.waiters = nil
+}
+
+// release gives back one hold on id (a ref handle was collected).
+func (n *Node) release(id cid.Cid) {
+	n.mu.Lock()
+	n.releaseLocked(id)
+	n.mu.Unlock()
+}
+
+func (n *Node) releaseAllLocked(ids []cid.Cid) {
+	for _, id := range ids {
+		n.releaseLocked(id)
+	}
+}
+
+func (n *Node) releaseLocked(id cid.Cid) {
+	o := n.objects[id]
+	if o == nil {
+		return
+	}
+	o.holds--
+	n.maybeDropLocked(id, o)
+}
+
+// maybeDropLocked forgets an object nobody holds once it is resolved; its
+// bytes leave the store unless a deterministic function made them, in which
+// case they stay, unpinned, as a memo the store may evict.
+func (n *Node) maybeDropLocked(id cid.Cid, o *object) {
+	if o.holds > 0 || o.state == pending || n.closed {
+		return
+	}
+	delete(n.objects, id)
+	if o.state != ready {
+		return
+	}
+	if o.memo && n.memo != nil {
+		n.memo.Add(id, o.content)
+		_ = n.store.Unpin(o.content)
+	} else {
+		_, _ = n.store.Release(o.content)
+	}
+	links := o.links
+	o.links = nil
+	n.releaseAllLocked(links)
+}
+
+// Put stores v and returns its ref, whose CID is the CID of v's encoding.
+func (n *Node) Put(ctx context.Context, v any) (ObjectRef, error) {
+	data, err := codec.Marshal(v)
+	if err != nil {
+		return ObjectRef{}, fmt.Errorf("node: put: %w", err)
+	}
+	return n.PutEncoded(ctx, data)
+}
+
+// Put stores v on n and returns its typed ref.
+func Put[T any](ctx context.Context, n *Node, v T) (Ref[T], error) {
+	r, err := n.Put(ctx, v)
+	return Ref[T]{r}, err
+}
+
+// PutEncoded stores bytes that are already a canonical codec encoding and
+// returns their ref. The node takes ownership of data.
+func (n *Node) PutEncoded(ctx context.Context, data []byte) (ObjectRef, error) {
+	c, err := n.store.PutPinned(ctx, data)
+	if err != nil {
+		return ObjectRef{}, fmt.Errorf("node: put: %w", err)
+	}
+	links := linksOf(data)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		_, _ = n.store.Release(c)
+		return ObjectRef{}, ErrClosed
+	}
+	if o, ok := n.objects[c]; ok && o.state == ready {
+		o.holds++
+		_, _ = n.store.Release(c) // the existing record already pins it
+		return ObjectRef{newHandle(n, c)}, nil
+	}
+	o := &object{state: ready, content: c, holds: 1}
+	n.holdLinksLocked(o, links)
+	n.objects[c] = o
+	return ObjectRef{newHandle(n, c)}, nil
+}
+
+// Ref returns a new counted ref to the object with ID c, which this node
+// must know (made by a call or a put and still held).
+func (n *Node) Ref(c cid.Cid) (ObjectRef, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	o := n.objects[c]
+	if o == nil {
+		return ObjectRef{}, fmt.Errorf("%w %s: this node has no object with that ID (it was released, or made by another peer)", ErrUnknownRef, c)
+	}
+	o.holds++
+	return ObjectRef{newHandle(n, c)}, nil
+}
+
+// getBytes waits until id is resolved and returns its encoded value.
+func (n *Node) getBytes(ctx context.Context, id cid.Cid, opts []GetOption) ([]byte, error) {
+	var o getOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	n.mu.Lock()
+	obj := n.objects[id]
+	if obj == nil {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("node: get: %w %s: it was released or made by another node", ErrUnknownRef, id)
+	}
+	if obj.state == pending {
+		if o.timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, o.timeout)
+			defer cancel()
+		}
+		obj.holds++ // keep the record while we wait
+		w := make(chan struct{}, 1)
+		obj.waiters = append(obj.waiters, w)
+		tc := n.blockLocked(ctx)
+		runs := n.takeRuns()
+		n.mu.Unlock()
+		n.start(runs)
+
+		var werr error
+		select {
+		case <-w:
+		case <-ctx.Done():
+			werr = ctx.Err()
+		case <-n.ctx.Done():
+			werr = ErrClosed
+		}
+		n.mu.Lock()
+		n.unblockLocked(tc)
+		if werr != nil {
+			obj.waiters = removeWaiter(obj.waiters, w)
+			obj.holds--
+			n.maybeDropLocked(id, obj)
+			n.mu.Unlock()
+			return nil, fmt.Errorf("node: get %s: %w", id, werr)
+		}
+		// Our hold is given back once the bytes are read, so the object
+		// cannot be dropped in between even if every ref went away.
+		defer n.release(id)
+	}
+	if n.closed {
+		n.mu.Unlock()
+		return nil, ErrClosed
+	}
+	state, content, oerr := obj.state, obj.content, obj.err
+	n.mu.Unlock()
+	if state == failed {
+		return nil, oerr
+	}
+	data, err := n.store.Get(ctx, content)
+	if err != nil {
+		return nil, fmt.Errorf("node: get %s: %w", id, err)
+	}
+	return data, nil
+}
+
+// blockLocked tells the scheduler that the task running on ctx, if any,
+// waits in Get and gives its slot back (so nested tasks cannot deadlock the
+// pool). unblockLocked takes the slot again.
+func (n *Node) blockLocked(ctx context.Context) *task {
+	tc, ok := ctx.Value(ctxKey{}).(*taskCtx)
+	if !ok || tc.n != n || n.tasks[tc.t.id.KeyString()] != tc.t {
+		return nil
+	}
+	t := tc.t
+	t.blocked++
+	if t.blocked == 1 {
+		if err := n.sched.Step(sched.Event{Kind: sched.Blocked, Task: sched.TaskID(t.id.KeyString())}); err != nil {
+			n.log.Error("scheduler refused blocked", "task", t.id, "err", err)
+		}
+		n.actLocked()
+	}
+	return t
+}
+
+func (n *Node) unblockLocked(t *task) {
+	if t == nil {
+		return
+	}
+	t.blocked--
+	if t.blocked == 0 && n.tasks[t.id.KeyString()] == t {
+		if err := n.sched.Step(sched.Event{Kind: sched.Unblocked, Task: sched.TaskID(t.id.KeyString())}); err != nil {
+			n.log.Error("scheduler refused unblocked", "task", t.id, "err", err)
+		}
+	}
+}
+
+// Stats is a snapshot of a node's tables.
+type Stats struct {
+	Objects int         // refs the node tracks
+	Tasks   int         // tasks submitted and not finished
+	Sched   sched.Stats // scheduler queues
+	Store   store.Stats // object store
+}
+
+// Stats returns a snapshot of the node's tables.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	s := Stats{Objects: len(n.objects), Tasks: len(n.tasks), Sched: n.sched.Stats()}
+	n.mu.Unlock()
+	s.Store = n.store.Stats()
+	return s
+}

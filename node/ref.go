@@ -1,0 +1,152 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/dray-project/dray/codec"
+)
+
+// handle is what a live ref points at. The node counts handles per object;
+// when the garbage collector frees the last copy of a ref, its handle's
+// cleanup gives the count back, so objects nobody can name any more are
+// released (as Ray's reference counting does).
+type handle struct {
+	n  *Node // nil for a borrowed ref decoded from a value
+	id cid.Cid
+}
+
+type releaseArg struct {
+	n  *Node
+	id cid.Cid
+}
+
+// newHandle returns a counted handle; the caller has already counted it.
+func newHandle(n *Node, id cid.Cid) *handle {
+	h := &handle{n: n, id: id}
+	runtime.AddCleanup(h, func(a releaseArg) { a.n.release(a.id) }, releaseArg{n, id})
+	return h
+}
+
+// ObjectRef is a reference to an object: a task output or a put value. Its
+// ID is a CID known before the object exists. Copies of a ref share one
+// handle; the object is released once no copy is reachable.
+//
+// A ref found inside a decoded value (a list of refs passed to a task, say)
+// is borrowed: it is not counted, and resolves through the node found in
+// the context passed to Get, which inside a task is the node running it.
+type ObjectRef struct {
+	h *handle
+}
+
+// Ref is an ObjectRef whose value has type T.
+type Ref[T any] struct {
+	ObjectRef
+}
+
+// As gives a typed view of r. Get decodes into T and fails if the value does
+// not fit it.
+func As[T any](r ObjectRef) Ref[T] { return Ref[T]{r} }
+
+// CID returns the ref's ID (the zero CID for a zero ref).
+func (r ObjectRef) CID() cid.Cid {
+	if r.h == nil {
+		return cid.Undef
+	}
+	return r.h.id
+}
+
+// String returns the CID in its usual text form.
+func (r ObjectRef) String() string {
+	if r.h == nil {
+		return "<nil ref>"
+	}
+	return r.h.id.String()
+}
+
+// IsZero reports whether r refers to nothing.
+func (r ObjectRef) IsZero() bool { return r.h == nil }
+
+// Link makes refs travel inside values as CID links (codec.Linker).
+func (r ObjectRef) Link() cid.Cid { return r.CID() }
+
+// SetLink decodes a CID link into a borrowed ref (codec.LinkSetter).
+func (r *ObjectRef) SetLink(c cid.Cid) error {
+	if !c.Defined() {
+		return fmt.Errorf("node: undefined CID cannot be a ref")
+	}
+	r.h = &handle{id: c}
+	return nil
+}
+
+func (r ObjectRef) objectRef() ObjectRef { return r }
+
+func (r Ref[T]) callArg() any { return r.ObjectRef }
+
+var (
+	_ codec.Linker     = ObjectRef{}
+	_ codec.LinkSetter = (*ObjectRef)(nil)
+	_ codec.Linker     = Ref[int]{}
+	_ codec.LinkSetter = (*Ref[int])(nil)
+)
+
+// refArg is implemented by ObjectRef and every Ref[T]: a top-level call
+// argument that is a dependency.
+type refArg interface{ objectRef() ObjectRef }
+
+// GetOption changes how Get waits.
+type GetOption func(*getOptions)
+
+type getOptions struct{ timeout time.Duration }
+
+// WithTimeout bounds how long Get waits; on expiry it returns an error that
+// matches context.DeadlineExceeded.
+func WithTimeout(d time.Duration) GetOption { return func(o *getOptions) { o.timeout = d } }
+
+func (r ObjectRef) node(ctx context.Context) (*Node, error) {
+	if r.h == nil {
+		return nil, fmt.Errorf("node: get of a zero ref")
+	}
+	if r.h.n != nil {
+		return r.h.n, nil
+	}
+	if n := FromContext(ctx); n != nil {
+		return n, nil
+	}
+	return nil, fmt.Errorf("node: ref %s was decoded from a value and has no node: call Get inside a task, or pass the node's context", r.h.id)
+}
+
+// Get waits for the value and decodes it into its dynamic form (see
+// codec.Unmarshal into any).
+func (r ObjectRef) Get(ctx context.Context, opts ...GetOption) (any, error) {
+	var v any
+	err := r.GetInto(ctx, &v, opts...)
+	return v, err
+}
+
+// GetInto waits for the value and decodes it into ptr.
+func (r ObjectRef) GetInto(ctx context.Context, ptr any, opts ...GetOption) error {
+	n, err := r.node(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := n.getBytes(ctx, r.h.id, opts)
+	if err != nil {
+		return err
+	}
+	if err := codec.Unmarshal(data, ptr); err != nil {
+		return fmt.Errorf("node: get %s: decode into %T: %w", r.h.id, ptr, err)
+	}
+	return nil
+}
+
+// Get waits for the value and returns it as a T.
+func (r Ref[T]) Get(ctx context.Context, opts ...GetOption) (T, error) {
+	var v T
+	err := r.GetInto(ctx, &v, opts...)
+	return v, err
+}

@@ -1,0 +1,287 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/agnivade/levenshtein"
+
+	"github.com/dray-project/dray/codec"
+)
+
+// ErrUnknownFunction is matched (errors.Is) by every *UnknownFunctionError.
+var ErrUnknownFunction = errors.New("node: unknown function")
+
+// UnknownFunctionError reports a call to a name no function is registered
+// under, with the closest registered names.
+type UnknownFunctionError struct {
+	Name        string
+	Suggestions []string
+}
+
+func (e *UnknownFunctionError) Error() string {
+	msg := fmt.Sprintf("node: unknown function %q", e.Name)
+	if len(e.Suggestions) > 0 {
+		msg += " (did you mean " + strings.Join(e.Suggestions, ", ") + "?)"
+	} else {
+		msg += " (run `dray functions` to list them)"
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrUnknownFunction) true.
+func (e *UnknownFunctionError) Is(target error) bool { return target == ErrUnknownFunction }
+
+// invoker runs a function on encoded arguments and returns its results.
+type invoker func(ctx context.Context, args [][]byte) ([]any, error)
+
+// Function describes a registered remote function.
+type Function struct {
+	// Name is the name it is called by.
+	Name string
+	// Params are the types of its arguments (without a leading
+	// context.Context).
+	Params []reflect.Type
+	// Results are the types of its results (without a trailing error).
+	Results []reflect.Type
+	// Deterministic functions give equal results for equal arguments: calls
+	// with equal arguments share one task and are answered from the store.
+	Deterministic bool
+	// Doc is a one-line description shown by `dray functions`.
+	Doc string
+
+	invoke invoker
+}
+
+// Signature renders the function as "name(int, int) int".
+func (f *Function) Signature() string {
+	var b strings.Builder
+	b.WriteString(f.Name)
+	b.WriteByte('(')
+	for i, p := range f.Params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(typeName(p))
+	}
+	b.WriteByte(')')
+	switch len(f.Results) {
+	case 0:
+	case 1:
+		b.WriteString(" " + typeName(f.Results[0]))
+	default:
+		b.WriteString(" (")
+		for i, r := range f.Results {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(typeName(r))
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+func typeName(t reflect.Type) string {
+	if name, ok := codec.RegisteredName(t); ok {
+		return name
+	}
+	switch t {
+	case reflect.TypeFor[any]():
+		return "any"
+	case reflect.TypeFor[[]byte]():
+		return "bytes"
+	case reflect.TypeFor[codec.Array]():
+		return "ndarray"
+	}
+	return t.String()
+}
+
+// FuncOption changes how a function is registered.
+type FuncOption func(*Function)
+
+// Deterministic declares that equal arguments give equal results, so equal
+// calls share a task CID and repeated calls are answered without running.
+func Deterministic() FuncOption { return func(f *Function) { f.Deterministic = true } }
+
+// Doc attaches a one-line description.
+func Doc(s string) FuncOption { return func(f *Function) { f.Doc = s } }
+
+// Registry holds remote functions by name. Every peer must register the
+// same functions before its node starts. It is safe for concurrent use.
+type Registry struct {
+	mu    sync.RWMutex
+	funcs map[string]*Function
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry() *Registry { return &Registry{funcs: make(map[string]*Function)} }
+
+var defaultRegistry = NewRegistry()
+
+// Default returns the process-wide registry used when Config.Functions is nil.
+func Default() *Registry { return defaultRegistry }
+
+var (
+	ctxType = reflect.TypeFor[context.Context]()
+	errType = reflect.TypeFor[error]()
+)
+
+// Register adds fn under name, through reflection. fn must be a function;
+// it may take a context.Context first and may return an error last; every
+// other parameter and result must be a type that can travel (see codec).
+func (r *Registry) Register(name string, fn any, opts ...FuncOption) error {
+	v := reflect.ValueOf(fn)
+	if v.Kind() != reflect.Func || v.IsNil() {
+		return fmt.Errorf("node: register %q: %T is not a function", name, fn)
+	}
+	t := v.Type()
+	if t.IsVariadic() {
+		return fmt.Errorf("node: register %q: variadic functions are not supported (take a slice instead)", name)
+	}
+	withCtx := t.NumIn() > 0 && t.In(0) == ctxType
+	withErr := t.NumOut() > 0 && t.Out(t.NumOut()-1) == errType
+	f := &Function{Name: name}
+	for i := 0; i < t.NumIn(); i++ {
+		if i == 0 && withCtx {
+			continue
+		}
+		f.Params = append(f.Params, t.In(i))
+	}
+	for i := 0; i < t.NumOut(); i++ {
+		if i == t.NumOut()-1 && withErr {
+			continue
+		}
+		f.Results = append(f.Results, t.Out(i))
+	}
+	params := f.Params
+	f.invoke = func(ctx context.Context, args [][]byte) ([]any, error) {
+		in := make([]reflect.Value, 0, len(args)+1)
+		if withCtx {
+			in = append(in, reflect.ValueOf(ctx))
+		}
+		for i, raw := range args {
+			p := reflect.New(params[i])
+			if err := codec.Unmarshal(raw, p.Interface()); err != nil {
+				return nil, &ArgumentError{Index: i, Want: params[i], Err: err}
+			}
+			in = append(in, p.Elem())
+		}
+		out := v.Call(in)
+		if withErr {
+			if e := out[len(out)-1]; !e.IsNil() {
+				return nil, e.Interface().(error)
+			}
+			out = out[:len(out)-1]
+		}
+		res := make([]any, len(out))
+		for i, o := range out {
+			res[i] = o.Interface()
+		}
+		return res, nil
+	}
+	return r.add(f, opts)
+}
+
+// MustRegister is Register for package initialisation: it panics on error.
+func (r *Registry) MustRegister(name string, fn any, opts ...FuncOption) {
+	if err := r.Register(name, fn, opts...); err != nil {
+		panic(err)
+	}
+}
+
+func (r *Registry) add(f *Function, opts []FuncOption) error {
+	if err := validName(f.Name); err != nil {
+		return err
+	}
+	for _, o := range opts {
+		o(f)
+	}
+	for i, p := range f.Params {
+		if err := codec.CheckType(p); err != nil {
+			return fmt.Errorf("node: register %q: parameter %d: %w", f.Name, i+1, err)
+		}
+	}
+	for i, p := range f.Results {
+		if err := codec.CheckType(p); err != nil {
+			return fmt.Errorf("node: register %q: result %d: %w", f.Name, i+1, err)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.funcs[f.Name]; ok {
+		return fmt.Errorf("node: register %q: a function is already registered under that name", f.Name)
+	}
+	r.funcs[f.Name] = f
+	return nil
+}
+
+func validName(name string) error {
+	if name == "" {
+		return errors.New("node: register: empty function name")
+	}
+	for _, c := range name {
+		ok := c == '.' || c == '_' || c == '-' || c == '/' ||
+			(c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+		if !ok {
+			return fmt.Errorf("node: register %q: names may hold letters, digits and . _ - / only", name)
+		}
+	}
+	return nil
+}
+
+// Lookup returns the function registered under name, or an
+// *UnknownFunctionError that lists close matches.
+func (r *Registry) Lookup(name string) (*Function, error) {
+	r.mu.RLock()
+	f, ok := r.funcs[name]
+	r.mu.RUnlock()
+	if ok {
+		return f, nil
+	}
+	return nil, &UnknownFunctionError{Name: name, Suggestions: r.closest(name)}
+}
+
+// closest returns registered names within a small edit distance of name,
+// nearest first, or sharing its prefix.
+func (r *Registry) closest(name string) []string {
+	type cand struct {
+		name string
+		d    int
+	}
+	var cs []cand
+	limit := max(2, len(name)/3)
+	for _, f := range r.Functions() {
+		d := levenshtein.ComputeDistance(strings.ToLower(name), strings.ToLower(f.Name))
+		if d <= limit || (len(name) >= 2 && strings.HasPrefix(f.Name, name)) {
+			cs = append(cs, cand{f.Name, d})
+		}
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].d < cs[j].d })
+	var out []string
+	for _, c := range cs {
+		if len(out) == 3 {
+			break
+		}
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// Functions lists the registered functions sorted by name.
+func (r *Registry) Functions() []*Function {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	fs := make([]*Function, 0, len(r.funcs))
+	for _, f := range r.funcs {
+		fs = append(fs, f)
+	}
+	slices.SortFunc(fs, func(a, b *Function) int { return strings.Compare(a.Name, b.Name) })
+	return fs
+}
