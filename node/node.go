@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/ipfs/go-cid"
@@ -60,6 +61,7 @@ type task struct {
 	outputs []cid.Cid // ref CIDs
 	held    []cid.Cid // refs held until the task finishes
 	blocked int       // Gets in progress that gave the slot back
+	ctx     taskCtx   // the context the function runs with
 }
 
 // Node is one dray peer: a scheduler, a worker pool and an object store.
@@ -83,6 +85,7 @@ type Node struct {
 	objects map[cid.Cid]*object
 	tasks   map[string]*task // by task CID KeyString
 	runs    []*task          // tasks to start once mu is released
+	work    chan *task       // idle workers receive here
 	memo    *lru.Cache[cid.Cid, cid.Cid]
 }
 
@@ -115,6 +118,7 @@ func New(cfg Config) (*Node, error) {
 		sched:   s,
 		objects: make(map[cid.Cid]*object),
 		tasks:   make(map[string]*task),
+		work:    make(chan *task),
 	}
 	if cfg.MemoEntries > 0 {
 		n.memo, _ = lru.New[cid.Cid, cid.Cid](cfg.MemoEntries)
@@ -158,9 +162,21 @@ func (n *Node) Store() *store.Store { return n.store }
 
 type ctxKey struct{}
 
+// taskCtx is the context a task runs with: the node's context plus the
+// task, so Get inside the task can give the slot back and FromContext
+// finds the node. It lives inside the task, so making it costs nothing.
 type taskCtx struct {
+	context.Context
 	n *Node
 	t *task
+}
+
+// Value answers ctxKey{} with the taskCtx itself.
+func (c *taskCtx) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
 }
 
 // FromContext returns the node running the task whose context ctx is, or
@@ -235,33 +251,51 @@ func (n *Node) call(ctx context.Context, name string, args []any, typedArgs bool
 }
 
 // encodeSpec encodes the task spec; its CID is the task ID. Calls of
-// deterministic functions carry no nonce, so equal calls get equal IDs.
+// deterministic functions carry no nonce, so equal calls get equal IDs. The
+// spec is the canonical encoding of
+//
+//	["dray.task/1", func, [[0, value] | [1, ref link], ...], results, nonce | null]
 func (n *Node) encodeSpec(fn *Function, args []argument) ([]byte, error) {
-	as := make(codec.Tuple, len(args))
-	for i, a := range args {
+	size := 64 + len(fn.Name)
+	for _, a := range args {
+		size += 48 + len(a.raw)
+	}
+	b := codec.NewBuilder(size)
+	b.Array(5)
+	b.Text(specVersion)
+	b.Text(fn.Name)
+	b.Array(len(args))
+	for _, a := range args {
+		b.Array(2)
 		if a.ref.Defined() {
-			as[i] = codec.Tuple{1, a.ref}
+			b.Uint(1)
+			b.Link(a.ref)
 		} else {
-			as[i] = codec.Tuple{0, codec.Raw(a.raw)}
+			b.Uint(0)
+			b.Raw(a.raw)
 		}
 	}
-	var nonce []byte
-	if !fn.Deterministic {
-		nonce = make([]byte, 16)
-		copy(nonce, n.salt[:])
+	b.Uint(uint64(len(fn.Results)))
+	if fn.Deterministic {
+		b.Null()
+	} else {
+		var nonce [16]byte
+		copy(nonce[:], n.salt[:])
 		binary.BigEndian.PutUint64(nonce[8:], n.seq.Add(1))
+		b.ByteString(nonce[:])
 	}
-	return codec.Marshal(codec.Tuple{specVersion, fn.Name, as, len(fn.Results), nonce})
+	return b.Bytes(), nil
 }
 
 // outputID is the ref of output i of task: the CID of the descriptor
-// {task, i}, known before the task runs.
+// [task link, i], known before the task runs.
 func outputID(task cid.Cid, i int) (cid.Cid, error) {
-	b, err := codec.Marshal(codec.Tuple{task, i})
-	if err != nil {
-		return cid.Undef, err
-	}
-	return codec.Sum(b), nil
+	var buf [64]byte
+	b := codec.NewBuilderOn(buf[:0])
+	b.Array(2)
+	b.Link(task)
+	b.Uint(uint64(i))
+	return codec.Sum(b.Bytes()), nil
 }
 
 // submitLocked records t and hands it to the scheduler. n.mu is held.
@@ -402,9 +436,37 @@ func (n *Node) takeRuns() []*task {
 	return r
 }
 
+// start hands tasks to idle workers, and starts a worker for each task no
+// idle worker takes. Workers outlive their task and wait a while for the
+// next, so a busy node reuses goroutines (and their grown stacks) instead
+// of starting one per task; the pool grows past Slots only while tasks are
+// blocked in Get, and shrinks back when idle.
 func (n *Node) start(runs []*task) {
 	for _, t := range runs {
-		go n.execute(t)
+		select {
+		case n.work <- t:
+		default:
+			go n.worker(t)
+		}
+	}
+}
+
+// workerIdle is how long a worker without a task waits before it exits.
+const workerIdle = 5 * time.Second
+
+func (n *Node) worker(t *task) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		n.execute(t)
+		idle.Reset(workerIdle)
+		select {
+		case t = <-n.work:
+		case <-idle.C:
+			return
+		case <-n.ctx.Done():
+			return
+		}
 	}
 }
 
@@ -443,7 +505,8 @@ func (n *Node) run(t *task) (outs []output, err error) {
 		}
 		args[i] = data
 	}
-	ctx := context.WithValue(n.ctx, ctxKey{}, &taskCtx{n: n, t: t})
+	t.ctx = taskCtx{Context: n.ctx, n: n, t: t}
+	ctx := &t.ctx
 	results, err := n.invoke(ctx, t, args)
 	if err != nil {
 		return nil, err

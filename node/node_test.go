@@ -418,3 +418,22 @@ func TestConfigValidate(t *testing.T) {
 	_, err := node.New(cfg)
 	require.Error(t, err)
 }
+
+// TestSpecEncodingIsCanonical checks the hand-built spec against Marshal of
+// the equivalent value, so task IDs are CIDs of canonical encodings.
+func TestSpecEncodingIsCanonical(t *testing.T) {
+	n := newNode(t, 1, nil)
+	ctx := ctxT(t)
+	dep, err := n.Put(ctx, int64(5))
+	require.NoError(t, err)
+	refs, err := n.Call(ctx, "add", dep, int64(7))
+	require.NoError(t, err)
+	raw7, err := codec.Marshal(int64(7))
+	require.NoError(t, err)
+	spec, err := codec.Marshal(codec.Tuple{"dray.task/1", "add",
+		codec.Tuple{codec.Tuple{1, dep.CID()}, codec.Tuple{0, codec.Raw(raw7)}}, 1, nil})
+	require.NoError(t, err)
+	desc, err := codec.Marshal(codec.Tuple{codec.Sum(spec), 0})
+	require.NoError(t, err)
+	assert.Equal(t, codec.Sum(desc), refs[0].CID(), "add is deterministic: its ref is fixed by its arguments")
+}
