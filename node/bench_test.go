@@ -176,7 +176,6 @@ func BenchmarkPutLarge(b *testing.B) {
 		b.Fatal(err)
 	}
 	vals = nil
-	b.SetBytes(size)
 	var putTime, hashTime time.Duration
 	for i := 0; b.Loop(); i++ {
 		arr.Data[0] = byte(i) // a new value each time, so nothing is deduplicated

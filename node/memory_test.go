@@ -20,8 +20,8 @@ const heapBound = 64 << 20
 // and that the node forgets every task and object once the refs are gone.
 func TestMillionTasksBoundedHeap(t *testing.T) {
 	total := 1_000_000
-	if testing.Short() || raceEnabled {
-		total = 100_000 // the race detector makes the full run take minutes
+	if testing.Short() {
+		total = 100_000
 	}
 	var inc node.Func1[int, int]
 	n := newNode(t, runtime.NumCPU(), func(r *node.Registry) {
