@@ -25,6 +25,9 @@ var (
 	ErrNotPinned = errors.New("store: object is not pinned")
 	// ErrClosed reports use of a Store after Close.
 	ErrClosed = errors.New("store: closed")
+	// ErrLocked is returned by Open when another Store (in this or another
+	// process) uses the data directory.
+	ErrLocked = errors.New("store: data directory is in use by another store")
 	// ErrUnsupportedHash reports a CID whose hash function the store
 	// refuses to verify (unknown, non-cryptographic, or truncated).
 	ErrUnsupportedHash = errors.New("store: unsupported hash")

@@ -19,8 +19,8 @@ func lockDir(path string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("store: data directory is in use by another store (lock %s is held); "+
-				"close it or use another directory", path)
+			return nil, fmt.Errorf("%w (lock %s is held by another process); "+
+				"close it or use another directory", ErrLocked, path)
 		}
 		return nil, fmt.Errorf("store: lock %s: %w", path, err)
 	}

@@ -12,13 +12,12 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/dray-project/dray/codec"
-	"github.com/dray-project/dray/node"
 )
 
 // argFromJSON converts a command-line JSON argument into a value of the
 // parameter type t. A top-level {"/":"<cid>"} is a ref to that object (a
 // dependency); nested ones become CID links.
-func argFromJSON(n *node.Node, raw []byte, t reflect.Type) (any, error) {
+func argFromJSON(n *closer, raw []byte, t reflect.Type) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any

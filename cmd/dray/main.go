@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/dray-project/dray/node"
 	"github.com/dray-project/dray/node/builtin"
+	"github.com/dray-project/dray/store"
 )
 
 func main() {
@@ -88,7 +90,7 @@ func registry() (*node.Registry, error) {
 }
 
 // startNode starts the in-process peer a command runs on.
-func startNode(opts *options, stderr io.Writer) (*node.Node, error) {
+func startNode(opts *options, stderr io.Writer) (*closer, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", opts.logLevel)
@@ -111,10 +113,40 @@ func startNode(opts *options, stderr io.Writer) (*node.Node, error) {
 		return nil, err
 	}
 	n, err := node.New(cfg)
+	if errors.Is(err, store.ErrLocked) {
+		// Another peer uses the data directory: this command's peer is
+		// short-lived, so it spills to a private directory instead.
+		tmp, terr := os.MkdirTemp("", "dray-run-")
+		if terr != nil {
+			return nil, fmt.Errorf("%w (and no private directory: %v)", err, terr)
+		}
+		cfg.Logger.Debug("data directory in use; using a private one", "dir", tmp)
+		cfg.Store.Dir = tmp
+		n, err = node.New(cfg)
+		if err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		return &closer{Node: n, dir: tmp}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	return n, nil
+	return &closer{Node: n}, nil
+}
+
+// closer is a command's peer; Close also removes its private directory.
+type closer struct {
+	*node.Node
+	dir string
+}
+
+func (c *closer) Close() error {
+	err := c.Node.Close()
+	if c.dir != "" {
+		err = errors.Join(err, os.RemoveAll(c.dir))
+	}
+	return err
 }
 
 // totalMemory is the machine's memory in bytes (1 GiB when unknown).

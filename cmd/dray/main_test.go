@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dray-project/dray/store"
 )
 
 var drayBin string
@@ -33,8 +35,13 @@ func TestMain(m *testing.M) {
 
 func dray(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return drayIn(t, t.TempDir(), args...)
+}
+
+func drayIn(t *testing.T, dataDir string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(drayBin, args...)
-	cmd.Env = append(os.Environ(), "DRAY_DATA="+t.TempDir())
+	cmd.Env = append(os.Environ(), "DRAY_DATA="+dataDir)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -123,4 +130,18 @@ func TestFunctions(t *testing.T) {
 	} {
 		assert.Contains(t, out, want)
 	}
+}
+
+// TestRunWhileDataDirInUse checks that a command still runs when another
+// peer holds the data directory: it spills to a private directory instead.
+func TestRunWhileDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	cfg := store.DefaultConfig()
+	cfg.Dir = dir
+	s, err := store.Open(cfg)
+	require.NoError(t, err)
+	defer s.Close()
+	out, errOut, code := drayIn(t, dir, "run", "add", "40", "2")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, "42\n", out)
 }
