@@ -285,19 +285,11 @@ func (s *Store) Release(c cid.Cid) (deleted bool, err error) {
 	if !ok {
 		return false, notFound(c)
 	}
-	switch e.pins {
-	case 0:
-		return false, fmt.Errorf("%w: %s", ErrNotPinned, c)
-	case 1:
-		s.unlinkLocked(e)
-		e.pins = 0
-		s.pinned--
-		s.linkLocked(e)
-		return true, s.deleteLocked(c, e)
-	default:
-		e.pins--
-		return false, nil
+	unpinned, err := s.unpinLocked(c, e)
+	if !unpinned {
+		return false, err
 	}
+	return true, s.deleteLocked(c, e)
 }
 
 // Unpin decrements the object's pin count; at zero the object becomes
@@ -313,18 +305,24 @@ func (s *Store) Unpin(c cid.Cid) error {
 	if !ok {
 		return notFound(c)
 	}
+	_, err := s.unpinLocked(c, e)
+	return err
+}
+
+// unpinLocked decrements e's pin count and reports whether it reached zero.
+func (s *Store) unpinLocked(c cid.Cid, e *entry) (unpinned bool, err error) {
 	switch e.pins {
 	case 0:
-		return fmt.Errorf("%w: %s", ErrNotPinned, c)
+		return false, fmt.Errorf("%w: %s", ErrNotPinned, c)
 	case 1:
 		s.unlinkLocked(e)
 		e.pins = 0
 		s.pinned--
 		s.linkLocked(e)
-	default:
-		e.pins--
+		return true, nil
 	}
-	return nil
+	e.pins--
+	return false, nil
 }
 
 // Delete removes the object from memory and disk now. It refuses a pinned
