@@ -59,6 +59,10 @@
 //
 // Pin and Unpin count references. Delete removes an object from memory and
 // disk at once, but refuses a pinned object with ErrPinned: unpin it first.
+// Owners that pin each object they put and drop it with their last
+// reference use PutPinned and Release, which do put+pin and unpin+delete
+// each in one critical section, so two owners of equal content cannot
+// delete it under each other.
 //
 // # Concurrency
 //
