@@ -15,6 +15,22 @@ var (
 	ErrArgCount   = errors.New("node: wrong number of arguments")
 )
 
+// UnknownRefError reports a ref this node has no object for (errors.Is
+// ErrUnknownRef).
+type UnknownRefError struct {
+	Op  string  // what was being done: "get", "call add: argument 1", ...
+	Ref cid.Cid // the ref
+}
+
+func (e *UnknownRefError) Error() string {
+	return fmt.Sprintf("node: %s: unknown ref %s: this node has no object with that ID "+
+		"(it was released when the last ref to it was dropped, or another peer made it); "+
+		"keep a ref alive while you need its object", e.Op, e.Ref)
+}
+
+// Is makes errors.Is(err, ErrUnknownRef) true.
+func (e *UnknownRefError) Is(target error) bool { return target == ErrUnknownRef }
+
 // TaskError is what every Get of a failed task's outputs returns: the
 // function returned an error, panicked, or could not decode its arguments,
 // or one of its dependencies failed.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,9 @@ type object struct {
 	content cid.Cid // ready: CID of the bytes in the store
 	err     error   // failed: why
 	holds   int
+	fn      string // producing function ("" for a put value), for messages
+	task    cid.Cid
+	index   int             // which result of task
 	memo    bool            // output of a deterministic function: remember on release
 	links   []cid.Cid       // refs inside the value, held while this object lives
 	waiters []chan struct{} // each has room for one wake-up signal
@@ -61,6 +65,7 @@ type task struct {
 	outputs []cid.Cid // ref CIDs
 	held    []cid.Cid // refs held until the task finishes
 	blocked int       // Gets in progress that gave the slot back
+	nested  bool      // submitted by a task running on this node
 	ctx     taskCtx   // the context the function runs with
 }
 
@@ -132,9 +137,10 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Close stops the node: running tasks see their context cancelled, pending
-// Gets return ErrClosed, and Close waits for running tasks to return before
-// closing the store.
+// Close stops the node: queued tasks fail with ErrClosed without running,
+// running tasks see their context cancelled, pending Gets return ErrClosed,
+// and Close waits for running tasks to return, releases every object and
+// closes the store. It must not be called from inside a task.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -148,6 +154,21 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.cancel()
 	n.wg.Wait()
+	// Refs do not outlive their node: give every object's bytes back, so
+	// spill files of this run do not pile up in the data directory.
+	// Memoizable results stay, unpinned, as a cache the store may evict.
+	n.mu.Lock()
+	for id, o := range n.objects {
+		if o.state == ready {
+			if o.memo && len(o.links) == 0 {
+				_ = n.store.Unpin(o.content)
+			} else {
+				_, _ = n.store.Release(o.content)
+			}
+		}
+		delete(n.objects, id)
+	}
+	n.mu.Unlock()
 	return n.store.Close()
 }
 
@@ -236,6 +257,9 @@ func (n *Node) call(ctx context.Context, name string, args []any, typedArgs bool
 		return nil, fmt.Errorf("node: call %s: %w", fn.Name, err)
 	}
 	t := &task{id: codec.Sum(spec), fn: fn, args: targs, outputs: make([]cid.Cid, len(fn.Results))}
+	if tc, ok := ctx.Value(ctxKey{}).(*taskCtx); ok && tc.n == n {
+		t.nested = true
+	}
 	for i := range t.outputs {
 		if t.outputs[i], err = outputID(t.id, i); err != nil {
 			return nil, fmt.Errorf("node: call %s: %w", fn.Name, err)
@@ -246,6 +270,9 @@ func (n *Node) call(ctx context.Context, name string, args []any, typedArgs bool
 	refs, err := n.submitLocked(t)
 	runs := n.takeRuns()
 	n.mu.Unlock()
+	// The caller's refs must stay reachable until submitLocked has taken
+	// the task's holds on them, or their cleanups could release them first.
+	runtime.KeepAlive(args)
 	n.start(runs)
 	return refs, err
 }
@@ -301,9 +328,15 @@ func outputID(task cid.Cid, i int) (cid.Cid, error) {
 // submitLocked records t and hands it to the scheduler. n.mu is held.
 func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 	if n.closed {
-		return nil, ErrClosed
+		return nil, fmt.Errorf("%w: cannot call %s", ErrClosed, t.fn.Name)
 	}
-	if t.fn.Deterministic && len(t.outputs) > 0 {
+	key := t.id.KeyString()
+	if t.fn.Deterministic {
+		if _, inFlight := n.tasks[key]; inFlight {
+			// An equal call is running: share its outputs, which exist
+			// (pending) for as long as it runs.
+			return n.outputRefsLocked(t), nil
+		}
 		if refs, ok := n.memoLocked(t); ok {
 			return refs, nil
 		}
@@ -323,7 +356,7 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 		o := n.objects[a.ref]
 		if o == nil {
 			n.releaseAllLocked(t.held)
-			return nil, fmt.Errorf("node: call %s: argument %d: %w %s: it was released or made by another node", t.fn.Name, i+1, ErrUnknownRef, a.ref)
+			return nil, &UnknownRefError{Op: fmt.Sprintf("call %s: argument %d", t.fn.Name, i+1), Ref: a.ref}
 		}
 		o.holds++
 		t.held = append(t.held, a.ref)
@@ -336,19 +369,20 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 			}
 		}
 	}
-	refs := make([]ObjectRef, len(t.outputs))
 	for i, id := range t.outputs {
-		n.objects[id] = &object{holds: 1, memo: t.fn.Deterministic}
-		refs[i] = ObjectRef{newHandle(n, id)}
+		if n.objects[id] == nil {
+			n.objects[id] = &object{memo: t.fn.Deterministic, fn: t.fn.Name, task: t.id, index: i}
+		}
 	}
-	n.tasks[t.id.KeyString()] = t
+	refs := n.outputRefsLocked(t)
+	n.tasks[key] = t
 	if failedDep != nil {
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: failedDep})
 		return refs, nil
 	}
-	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(t.id.KeyString()), Deps: deps}); err != nil {
-		// Equal task IDs only arise for deterministic calls, which
-		// memoLocked answered; anything else is a bug worth surfacing.
+	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps, Nested: t.nested}); err != nil {
+		// Equal task IDs only arise for deterministic calls, which join
+		// the running task above; anything else is a bug worth surfacing.
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
 		return refs, nil
 	}
@@ -356,52 +390,63 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 	return refs, nil
 }
 
-// memoLocked answers a deterministic call from a task already known (in
-// flight or done) or from a remembered result still in the store.
-func (n *Node) memoLocked(t *task) ([]ObjectRef, bool) {
+// outputRefsLocked returns a new counted ref to each of t's outputs, whose
+// records exist.
+func (n *Node) outputRefsLocked(t *task) []ObjectRef {
 	refs := make([]ObjectRef, len(t.outputs))
-	if _, ok := n.objects[t.outputs[0]]; ok {
-		for i, id := range t.outputs {
-			o := n.objects[id]
-			if o == nil { // partially released: treat as a miss
-				return nil, false
-			}
-			o.holds++
-			refs[i] = ObjectRef{newHandle(n, id)}
-		}
-		return refs, true
+	for i, id := range t.outputs {
+		n.objects[id].holds++
+		refs[i] = ObjectRef{newHandle(n, id)}
 	}
-	if n.memo == nil {
+	return refs
+}
+
+// memoLocked answers a deterministic call whose task is not running when
+// every output is still known to the node or remembered in the memo table
+// with its bytes still in the store. Otherwise the task runs again; outputs
+// still known keep their records (see finishLocked).
+func (n *Node) memoLocked(t *task) ([]ObjectRef, bool) {
+	if len(t.outputs) == 0 {
 		return nil, false
 	}
-	contents := make([]cid.Cid, len(t.outputs))
+	contents := make([]cid.Cid, len(t.outputs)) // defined: pinned from the memo table
+	undo := func() {
+		for _, c := range contents {
+			if c.Defined() {
+				_ = n.store.Unpin(c)
+			}
+		}
+	}
 	for i, id := range t.outputs {
-		c, ok := n.memo.Get(id)
-		if !ok {
+		if n.objects[id] != nil {
+			continue
+		}
+		var c cid.Cid
+		ok := false
+		if n.memo != nil {
+			c, ok = n.memo.Get(id)
+		}
+		if !ok || n.store.Pin(c) != nil { // never made, forgotten, or evicted since
+			undo()
 			return nil, false
 		}
 		contents[i] = c
 	}
-	for i, c := range contents {
-		if err := n.store.Pin(c); err != nil { // evicted since
-			for _, p := range contents[:i] {
-				_ = n.store.Unpin(p)
-			}
-			return nil, false
+	for i, id := range t.outputs {
+		if contents[i].Defined() {
+			n.objects[id] = &object{state: ready, content: contents[i], memo: true, fn: t.fn.Name, task: t.id, index: i}
 		}
 	}
-	for i, id := range t.outputs {
-		n.objects[id] = &object{state: ready, content: contents[i], holds: 1, memo: true}
-		refs[i] = ObjectRef{newHandle(n, id)}
-	}
-	return refs, true
+	return n.outputRefsLocked(t), true
 }
 
 // actLocked performs the scheduler's actions: runs are queued for start
 // after the lock is released; failures are applied now (and may cascade).
 func (n *Node) actLocked() {
+	var buf [8]sched.Action
 	for n.sched.HasActions() {
-		for _, a := range n.sched.Actions() {
+		// Our own buffer: handling an action steps the scheduler again.
+		for _, a := range n.sched.TakeActions(buf[:0]) {
 			t := n.tasks[string(a.Task)]
 			if t == nil {
 				n.log.Error("scheduler named an unknown task", "task", fmt.Sprintf("%x", a.Task))
@@ -473,7 +518,7 @@ func (n *Node) worker(t *task) {
 // execute runs t on this goroutine and records its outcome.
 func (n *Node) execute(t *task) {
 	defer n.wg.Done()
-	outs, err := n.run(t)
+	outs, results, err := n.run(t)
 	n.mu.Lock()
 	if serr := n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())}); serr != nil {
 		n.log.Error("scheduler refused done", "task", t.id, "err", serr)
@@ -481,6 +526,9 @@ func (n *Node) execute(t *task) {
 	n.finishLocked(t, outs, err)
 	runs := n.takeRuns()
 	n.mu.Unlock()
+	// Refs inside the results stay reachable until finishLocked has held
+	// them for the output objects.
+	runtime.KeepAlive(results)
 	n.start(runs)
 }
 
@@ -491,8 +539,13 @@ type output struct {
 }
 
 // run resolves t's arguments, calls the function and stores its results.
-func (n *Node) run(t *task) (outs []output, err error) {
+// It returns the results too, which the caller keeps alive until the refs
+// inside them are held.
+func (n *Node) run(t *task) (outs []output, results []any, err error) {
 	fail := func(cause error) error { return &TaskError{Func: t.fn.Name, Task: t.id, Cause: cause} }
+	if n.ctx.Err() != nil { // closing: queued tasks do not start
+		return nil, nil, fail(ErrClosed)
+	}
 	args := make([][]byte, len(t.args))
 	for i, a := range t.args {
 		if !a.ref.Defined() {
@@ -501,18 +554,18 @@ func (n *Node) run(t *task) (outs []output, err error) {
 		}
 		data, err := n.getBytes(n.ctx, a.ref, nil)
 		if err != nil {
-			return nil, fail(&DependencyError{Arg: i, Ref: a.ref, Err: err})
+			return nil, nil, fail(&DependencyError{Arg: i, Ref: a.ref, Err: err})
 		}
 		args[i] = data
 	}
 	t.ctx = taskCtx{Context: n.ctx, n: n, t: t}
 	ctx := &t.ctx
-	results, err := n.invoke(ctx, t, args)
+	results, err = n.invoke(ctx, t, args)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(results) != len(t.outputs) {
-		return nil, fail(fmt.Errorf("function returned %d results, want %d", len(results), len(t.outputs)))
+		return nil, nil, fail(fmt.Errorf("function returned %d results, want %d", len(results), len(t.outputs)))
 	}
 	outs = make([]output, len(results))
 	for i, r := range results {
@@ -525,10 +578,10 @@ func (n *Node) run(t *task) (outs []output, err error) {
 			for _, o := range outs[:i] {
 				_, _ = n.store.Release(o.content)
 			}
-			return nil, fail(fmt.Errorf("result %d: %w", i+1, err))
+			return nil, nil, fail(fmt.Errorf("result %d: %w", i+1, err))
 		}
 	}
-	return outs, nil
+	return outs, results, nil
 }
 
 // invoke calls the function, turning a panic into a TaskError with the stack.
@@ -553,6 +606,14 @@ func (n *Node) invoke(ctx context.Context, t *task, args [][]byte) (res []any, e
 func (n *Node) finishLocked(t *task, outs []output, err error) {
 	for i, id := range t.outputs {
 		o := n.objects[id]
+		if o.state != pending {
+			// Kept from an earlier run of this deterministic task: the
+			// record stands; give back this run's pin of equal bytes.
+			if err == nil {
+				_, _ = n.store.Release(outs[i].content)
+			}
+			continue
+		}
 		if err == nil {
 			o.state, o.content = ready, outs[i].content
 			n.holdLinksLocked(o, outs[i].links)
@@ -567,7 +628,9 @@ func (n *Node) finishLocked(t *task, outs []output, err error) {
 		_ = n.sched.Step(sched.Event{Kind: kind, Object: sched.ObjectID(id.KeyString())})
 		n.maybeDropLocked(id, o)
 	}
-	delete(n.tasks, t.id.KeyString())
+	if key := t.id.KeyString(); n.tasks[key] == t {
+		delete(n.tasks, key)
+	}
 	n.releaseAllLocked(t.held)
 	t.held = nil
 	n.actLocked()
@@ -604,6 +667,14 @@ func mayHaveLinks(data []byte) bool {
 		}
 	}
 	return false
+}
+
+// describe names what made o, for messages.
+func (o *object) describe() string {
+	if o.fn == "" {
+		return "a put value"
+	}
+	return fmt.Sprintf("result %d of %s, task %s", o.index+1, o.fn, o.task)
 }
 
 // wake notifies everyone waiting on o. Waiter channels have room for one
@@ -651,7 +722,9 @@ func (n *Node) maybeDropLocked(id cid.Cid, o *object) {
 	if o.state != ready {
 		return
 	}
-	if o.memo && n.memo != nil {
+	if o.memo && n.memo != nil && len(o.links) == 0 {
+		// A memoized value must not name objects that are released
+		// now, so only values without refs inside are remembered.
 		n.memo.Add(id, o.content)
 		_ = n.store.Unpin(o.content)
 	} else {
@@ -668,7 +741,9 @@ func (n *Node) Put(ctx context.Context, v any) (ObjectRef, error) {
 	if err != nil {
 		return ObjectRef{}, fmt.Errorf("node: put: %w", err)
 	}
-	return n.PutEncoded(ctx, data)
+	r, err := n.PutEncoded(ctx, data)
+	runtime.KeepAlive(v) // refs inside v stay alive until the put holds them
+	return r, err
 }
 
 // Put stores v on n and returns its typed ref.
@@ -689,7 +764,7 @@ func (n *Node) PutEncoded(ctx context.Context, data []byte) (ObjectRef, error) {
 	defer n.mu.Unlock()
 	if n.closed {
 		_, _ = n.store.Release(c)
-		return ObjectRef{}, ErrClosed
+		return ObjectRef{}, fmt.Errorf("%w: cannot put", ErrClosed)
 	}
 	if o, ok := n.objects[c]; ok && o.state == ready {
 		o.holds++
@@ -702,14 +777,23 @@ func (n *Node) PutEncoded(ctx context.Context, data []byte) (ObjectRef, error) {
 	return ObjectRef{newHandle(n, c)}, nil
 }
 
-// Ref returns a new counted ref to the object with ID c, which this node
-// must know (made by a call or a put and still held).
+// Ref returns a new counted ref to the object with ID c: one this node
+// tracks (made by a call or a put and still held), or a value whose bytes
+// are in this node's store under the content CID c (spilled by an earlier
+// run, say), which is then adopted like a put value.
 func (n *Node) Ref(c cid.Cid) (ObjectRef, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.closed {
+		return ObjectRef{}, fmt.Errorf("%w: cannot resolve ref %s", ErrClosed, c)
+	}
 	o := n.objects[c]
 	if o == nil {
-		return ObjectRef{}, fmt.Errorf("%w %s: this node has no object with that ID (it was released, or made by another peer)", ErrUnknownRef, c)
+		if n.store.Pin(c) != nil {
+			return ObjectRef{}, &UnknownRefError{Op: "ref", Ref: c}
+		}
+		o = &object{state: ready, content: c}
+		n.objects[c] = o
 	}
 	o.holds++
 	return ObjectRef{newHandle(n, c)}, nil
@@ -725,7 +809,7 @@ func (n *Node) getBytes(ctx context.Context, id cid.Cid, opts []GetOption) ([]by
 	obj := n.objects[id]
 	if obj == nil {
 		n.mu.Unlock()
-		return nil, fmt.Errorf("node: get: %w %s: it was released or made by another node", ErrUnknownRef, id)
+		return nil, &UnknownRefError{Op: "get", Ref: id}
 	}
 	if obj.state == pending {
 		if o.timeout > 0 {
@@ -754,9 +838,10 @@ func (n *Node) getBytes(ctx context.Context, id cid.Cid, opts []GetOption) ([]by
 		if werr != nil {
 			obj.waiters = removeWaiter(obj.waiters, w)
 			obj.holds--
+			what := obj.describe()
 			n.maybeDropLocked(id, obj)
 			n.mu.Unlock()
-			return nil, fmt.Errorf("node: get %s: %w", id, werr)
+			return nil, fmt.Errorf("node: get %s (%s): %w", id, what, werr)
 		}
 		// Our hold is given back once the bytes are read, so the object
 		// cannot be dropped in between even if every ref went away.
@@ -764,7 +849,7 @@ func (n *Node) getBytes(ctx context.Context, id cid.Cid, opts []GetOption) ([]by
 	}
 	if n.closed {
 		n.mu.Unlock()
-		return nil, ErrClosed
+		return nil, fmt.Errorf("%w: cannot get %s", ErrClosed, id)
 	}
 	state, content, oerr := obj.state, obj.content, obj.err
 	n.mu.Unlock()

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"runtime"
 	"time"
 
@@ -140,6 +141,78 @@ func (r ObjectRef) GetInto(ctx context.Context, ptr any, opts ...GetOption) erro
 	}
 	if err := codec.Unmarshal(data, ptr); err != nil {
 		return fmt.Errorf("node: get %s: decode into %T: %w", r.h.id, ptr, err)
+	}
+	if mayHaveLinks(data) {
+		// Refs inside the value become counted refs of this node, usable
+		// (and keeping their objects) after r is gone.
+		if err := n.adoptRefs(reflect.ValueOf(ptr)); err != nil {
+			return fmt.Errorf("node: get %s: %w", r.h.id, err)
+		}
+	}
+	runtime.KeepAlive(r) // r holds the object (and so its links) until here
+	return nil
+}
+
+var objectRefType = reflect.TypeFor[ObjectRef]()
+
+// adoptRefs replaces every borrowed ObjectRef reachable from v with a
+// counted ref of n. Values behind interfaces and in maps are copied, fixed
+// and stored back, since they cannot be changed in place.
+func (n *Node) adoptRefs(v reflect.Value) error {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			return n.adoptRefs(v.Elem())
+		}
+	case reflect.Interface:
+		if v.IsNil() || !v.CanSet() {
+			return nil
+		}
+		c := reflect.New(v.Elem().Type()).Elem()
+		c.Set(v.Elem())
+		if err := n.adoptRefs(c); err != nil {
+			return err
+		}
+		v.Set(c)
+	case reflect.Struct:
+		if v.Type() == objectRefType {
+			r := v.Addr().Interface().(*ObjectRef)
+			if r.h == nil || r.h.n != nil {
+				return nil
+			}
+			counted, err := n.Ref(r.h.id)
+			if err != nil {
+				return err
+			}
+			*r = counted
+			return nil
+		}
+		for i := range v.NumField() {
+			if f := v.Field(i); f.CanSet() {
+				if err := n.adoptRefs(f); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8 {
+			return nil
+		}
+		for i := range v.Len() {
+			if err := n.adoptRefs(v.Index(i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			c := reflect.New(v.Type().Elem()).Elem()
+			c.Set(it.Value())
+			if err := n.adoptRefs(c); err != nil {
+				return err
+			}
+			v.SetMapIndex(it.Key(), c)
+		}
 	}
 	return nil
 }

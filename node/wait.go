@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -14,6 +15,12 @@ import (
 // gives the task's slot back.
 func (n *Node) Wait(ctx context.Context, refs []ObjectRef, k int, timeout time.Duration) (ready, notReady []ObjectRef, err error) {
 	k = min(max(k, 0), len(refs))
+	for i, r := range refs {
+		if r.IsZero() {
+			return nil, nil, fmt.Errorf("node: wait: ref %d of %d is a zero ref", i+1, len(refs))
+		}
+	}
+	defer runtime.KeepAlive(refs)
 	var expired <-chan time.Time
 	if timeout > 0 {
 		tm := time.NewTimer(timeout)
@@ -40,7 +47,7 @@ func (n *Node) Wait(ctx context.Context, refs []ObjectRef, k int, timeout time.D
 			o := n.objects[r.CID()]
 			if o == nil {
 				n.mu.Unlock()
-				return nil, nil, fmt.Errorf("node: wait: %w %s", ErrUnknownRef, r.CID())
+				return nil, nil, &UnknownRefError{Op: "wait", Ref: r.CID()}
 			}
 			if o.state != pending {
 				ready = append(ready, r)
@@ -54,7 +61,7 @@ func (n *Node) Wait(ctx context.Context, refs []ObjectRef, k int, timeout time.D
 		}
 		if n.closed {
 			n.mu.Unlock()
-			return ready, notReady, ErrClosed
+			return ready, notReady, fmt.Errorf("%w: wait interrupted", ErrClosed)
 		}
 		for _, o := range watched {
 			o.waiters = removeWaiter(o.waiters, wake)
@@ -78,7 +85,7 @@ func (n *Node) Wait(ctx context.Context, refs []ObjectRef, k int, timeout time.D
 		case <-ctx.Done():
 			return ready, notReady, fmt.Errorf("node: wait: %w", ctx.Err())
 		case <-n.ctx.Done():
-			return ready, notReady, ErrClosed
+			return ready, notReady, fmt.Errorf("%w: wait interrupted", ErrClosed)
 		}
 	}
 }

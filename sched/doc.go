@@ -15,7 +15,10 @@
 // even if that briefly oversubscribes the pool; no new task starts until the
 // pool is back under its size.
 //
-// Tasks that wait for no object run in submission order (FIFO); a task with
-// dependencies joins the queue when the last of them is ready. A task whose
-// dependency fails is failed without running.
+// Tasks that wait for no object run in submission order (FIFO), except
+// that tasks submitted by running tasks (nested) go to the front: nested
+// work runs depth-first, so a recursive function such as fib keeps a number
+// of blocked parents proportional to its depth rather than to its total
+// work. A task with dependencies joins the queue when the last of them is
+// ready. A task whose dependency fails is failed without running.
 package sched

@@ -37,7 +37,10 @@ type EventKind uint8
 // The events a Scheduler understands.
 const (
 	// Submit: Task was submitted. Deps lists the objects it still waits for
-	// (the caller leaves out those already ready).
+	// (the caller leaves out those already ready). Nested marks a task
+	// submitted by a running task: it goes to the front of the queue, so
+	// nested work runs depth-first and the number of live blocked parents
+	// stays proportional to the nesting depth, not to the total work.
 	Submit EventKind = iota + 1
 	// ObjectReady: Object now exists; tasks waiting only on it become ready.
 	ObjectReady
@@ -65,6 +68,7 @@ type Event struct {
 	Kind   EventKind
 	Task   TaskID
 	Deps   []ObjectID // Submit only
+	Nested bool       // Submit only
 	Object ObjectID   // ObjectReady, ObjectFailed
 }
 
@@ -115,8 +119,10 @@ const (
 )
 
 type task struct {
+	id      TaskID
 	state   state
-	pending int // dependencies not yet ready
+	pending int  // dependencies not yet ready
+	nested  bool // submitted by a running task: runs first
 }
 
 // Stats is a snapshot of the scheduler's queues.
@@ -134,7 +140,11 @@ type Stats struct {
 type Scheduler struct {
 	cfg      Config
 	tasks    map[TaskID]*task
-	waiters  map[ObjectID][]TaskID // object -> tasks waiting for it
+	// waiters lists the tasks waiting for each object. An entry is live
+	// only while it is the very task in tasks: a task failed through one
+	// dependency leaves entries on its others, which are skipped, even if
+	// a task with the same ID is submitted again.
+	waiters  map[ObjectID][]*task
 	queue    fifo
 	running  int // tasks holding a slot
 	blocked  int
@@ -151,7 +161,7 @@ func New(cfg Config) (*Scheduler, error) {
 	return &Scheduler{
 		cfg:     cfg,
 		tasks:   make(map[TaskID]*task),
-		waiters: make(map[ObjectID][]TaskID),
+		waiters: make(map[ObjectID][]*task),
 	}, nil
 }
 
@@ -224,20 +234,32 @@ func (s *Scheduler) submit(ev Event) error {
 	if _, ok := s.tasks[ev.Task]; ok {
 		return fmt.Errorf("%w: %x", ErrDuplicate, ev.Task)
 	}
-	t := &task{pending: len(ev.Deps)}
+	t := &task{id: ev.Task, pending: len(ev.Deps), nested: ev.Nested}
 	s.tasks[ev.Task] = t
 	if t.pending == 0 {
-		t.state = queued
-		s.queue.push(ev.Task)
+		s.enqueue(t)
 		s.fill()
 		return nil
 	}
 	t.state = waiting
 	s.waiting++
 	for _, o := range ev.Deps {
-		s.waiters[o] = append(s.waiters[o], ev.Task)
+		s.waiters[o] = append(s.waiters[o], t)
 	}
 	return nil
+}
+
+// live reports whether t is still the task the scheduler knows by its ID.
+func (s *Scheduler) live(t *task) bool { return s.tasks[t.id] == t }
+
+// enqueue makes t ready: nested tasks go first (depth-first), others last.
+func (s *Scheduler) enqueue(t *task) {
+	t.state = queued
+	if t.nested {
+		s.queue.pushFront(t.id)
+	} else {
+		s.queue.push(t.id)
+	}
 }
 
 func (s *Scheduler) objectReady(o ObjectID) {
@@ -246,16 +268,14 @@ func (s *Scheduler) objectReady(o ObjectID) {
 		return
 	}
 	delete(s.waiters, o)
-	for _, id := range ws {
-		t, ok := s.tasks[id]
-		if !ok || t.state != waiting {
+	for _, t := range ws {
+		if !s.live(t) || t.state != waiting {
 			continue // failed meanwhile through another dependency
 		}
 		t.pending--
 		if t.pending == 0 {
-			t.state = queued
 			s.waiting--
-			s.queue.push(id)
+			s.enqueue(t)
 		}
 	}
 }
@@ -266,17 +286,16 @@ func (s *Scheduler) objectFailed(o ObjectID) {
 		return
 	}
 	delete(s.waiters, o)
-	for _, id := range ws {
-		t, ok := s.tasks[id]
-		if !ok || t.state != waiting {
+	for _, t := range ws {
+		if !s.live(t) || t.state != waiting {
 			continue
 		}
 		// The task's other waiter entries stay behind and are skipped when
 		// their objects resolve, since the task is gone by then.
-		delete(s.tasks, id)
+		delete(s.tasks, t.id)
 		s.waiting--
 		s.finished++
-		s.actions = append(s.actions, Action{Kind: Fail, Task: id, Object: o})
+		s.actions = append(s.actions, Action{Kind: Fail, Task: t.id, Object: o})
 	}
 }
 
@@ -293,12 +312,14 @@ func (s *Scheduler) fill() {
 	}
 }
 
-// Actions returns the actions produced since the last call and forgets
-// them. The returned slice is valid until the next Step.
-func (s *Scheduler) Actions() []Action {
-	a := s.actions
+// TakeActions appends the actions produced since the last call to dst,
+// forgets them, and returns the extended slice. Callers that step the
+// scheduler again while handling the actions pass a buffer of their own,
+// so nothing they are still reading is overwritten.
+func (s *Scheduler) TakeActions(dst []Action) []Action {
+	dst = append(dst, s.actions...)
 	s.actions = s.actions[:0]
-	return a
+	return dst
 }
 
 // HasActions reports whether actions are pending.
@@ -351,6 +372,16 @@ func (q *fifo) push(id TaskID) {
 		q.buf, q.head = buf, 0
 	}
 	q.buf[(q.head+q.size)%len(q.buf)] = id
+	q.size++
+}
+
+// pushFront puts id at the head of the queue.
+func (q *fifo) pushFront(id TaskID) {
+	q.push(id) // grows the buffer if needed
+	q.size--
+	q.buf[(q.head+q.size)%len(q.buf)] = ""
+	q.head = (q.head - 1 + len(q.buf)) % len(q.buf)
+	q.buf[q.head] = id
 	q.size++
 }
 

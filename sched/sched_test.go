@@ -46,7 +46,7 @@ func TestTraces(t *testing.T) {
 			if d.Cmd != "step" {
 				t.Fatalf("unknown command %q", d.Cmd)
 			}
-			for _, a := range s.Actions() {
+			for _, a := range s.TakeActions(nil) {
 				if a.Kind == Fail {
 					fmt.Fprintf(&out, "%s %s (dep %s)\n", a.Kind, a.Task, a.Object)
 				} else {
@@ -58,7 +58,7 @@ func TestTraces(t *testing.T) {
 	})
 }
 
-// parseEvent reads "submit t1 o1 o2", "ready o1", "failed o1", "done t1",
+// parseEvent reads "submit t1 o1 o2 [nested]", "ready o1", "failed o1", "done t1",
 // "blocked t1", "unblocked t1".
 func parseEvent(line string) (Event, error) {
 	f := strings.Fields(line)
@@ -69,6 +69,10 @@ func parseEvent(line string) (Event, error) {
 	case "submit":
 		ev := Event{Kind: Submit, Task: TaskID(f[1])}
 		for _, d := range f[2:] {
+			if d == "nested" {
+				ev.Nested = true
+				continue
+			}
 			ev.Deps = append(ev.Deps, ObjectID(d))
 		}
 		return ev, nil
@@ -131,13 +135,44 @@ func TestFIFOFairness(t *testing.T) {
 		require.NoError(t, s.Step(Event{Kind: Submit, Task: TaskID(fmt.Sprint(i))}))
 	}
 	for i := range n {
-		acts := s.Actions()
+		acts := s.TakeActions(nil)
 		require.Len(t, acts, 1)
 		require.Equal(t, Action{Kind: Run, Task: TaskID(fmt.Sprint(i))}, acts[0])
 		require.NoError(t, s.Step(Event{Kind: Done, Task: acts[0].Task}))
 	}
-	require.Empty(t, s.Actions())
+	require.Empty(t, s.TakeActions(nil))
 	require.Equal(t, Stats{Slots: 1, Finished: n}, s.Stats())
+}
+
+// TestFIFOGrowthWithPushFront mixes front and back pushes across buffer
+// growth and checks the order against a plain slice model.
+func TestFIFOGrowthWithPushFront(t *testing.T) {
+	var q fifo
+	var model []TaskID
+	for i := range 500 {
+		id := TaskID(fmt.Sprint(i))
+		switch {
+		case i%3 == 0:
+			q.pushFront(id)
+			model = append([]TaskID{id}, model...)
+		case i%7 == 0:
+			got, ok := q.pop()
+			require.True(t, ok)
+			require.Equal(t, model[0], got)
+			model = model[1:]
+		default:
+			q.push(id)
+			model = append(model, id)
+		}
+		require.Equal(t, len(model), q.len())
+	}
+	for _, want := range model {
+		got, ok := q.pop()
+		require.True(t, ok)
+		require.Equal(t, want, got)
+	}
+	_, ok := q.pop()
+	require.False(t, ok)
 }
 
 func BenchmarkSubmitRunDone(b *testing.B) {
@@ -153,7 +188,7 @@ func BenchmarkSubmitRunDone(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		id := ids[i%len(ids)]
 		_ = s.Step(Event{Kind: Submit, Task: id})
-		for _, a := range s.Actions() {
+		for _, a := range s.TakeActions(nil) {
 			_ = s.Step(Event{Kind: Done, Task: a.Task})
 		}
 	}
