@@ -111,7 +111,11 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	st, err := store.Open(cfg.Store)
+	scfg := cfg.Store
+	if scfg.Logger == nil {
+		scfg.Logger = log
+	}
+	st, err := store.Open(scfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: open store: %w", err)
 	}

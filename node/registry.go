@@ -257,9 +257,16 @@ func (r *Registry) closest(name string) []string {
 	}
 	var cs []cand
 	limit := max(2, len(name)/3)
+	lname := strings.ToLower(name)
 	for _, f := range r.Functions() {
-		d := levenshtein.ComputeDistance(strings.ToLower(name), strings.ToLower(f.Name))
-		if d <= limit || (len(name) >= 2 && strings.HasPrefix(f.Name, name)) {
+		fname := strings.ToLower(f.Name)
+		d := levenshtein.ComputeDistance(lname, fname)
+		// Also match the name without its namespace: "matmul" finds
+		// "nd.matmul".
+		if i := strings.LastIndexByte(fname, '.'); i >= 0 {
+			d = min(d, levenshtein.ComputeDistance(lname, fname[i+1:]))
+		}
+		if d <= limit || (len(name) >= 2 && strings.HasPrefix(fname, lname)) {
 			cs = append(cs, cand{f.Name, d})
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -132,9 +133,17 @@ func convert(v any, t reflect.Type, path string) (reflect.Value, error) {
 		}
 		return reflect.ValueOf(b), nil
 	case t == arrayType:
+		const form = `want {"dtype":"float64","shape":[2,2],"data":[1,2,3,4]}`
+		if _, ok := v.(map[string]any); !ok {
+			return bad(form)
+		}
 		raw, _ := json.Marshal(v)
 		var a codec.Array
 		if err := json.Unmarshal(raw, &a); err != nil {
+			var jerr *json.UnmarshalTypeError
+			if errors.As(err, &jerr) {
+				return bad(fmt.Sprintf("field %q has the wrong type; %s", jerr.Field, form))
+			}
 			return bad(err.Error())
 		}
 		return reflect.ValueOf(a), nil
@@ -157,9 +166,9 @@ func convert(v any, t reflect.Type, path string) (reflect.Value, error) {
 		if !ok {
 			return bad("")
 		}
-		i, err := strconv.ParseInt(string(num), 10, 64)
+		i, err := parseInt(num)
 		if err != nil || out.OverflowInt(i) {
-			return bad("want an integer in range")
+			return bad(fmt.Sprintf("want an integer that fits %s", t))
 		}
 		out.SetInt(i)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
@@ -167,11 +176,15 @@ func convert(v any, t reflect.Type, path string) (reflect.Value, error) {
 		if !ok {
 			return bad("")
 		}
-		u, err := strconv.ParseUint(string(num), 10, 64)
-		if err != nil || out.OverflowUint(u) {
-			return bad("want a non-negative integer in range")
+		i, err := parseInt(num)
+		if err != nil || i < 0 || out.OverflowUint(uint64(i)) {
+			u, uerr := strconv.ParseUint(string(num), 10, 64)
+			if uerr != nil || out.OverflowUint(u) {
+				return bad(fmt.Sprintf("want a non-negative integer that fits %s", t))
+			}
+			i = int64(u)
 		}
-		out.SetUint(u)
+		out.SetUint(uint64(i))
 	case reflect.Float32, reflect.Float64:
 		num, ok := v.(json.Number)
 		if !ok {
@@ -255,6 +268,20 @@ func convert(v any, t reflect.Type, path string) (reflect.Value, error) {
 		return bad("unsupported parameter type")
 	}
 	return out, nil
+}
+
+// parseInt reads an integer written as an integer ("1000") or as an
+// integral number in another form ("1e3", "1000.0") that float64 holds
+// exactly.
+func parseInt(num json.Number) (int64, error) {
+	if i, err := strconv.ParseInt(string(num), 10, 64); err == nil {
+		return i, nil
+	}
+	f, err := strconv.ParseFloat(string(num), 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, fmt.Errorf("not an integer: %s", num)
+	}
+	return int64(f), nil
 }
 
 // keyValue turns an object key into JSON-decoded form for a key type.

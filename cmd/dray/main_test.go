@@ -73,15 +73,24 @@ func TestRun(t *testing.T) {
 		{[]string{"run", "whoami"}, `"peer-`},
 		{[]string{"run", "add", "--", "-1", "2"}, "1"},
 		{[]string{"run", "add", "-1", "-2"}, "-3"},
+		{[]string{"run", "add", "1e3", "2"}, "1002"},
 		{[]string{"run", "sleep", "1"}, `"peer-`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, errOut, code := dray(t, tc.args...)
 			require.Equal(t, 0, code, "stderr: %s", errOut)
 			assert.True(t, strings.HasPrefix(strings.TrimSpace(out), tc.want), "got %q, want prefix %q", out, tc.want)
-			assert.Empty(t, errOut)
+			assert.Empty(t, errOut, "nothing on stderr on success")
 		})
 	}
+	// Nothing on stderr either when the data directory already holds
+	// objects (the store logs at info level when it opens one).
+	dir := t.TempDir()
+	_, errOut, code := drayIn(t, dir, "--memory", "1MB", "run", "bytes", "2000000", "1")
+	require.Equal(t, 0, code, errOut)
+	_, errOut, code = drayIn(t, dir, "run", "add", "1", "2")
+	require.Equal(t, 0, code, errOut)
+	assert.Empty(t, errOut)
 }
 
 // TestBadInput checks that every bad input exits non-zero with one line on
@@ -98,6 +107,10 @@ func TestBadInput(t *testing.T) {
 		{[]string{"run", "add", "1", "{"}, "add: argument 2: invalid JSON"},
 		{[]string{"run", "add", "1", `"two"`}, `add: argument 2: cannot use "two" (string) as int64`},
 		{[]string{"run", "add", "1.5", "2"}, "argument 1: cannot use 1.5 (number) as int64"},
+		{[]string{"run", "add", "9223372036854775807", "1"}, "add: 9223372036854775807 + 1 overflows int64"},
+		{[]string{"run", "matmul", "1", "2"}, "did you mean nd.matmul"},
+		{[]string{"run", "nd.sum", "[1,2]"}, `cannot use [1,2] (list) as codec.Array: want {"dtype"`},
+		{[]string{"run", "nd.sum", `{"dtype":"float64","shape":"x","data":[1]}`}, `field "shape" has the wrong type`},
 		{[]string{"run", "sum", `[1, "x"]`}, `cannot use "x" (string) as float64 at [1]`},
 		{[]string{"run", "add", `{"/":"bafynotacid"}`, "1"}, "bad ref"},
 		{[]string{"run", "add", `{"/":"bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"}`, "1"}, "unknown ref"},

@@ -29,9 +29,9 @@ import (
 // calling itself remotely for n-1 and n-2.
 const FibCutoff = 10
 
-// MaxBytes bounds bytes(n, seed) and the element count of nd.rand, so a
-// typo cannot ask a peer for terabytes.
-const MaxBytes = 1 << 32
+// MaxBytes bounds bytes(n, seed) and the size of nd.rand's result, so a
+// typo cannot ask a peer for more memory than it has.
+const MaxBytes = 1 << 30
 
 // Register adds the built-in functions to r.
 func Register(r *node.Registry) error {
@@ -51,8 +51,14 @@ func Register(r *node.Registry) error {
 	)
 }
 
-// Add returns a + b.
-func Add(a, b int64) int64 { return a + b }
+// Add returns a + b, or an error when the sum overflows int64.
+func Add(a, b int64) (int64, error) {
+	s := a + b
+	if (s > a) != (b > 0) {
+		return 0, fmt.Errorf("add: %d + %d overflows int64", a, b)
+	}
+	return s, nil
+}
 
 // Sum returns the sum of xs.
 func Sum(xs []float64) float64 {
