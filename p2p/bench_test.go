@@ -1,0 +1,103 @@
+package p2p
+
+import (
+	"context"
+	"io"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/stretchr/testify/require"
+)
+
+var benchTransports = []struct {
+	name   string
+	listen string
+}{
+	{"tcp", "/ip4/127.0.0.1/tcp/0"},
+	{"quic", "/ip4/127.0.0.1/udp/0/quic-v1"},
+}
+
+// benchPair starts two hosts on loopback with the given listen address, connected, and
+// a handler for /dray/bench/1 on the first; it returns a stream from the second.
+func benchPair(b *testing.B, listen string, handler network.StreamHandler) network.Stream {
+	b.Helper()
+	srv := newTestHost(b, func(c *Config) { c.Listen = []string{listen} })
+	cli := newTestHost(b, func(c *Config) { c.Listen = []string{listen} })
+	srv.Libp2p().SetStreamHandler("/dray/bench/1", handler)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(b, cli.Connect(ctx, srv.AddrInfo()))
+	s, err := cli.Libp2p().NewStream(ctx, srv.ID(), "/dray/bench/1")
+	require.NoError(b, err)
+	b.Cleanup(func() { s.Reset() })
+	return s
+}
+
+// BenchmarkEcho measures the round trip of a 64-byte message echoed on one stream
+// between two hosts on loopback; it reports the median (p50-µs) and 99th percentile.
+func BenchmarkEcho(b *testing.B) {
+	for _, tr := range benchTransports {
+		b.Run(tr.name, func(b *testing.B) {
+			s := benchPair(b, tr.listen, func(s network.Stream) {
+				defer s.Close()
+				_, _ = io.Copy(s, s)
+			})
+			msg := make([]byte, 64)
+			buf := make([]byte, 64)
+			lat := make([]time.Duration, 0, b.N)
+			// Warm up the stream (protocol negotiation is lazy).
+			_, err := s.Write(msg)
+			require.NoError(b, err)
+			_, err = io.ReadFull(s, buf)
+			require.NoError(b, err)
+			b.ResetTimer()
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := s.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(s, buf); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+		})
+	}
+}
+
+// BenchmarkStreamCopy measures one-stream bulk throughput between two hosts on loopback:
+// the client writes 1 MiB chunks, the server discards them and acknowledges the end.
+func BenchmarkStreamCopy(b *testing.B) {
+	const chunk = 1 << 20
+	for _, tr := range benchTransports {
+		b.Run(tr.name, func(b *testing.B) {
+			s := benchPair(b, tr.listen, func(s network.Stream) {
+				defer s.Close()
+				if _, err := io.Copy(io.Discard, s); err != nil {
+					_ = s.Reset()
+					return
+				}
+				_, _ = s.Write([]byte{1})
+			})
+			data := make([]byte, chunk)
+			b.SetBytes(chunk)
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := s.Write(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			require.NoError(b, s.CloseWrite())
+			ack := make([]byte, 1)
+			_, err := io.ReadFull(s, ack)
+			require.NoError(b, err)
+			b.StopTimer()
+		})
+	}
+}

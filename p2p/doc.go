@@ -1,0 +1,60 @@
+// Package p2p is dray's networking layer: everything a dray node needs from the
+// network, built from real libp2p parts. It does not define dray's task and object
+// protocols; the node does, with the frame helpers here.
+//
+// # Host
+//
+// New builds a Host: a libp2p host with
+//
+//   - a persistent Ed25519 identity in Config.DataDir/identity.key (mode 0600), so the
+//     peer ID survives restarts (LoadOrCreateIdentity);
+//   - TCP and QUIC (quic-v1) transports, TLS 1.3 and Noise security (TLS preferred: it
+//     is the faster of the two on TCP here), the yamux stream multiplexer;
+//   - DefaultListen (port 4001 on all interfaces, IPv4 and IPv6, TCP and QUIC); a port
+//     that is taken falls back to a random port, logged;
+//   - an optional private network: with Config.SwarmKeyFile set (a libp2p PSK file,
+//     "/key/swarm/psk/1.0.0/" format, see LoadSwarmKey and GenerateSwarmKey) the host
+//     only talks to peers holding the same key. Private networks run over TCP only,
+//     because QUIC has no PSK support: QUIC listen addresses are dropped;
+//   - a connection manager (Config.ConnLow/ConnHigh watermarks, 30 s grace period);
+//   - a resource manager with explicit limits (ResourceLimits): libp2p's defaults scaled
+//     to 1/8 of RAM and 1/2 of the descriptor limit, at most 8 connections per peer and
+//     at most a quarter of the memory budget per peer; nothing is allow-listed.
+//
+// Relays, hole punching, NAT port mapping and Prometheus metrics are off: dray runs on
+// LANs and reachable hosts.
+//
+// # Discovery and routing
+//
+// Peers are found by mDNS on the LAN (service name "_dray._udp", MDNSServiceName, so
+// dray peers only see each other) and by bootstrap addresses, dialled at start and
+// re-dialled with backoff while the host has no peers. A Kademlia DHT runs in server
+// mode with the protocol prefix Config.ProtocolPrefix ("/dray" by default, so the
+// protocol is /dray/kad/1.0.0 and dray never joins IPFS's DHT). Provide and
+// FindProviders put and look up provider records for CIDs.
+//
+// # Gossip
+//
+// Join returns a GossipSub Topic (signed messages, strict verification). Payloads are
+// limited to Config.MaxMessageSize (64 KiB by default): Publish refuses larger ones
+// with ErrMessageTooLarge and receivers reject them. Subscriptions deliver messages of
+// other peers on a channel.
+//
+// # Peer events
+//
+// PeerEvents delivers connected/disconnected notifications for the scheduler; they
+// never block the network and are coalesced per peer while the consumer lags.
+//
+// # Frames
+//
+// WriteFrame and ReadFrame (or a pooled FrameReader) carry dray's stream protocol
+// messages as [uvarint 1+len(payload)][type byte][payload]. ReadFrame is bounded: a
+// frame longer than the caller's limit is refused (FrameTooLargeError) before anything
+// is allocated, and truncated or malformed frames give typed errors.
+//
+// # Simulation
+//
+// Config.Host accepts a ready host, such as a mocknet host, in which case identity,
+// listening, private network and resource options are ignored and Close leaves that
+// host open.
+package p2p
