@@ -138,8 +138,8 @@ type Stats struct {
 // Scheduler is the state machine. It is not safe for concurrent use: the
 // caller serialises Step and Actions.
 type Scheduler struct {
-	cfg      Config
-	tasks    map[TaskID]*task
+	cfg   Config
+	tasks map[TaskID]*task
 	// waiters lists the tasks waiting for each object. An entry is live
 	// only while it is the very task in tasks: a task failed through one
 	// dependency leaves entries on its others, which are skipped, even if

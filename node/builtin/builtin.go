@@ -1,12 +1,3 @@
-// Package builtin holds the remote functions every dray binary offers:
-// add, sum, len, fib, sleep, whoami, sha256, bytes, nd.rand, nd.matmul and
-// nd.sum. They serve the quick start, the tests and the benchmarks, and
-// show how to write remote functions.
-//
-//	reg := node.NewRegistry()
-//	if err := builtin.Register(reg); err != nil { ... }
-//	n, _ := node.New(node.Config{Functions: reg, ...})
-//	refs, _ := n.Call(ctx, "add", int64(1), int64(2))
 package builtin
 
 import (
