@@ -98,9 +98,9 @@ func (s *Store) path(c cid.Cid) string {
 	return filepath.Join(s.dir, c.String())
 }
 
-// writeTemp writes data to a new temp file in s.dir and returns its name.
-// It runs without s.mu.
-func (s *Store) writeTemp(ctx context.Context, data []byte) (name string, err error) {
+// writeTemp writes the buffers bufs, in order, to a new temp file in s.dir
+// and returns its name. It runs without s.mu.
+func (s *Store) writeTemp(ctx context.Context, bufs [][]byte) (name string, err error) {
 	f, err := os.CreateTemp(s.dir, tmpPrefix+"*")
 	if err != nil {
 		return "", fmt.Errorf("create spill file: %w", err)
@@ -111,12 +111,14 @@ func (s *Store) writeTemp(ctx context.Context, data []byte) (name string, err er
 			s.removeTemp(f.Name())
 		}
 	}()
-	for off := 0; off < len(data); off += writeChunk {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		if _, err := f.Write(data[off:min(off+writeChunk, len(data))]); err != nil {
-			return "", fmt.Errorf("write spill file: %w", err)
+	for _, data := range bufs {
+		for off := 0; off < len(data); off += writeChunk {
+			if err := ctx.Err(); err != nil {
+				return "", err
+			}
+			if _, err := f.Write(data[off:min(off+writeChunk, len(data))]); err != nil {
+				return "", fmt.Errorf("write spill file: %w", err)
+			}
 		}
 	}
 	if err := f.Close(); err != nil {

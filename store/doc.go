@@ -14,6 +14,10 @@
 //
 // Put takes ownership of the slice it is given and does not copy it; Get
 // returns that same slice to every caller. Neither side may modify it.
+// (A large object that PutStream read without an accurate size hint is
+// held in segments, to avoid copying it while it grows; its first Get
+// joins them into one slice, reserved in the memory budget, and returns
+// that slice from then on. Open streams the segments without joining.)
 //
 // # Memory and eviction
 //
@@ -36,7 +40,10 @@
 // An object larger than the whole memory budget goes straight to a spill
 // file when Dir is set, and fails with ErrFull otherwise. PutStream keeps
 // a stream in memory while it fits the budget and continues it in a spill
-// file once it does not.
+// file once it does not (or fails with ErrFull without Dir). Memory that
+// streams and joins allocate is reserved in the budget before it is
+// allocated, transient copies included, so the budget bounds the heap the
+// store's objects use.
 //
 // # Spill files
 //
@@ -53,7 +60,9 @@
 // fails with ErrNotFound). Spill files stay until Delete, except that when
 // writing a file would exceed Config.DiskBudget the least recently used
 // unpinned spill files are removed to make room; pinned ones never are.
-// One Store at a time may use a data directory (it is locked).
+// One Store at a time may use a data directory (it is locked): a second
+// Open of the directory, from this or another process, fails with
+// ErrLocked.
 //
 // # Pins and deletion
 //

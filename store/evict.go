@@ -109,9 +109,9 @@ func (s *Store) pickSpillLocked(n int64) ([]*entry, error) {
 // s.mu released, then commits them: their in-memory copies are dropped.
 // It returns with s.mu held and the first write error, if any.
 func (s *Store) spillLocked(ctx context.Context, batch []*entry) error {
-	data := make([][]byte, len(batch))
+	data := make([][][]byte, len(batch))
 	for i, v := range batch {
-		data[i] = v.data
+		data[i] = v.bufs()
 	}
 	_ = s.beginOpLocked() // not closed: reserveMemLocked checked under this lock
 	defer s.ops.Done()
@@ -151,7 +151,8 @@ func (s *Store) finishSpillLocked(v *entry, tmp string, werr error) error {
 		// Deleted while spilling: Delete left the bytes reserved for us.
 		s.removeTemp(tmp)
 		s.diskUsed -= v.size
-		s.memUsed -= v.size
+		s.memUsed -= v.size + v.slack()
+		v.ext = nil
 		return nil
 	}
 	err := werr

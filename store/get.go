@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 
 	"github.com/ipfs/go-cid"
@@ -22,7 +23,11 @@ var errCorrupt = errors.New("corrupt spill file")
 // A spilled object is read back from its file and, when it fits the memory
 // budget after dropping unpinned objects, restored to memory (its file is
 // kept, so spilling it again costs nothing); otherwise the caller gets a
-// private copy, so prefer Open for objects that may be large. A missing
+// private copy, so prefer Open for objects that may be large. An object
+// that PutStream read in segments (a large stream of unknown size) is made
+// contiguous by its first Get: that copy is reserved in the memory budget
+// like any other and replaces the segments; when the budget cannot hold
+// both for a moment, the caller gets a private copy instead. A missing
 // object yields an error wrapping ErrNotFound that names the CID.
 func (s *Store) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
@@ -40,11 +45,57 @@ func (s *Store) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	s.touchLocked(e)
 	if e.inMem {
+		if e.segs() != nil {
+			return s.flattenLocked(ctx, e)
+		}
 		data := e.data
 		s.mu.Unlock()
 		return data, nil
 	}
 	return s.restoreLocked(ctx, e)
+}
+
+// flattenLocked copies the segments of in-memory e into one slice, which
+// replaces them when the memory budget can hold both during the copy.
+// Called with s.mu held; releases it.
+func (s *Store) flattenLocked(ctx context.Context, e *entry) ([]byte, error) {
+	defer s.mu.Unlock()
+	segs := e.segs()
+	_ = s.beginOpLocked() // not closed: checked by the caller under this lock
+	defer s.ops.Done()
+	// Only unpinned objects other than e are dropped to make room (a
+	// transient copy is not worth a spill). Without spilling,
+	// reserveMemLocked keeps s.mu, so e is out of its list only here.
+	s.unlinkMemLocked(e)
+	cache := s.reserveMemLocked(ctx, e.size, false) == nil
+	s.linkLocked(e)
+	s.mu.Unlock()
+
+	data := make([]byte, 0, e.size) // segments are immutable: copy unlocked
+	for _, b := range segs {
+		data = append(data, b...)
+	}
+
+	s.mu.Lock()
+	if !cache {
+		return data, nil
+	}
+	switch {
+	case e.inMem && e.segs() != nil:
+		// Still in segments (perhaps being spilled from them, which is
+		// fine: the spiller holds its own reference). data takes over
+		// their accounting; the reservation is returned.
+		s.memUsed -= e.size + e.slack()
+		e.setMem(data, nil, 0)
+	case e.inMem:
+		s.memUsed -= e.size // another Get flattened it meanwhile
+		return e.data, nil
+	case !e.deleted:
+		s.adoptLocked(e, data, nil) // dropped meanwhile: keep this copy
+	default:
+		s.memUsed -= e.size
+	}
+	return data, nil
 }
 
 // restoreLocked reads spilled e back, caching it in memory if it fits.
@@ -80,7 +131,7 @@ func (s *Store) restoreLocked(ctx context.Context, e *entry) ([]byte, error) {
 	}
 	if cache {
 		if !e.deleted && !e.inMem {
-			s.adoptLocked(e, data)
+			s.adoptLocked(e, data, nil)
 			s.restored++
 		} else {
 			s.memUsed -= e.size
@@ -173,6 +224,12 @@ func (s *Store) Open(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, erro
 	}
 	s.touchLocked(e)
 	if e.inMem {
+		if segs := e.segs(); segs != nil {
+			// net.Buffers reads (and writes to a socket with writev)
+			// without copying; it consumes its own copy of the list.
+			bufs := net.Buffers(append([][]byte(nil), segs...))
+			return io.NopCloser(&bufs), e.size, nil
+		}
 		return io.NopCloser(bytes.NewReader(e.data)), e.size, nil
 	}
 	f, err := s.openSpilledLocked(e)

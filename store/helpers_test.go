@@ -76,7 +76,7 @@ func checkInvariants(t testing.TB, s *Store) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var memData, diskData, unpinnedMem, pinnedMem, unpinnedDisk int64
+	var memData, slack, diskData, unpinnedMem, pinnedMem, unpinnedDisk int64
 	var memObjects, diskObjects, pinned int
 	for c, e := range s.objects {
 		require.Equal(t, c, e.c)
@@ -85,7 +85,17 @@ func checkInvariants(t testing.TB, s *Store) {
 		if e.inMem {
 			memData += e.size
 			memObjects++
-			require.Len(t, e.data, int(e.size))
+			require.Equal(t, e.size, memLen(e.data, e.segs()))
+			require.True(t, e.data == nil || e.segs() == nil, "both data and segs set")
+			require.NotEqual(t, 1, len(e.segs()), "one segment is kept as data")
+			if e.slack() > 0 { // only streams keep (accounted) unused room
+				var allocated int64
+				for _, b := range e.bufs() {
+					allocated += int64(cap(b))
+				}
+				require.Equal(t, allocated-e.size, e.slack(), "slack of %s", c)
+			}
+			slack += e.slack()
 			if !e.spilling {
 				if e.pins > 0 {
 					require.Equal(t, memPinnedList, e.memIn)
@@ -97,6 +107,7 @@ func checkInvariants(t testing.TB, s *Store) {
 			}
 		} else {
 			require.Equal(t, noList, e.memIn)
+			require.Nil(t, e.ext)
 		}
 		if e.onDisk {
 			diskData += e.size
@@ -127,9 +138,9 @@ func checkInvariants(t testing.TB, s *Store) {
 	require.Equal(t, pinnedMem, s.memPinned.bytes)
 	require.Equal(t, unpinnedDisk, s.diskUnpin.bytes)
 	require.LessOrEqual(t, s.memUsed, s.memBudget)
-	require.GreaterOrEqual(t, s.memUsed, s.memData)
+	require.GreaterOrEqual(t, s.memUsed, s.memData+slack)
 	if s.spillsInFlight == 0 {
-		require.Equal(t, s.memData, s.memUsed, "memory reserved with nothing in flight")
+		require.Equal(t, s.memData+slack, s.memUsed, "memory reserved with nothing in flight")
 		require.Equal(t, s.diskData, s.diskUsed, "disk reserved with nothing in flight")
 	}
 	if s.diskBudget > 0 {

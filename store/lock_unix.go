@@ -19,8 +19,11 @@ func lockDir(path string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (lock %s is held by another process); "+
-				"close it or use another directory", ErrLocked, path)
+			// flock locks belong to open file descriptions, so a second
+			// Store in this very process is refused too: do not blame
+			// another process.
+			return nil, fmt.Errorf("%w (in this or another process): lock %s is held; "+
+				"close that store or use another directory", ErrLocked, path)
 		}
 		return nil, fmt.Errorf("store: lock %s: %w", path, err)
 	}

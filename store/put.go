@@ -76,7 +76,7 @@ func (s *Store) put(ctx context.Context, c cid.Cid, data []byte, pin bool) error
 		if !e.inMem && s.memUsed+n <= s.memBudget {
 			// Spilled: keep the caller's copy, since it fits as it is.
 			s.memUsed += n
-			s.adoptLocked(e, data)
+			s.adoptLocked(e, data, nil)
 		}
 		if pin {
 			s.pinLocked(e)
@@ -92,7 +92,7 @@ func (s *Store) put(ctx context.Context, c cid.Cid, data []byte, pin bool) error
 	}
 	if s.memUsed+n <= s.memBudget {
 		s.memUsed += n
-		s.insertMemLocked(c, data)
+		s.insertMemLocked(c, data, nil)
 		if pin {
 			s.pinLocked(s.objects[c])
 		}
@@ -123,7 +123,7 @@ func (s *Store) putSlowLocked(ctx context.Context, c cid.Cid, data []byte) error
 	if n <= s.memBudget || s.dir == "" {
 		err := s.reserveMemLocked(ctx, n, true)
 		if err == nil {
-			s.consumeMemReservationLocked(c, data)
+			s.consumeMemReservationLocked(c, data, nil, 0)
 			return nil
 		}
 		if !errors.Is(err, ErrFull) || s.dir == "" {
@@ -135,7 +135,7 @@ func (s *Store) putSlowLocked(ctx context.Context, c cid.Cid, data []byte) error
 		return fmt.Errorf("store: put %s: %w", c, s.fullDiskErrLocked(n))
 	}
 	s.mu.Unlock()
-	tmp, err := s.writeTemp(ctx, data)
+	tmp, err := s.writeTemp(ctx, [][]byte{data})
 	s.mu.Lock()
 	if err != nil {
 		s.diskUsed -= n
@@ -144,19 +144,22 @@ func (s *Store) putSlowLocked(ctx context.Context, c cid.Cid, data []byte) error
 	return s.commitDiskLocked(c, tmp, n)
 }
 
-// consumeMemReservationLocked stores data as object c in memory, using
-// len(data) bytes already reserved in s.memUsed (released when another
+// consumeMemReservationLocked stores data (or the segments segs, when not
+// nil) as object c in memory, using their bytes, and slack more bytes of
+// unused capacity, already reserved in s.memUsed (released when another
 // operation stored c meanwhile).
-func (s *Store) consumeMemReservationLocked(c cid.Cid, data []byte) {
+func (s *Store) consumeMemReservationLocked(c cid.Cid, data []byte, segs [][]byte, slack int64) {
 	e := s.objects[c]
 	switch {
 	case e == nil:
-		s.insertMemLocked(c, data)
+		e = s.insertMemLocked(c, data, segs)
+		e.setMem(data, segs, slack)
 	case !e.inMem:
 		s.touchLocked(e)
-		s.adoptLocked(e, data)
+		s.adoptLocked(e, data, segs)
+		e.setMem(data, segs, slack)
 	default:
 		s.touchLocked(e)
-		s.memUsed -= int64(len(data))
+		s.memUsed -= memLen(data, segs) + slack
 	}
 }

@@ -80,7 +80,8 @@ type Stats struct {
 type entry struct {
 	c    cid.Cid
 	size int64
-	data []byte // the bytes while inMem
+	data []byte    // the bytes while inMem, unless ext holds them in segments
+	ext  *memExtra // rarely set: see memExtra
 	pins int32
 
 	inMem    bool // data holds the object's bytes
@@ -93,6 +94,43 @@ type entry struct {
 	diskIn    listID // diskUnpinnedList while onDisk && pins == 0
 	memLinks  links
 	diskLinks links
+}
+
+// memExtra is what some in-memory objects read by PutStream need beyond
+// entry.data. It is kept out of entry, which every small object pays for.
+type memExtra struct {
+	// segs holds the bytes, in order, of an object that a stream of
+	// unknown size read in segments (data is nil then); its first Get
+	// joins them into data.
+	segs [][]byte
+	// slack is the unused capacity of the object's buffers that could
+	// not be trimmed; it stays reserved in Store.memUsed.
+	slack int64
+}
+
+// segs returns e's segments, or nil when data holds its bytes.
+func (e *entry) segs() [][]byte {
+	if e.ext == nil {
+		return nil
+	}
+	return e.ext.segs
+}
+
+// slack returns the unused capacity e keeps reserved.
+func (e *entry) slack() int64 {
+	if e.ext == nil {
+		return 0
+	}
+	return e.ext.slack
+}
+
+// setMem makes data, or segs when not nil, e's in-memory bytes, with slack
+// bytes of unused capacity.
+func (e *entry) setMem(data []byte, segs [][]byte, slack int64) {
+	e.data, e.ext = data, nil
+	if segs != nil || slack != 0 {
+		e.ext = &memExtra{segs: segs, slack: slack}
+	}
 }
 
 func newEntry(c cid.Cid, size int64) *entry {
@@ -123,7 +161,7 @@ type Store struct {
 	memUnpinned lruList // in-memory unpinned objects (eviction candidates)
 	diskUnpin   lruList // unpinned objects with a spill file (disk eviction candidates)
 
-	memUsed  int64 // memData + memory reserved by in-flight operations
+	memUsed  int64 // memData + slack of entries + memory reserved by in-flight operations
 	memData  int64
 	diskUsed int64 // diskData + disk reserved by in-flight writes
 	diskData int64
@@ -186,7 +224,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	for _, e := range s.objects {
 		e.deleted = true // readers still streaming must not touch the accounting
-		e.data = nil
+		e.setMem(nil, nil, 0)
 	}
 	s.objects = make(map[cid.Cid]*entry)
 	s.memPinned.init(memPinnedList)
@@ -357,6 +395,9 @@ func (s *Store) deleteLocked(c cid.Cid, e *entry) error {
 			// (as a reservation) until it finishes and sees e.deleted.
 			e.inMem = false
 			e.data = nil
+			if e.ext != nil {
+				e.ext.segs = nil // the slack stays reserved with the bytes
+			}
 			s.memData -= e.size
 			s.memObjects--
 		} else {
@@ -438,23 +479,24 @@ func (s *Store) touchLocked(e *entry) {
 	}
 }
 
-// insertMemLocked adds a new in-memory object whose n bytes are already
-// reserved in s.memUsed.
-func (s *Store) insertMemLocked(c cid.Cid, data []byte) *entry {
-	e := newEntry(c, int64(len(data)))
-	s.adoptLocked(e, data)
+// insertMemLocked adds a new in-memory object whose bytes are already
+// reserved in s.memUsed: data, or the segments segs when not nil.
+func (s *Store) insertMemLocked(c cid.Cid, data []byte, segs [][]byte) *entry {
+	e := newEntry(c, memLen(data, segs))
+	s.adoptLocked(e, data, segs)
 	s.objects[c] = e
 	return e
 }
 
-// adoptLocked makes data the in-memory copy of e (which must not be in
-// memory); its bytes must already be reserved in s.memUsed.
-func (s *Store) adoptLocked(e *entry, data []byte) {
-	if data == nil {
+// adoptLocked makes data (or segs, when not nil) the in-memory copy of e
+// (which must not be in memory); its bytes must already be reserved in
+// s.memUsed.
+func (s *Store) adoptLocked(e *entry, data []byte, segs [][]byte) {
+	if data == nil && segs == nil {
 		data = []byte{}
 	}
 	s.unlinkMemLocked(e)
-	e.data = data
+	e.setMem(data, segs, 0)
 	e.inMem = true
 	e.verified = true
 	s.memData += e.size
@@ -470,11 +512,32 @@ func (s *Store) adoptLocked(e *entry, data []byte) {
 // spilling) and returns its bytes to the budget. It does not remove e.
 func (s *Store) releaseMemLocked(e *entry) {
 	s.unlinkMemLocked(e)
-	e.data = nil
+	s.memUsed -= e.size + e.slack()
+	e.setMem(nil, nil, 0)
 	e.inMem = false
 	s.memData -= e.size
-	s.memUsed -= e.size
 	s.memObjects--
+}
+
+// memLen returns the number of bytes in data, or in segs when not nil.
+func memLen(data []byte, segs [][]byte) int64 {
+	if segs == nil {
+		return int64(len(data))
+	}
+	var n int64
+	for _, b := range segs {
+		n += int64(len(b))
+	}
+	return n
+}
+
+// bufs returns e's in-memory bytes as a list of buffers (one, unless the
+// object is held in segments). The buffers are immutable.
+func (e *entry) bufs() [][]byte {
+	if segs := e.segs(); segs != nil {
+		return segs
+	}
+	return [][]byte{e.data}
 }
 
 // removeLocked forgets e; the caller has released its memory and file.

@@ -17,12 +17,23 @@ import (
 // once the stream passes 1 MiB, so reading and hashing overlap). They are
 // held in memory when they fit the memory budget, and otherwise written
 // straight to a spill file (a temp file, renamed to the CID when
-// complete); the object is never held twice in memory. sizeHint is the
-// expected size (<= 0 if unknown): an accurate hint lets PutStream
-// allocate the object once, without copies, and choose memory or disk up
-// front. The context, and Close, are checked between reads of up to
-// 1 MiB; to abort a Read that blocks, close the reader. Close does not
-// wait for streams: one still running fails with ErrClosed.
+// complete). Every buffer is reserved in the memory budget as it is
+// allocated, and the object is never held twice in memory: PutStream holds
+// at most the object plus 4 MiB.
+//
+// sizeHint is the expected size (<= 0 if unknown). An accurate hint lets
+// PutStream allocate the object as one slice, without copies, and choose
+// memory or disk up front; a hint larger than the memory can hold sends
+// the stream to disk when there is a data directory, and otherwise is
+// ignored (the stream fails with ErrFull only if its actual bytes do not
+// fit). Without an accurate hint the bytes are read into segments that are
+// never copied: an object of up to 4 MiB is joined into one slice at the
+// end, a larger one stays in segments until its first Get joins them (see
+// Get; Open streams them as they are).
+//
+// The context, and Close, are checked between reads of up to 1 MiB; to
+// abort a Read that blocks, close the reader. Close does not wait for
+// streams: one still running fails with ErrClosed.
 func (s *Store) PutStream(ctx context.Context, r io.Reader, sizeHint int64) (cid.Cid, int64, error) {
 	dg, err := newDigester(defaultPrefix)
 	if err != nil {
@@ -48,7 +59,8 @@ func (s *Store) PutStreamVerified(ctx context.Context, want cid.Cid, r io.Reader
 
 const (
 	streamChunk = 1 << 20  // bytes read (and hashed) between context checks
-	minGrow     = 16 << 10 // first buffer size for streams of unknown size
+	minSeg      = 16 << 10 // first segment size for streams of unknown size
+	maxSeg      = 4 << 20  // largest segment added for a stream of unknown size
 	pipeDepth   = 4        // chunks in flight between reader and hasher
 )
 
@@ -92,9 +104,18 @@ func (s *Store) putStream(ctx context.Context, r io.Reader, sizeHint int64, dg *
 	return got, p.n, nil
 }
 
-// streamPut is one PutStream in progress: in memory (buf, whose capacity
-// is reserved in the memory budget) until it outgrows the budget, then in
-// a temp file (whose size is reserved in the disk budget).
+// streamPut is one PutStream in progress: in memory (segs, whose
+// capacities are reserved in the memory budget) until it outgrows the
+// budget, then in a temp file (whose size is reserved in the disk budget).
+//
+// In memory, the bytes go into segments that are never copied while the
+// stream is read: the first one is as large as the size hint (the whole
+// object when the hint is right); after it, each new segment is as large as
+// everything read so far, between minSeg and maxSeg bytes, and no larger
+// than what the budget has left. A buffer that doubles by copying would
+// hold its old and new copy at once (3x the object at worst, plus a final
+// copy to trim its slack); segments hold the object plus at most one
+// partly filled segment, and every byte of them is reserved.
 type streamPut struct {
 	s   *Store
 	ctx context.Context
@@ -102,8 +123,8 @@ type streamPut struct {
 	dg  *digester
 	n   int64 // bytes read so far
 
-	buf    []byte
-	memRes int64
+	segs   [][]byte // in memory: the bytes read, in order; only the last has room
+	memRes int64    // memory reserved: the capacity of segs (and copies being made)
 
 	f       *os.File
 	diskRes int64
@@ -111,21 +132,25 @@ type streamPut struct {
 	pipe *pipe // hashes (and writes) on a second goroutine; nil until needed
 }
 
-// start allocates room for a stream of sizeHint bytes.
+// start allocates room for a stream of sizeHint bytes. The hint only
+// decides where the stream starts: a stream whose hint the memory cannot
+// hold goes to disk when there is a data directory, and otherwise is read
+// into memory anyway, failing only if its actual bytes do not fit.
 func (p *streamPut) start(sizeHint int64) error {
 	s := p.s
 	switch {
+	case sizeHint <= 0:
 	case sizeHint > s.memBudget:
-		if s.dir == "" {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return s.tooBigErrLocked(sizeHint)
-		}
-		return p.toDisk(sizeHint)
-	case sizeHint > 0:
-		err := p.growMem(sizeHint)
-		if errors.Is(err, ErrFull) && s.dir != "" {
+		if s.dir != "" {
 			return p.toDisk(sizeHint)
+		}
+	default:
+		err := p.addSeg(sizeHint)
+		if errors.Is(err, ErrFull) {
+			if s.dir != "" {
+				return p.toDisk(sizeHint)
+			}
+			return nil // read it anyway, segment by segment
 		}
 		return err
 	}
@@ -155,14 +180,16 @@ func (p *streamPut) run() error {
 			} else if werr := p.emitDisk((*chunk)[:k], chunk); werr != nil {
 				return werr
 			}
-		case len(p.buf) < cap(p.buf):
-			// Read straight into the object's buffer.
-			off := len(p.buf)
-			k, err = io.ReadFull(p.r, p.buf[off:min(off+streamChunk, cap(p.buf))])
-			p.buf = p.buf[:off+k]
-			p.emitMem(p.buf[off:])
+		case p.segRoom() > 0:
+			// Read straight into the last segment.
+			i := len(p.segs) - 1
+			seg := p.segs[i]
+			off := len(seg)
+			k, err = io.ReadFull(p.r, seg[off:min(off+streamChunk, cap(seg))])
+			p.segs[i] = seg[:off+k]
+			p.emitMem(p.segs[i][off:])
 		default:
-			// The buffer is full: grow only if there is more to read.
+			// The last segment is full: add one only if there is more.
 			var one [1]byte
 			k, err = io.ReadFull(p.r, one[:])
 			if k > 0 {
@@ -176,8 +203,9 @@ func (p *streamPut) run() error {
 						return werr
 					}
 				} else {
-					p.buf = append(p.buf, one[0])
-					p.emitMem(p.buf[len(p.buf)-1:])
+					i := len(p.segs) - 1
+					p.segs[i] = append(p.segs[i], one[0]) // within its capacity
+					p.emitMem(p.segs[i][len(p.segs[i])-1:])
 				}
 			}
 		}
@@ -191,7 +219,16 @@ func (p *streamPut) run() error {
 	}
 }
 
-// emitMem hashes b, a part of p.buf just read.
+// segRoom returns the free capacity of the last segment.
+func (p *streamPut) segRoom() int {
+	if len(p.segs) == 0 {
+		return 0
+	}
+	last := p.segs[len(p.segs)-1]
+	return cap(last) - len(last)
+}
+
+// emitMem hashes b, a part of a segment just read.
 func (p *streamPut) emitMem(b []byte) {
 	p.n += int64(len(b))
 	if p.pipe == nil && p.n > streamChunk {
@@ -217,21 +254,30 @@ func (p *streamPut) emitDisk(b []byte, chunk *[]byte) error {
 	return nil
 }
 
-// makeRoom grows the full memory buffer, or moves the stream to disk when
+// makeRoom adds a segment for more bytes, or moves the stream to disk when
 // the memory budget cannot hold more.
 func (p *streamPut) makeRoom() error {
 	s := p.s
-	newCap := min(max(2*int64(cap(p.buf)), minGrow), s.memBudget)
-	if newCap > int64(cap(p.buf)) {
-		err := p.growMem(newCap)
+	// Geometric growth keeps the number of segments (and of one-byte
+	// probes of the reader between them) logarithmic up to maxSeg. When
+	// the budget cannot hold that much, smaller segments are tried, down
+	// to what memory is left: the stream may be about to end.
+	for size := min(max(p.n, minSeg), maxSeg, s.memBudget-p.memRes); size > 0; size = max(size/4, minSeg) {
+		err := p.addSeg(size)
 		if err == nil || !errors.Is(err, ErrFull) {
 			return err
 		}
+		if size <= minSeg {
+			break
+		}
+	}
+	if err := p.addLastSeg(); err == nil || !errors.Is(err, ErrFull) {
+		return err
 	}
 	if s.dir == "" {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if int64(cap(p.buf)) >= s.memBudget {
+		if p.n+1 > s.memBudget {
 			return s.tooBigErrLocked(p.n + 1)
 		}
 		return s.fullMemErrLocked(p.n + 1)
@@ -239,21 +285,47 @@ func (p *streamPut) makeRoom() error {
 	return p.toDisk(0)
 }
 
-// growMem reserves memory for, and reallocates, a buffer of newCap bytes.
-// (The hasher may still be reading the old buffer; both only read it.)
-func (p *streamPut) growMem(newCap int64) error {
+// addSeg reserves memory for, and appends, an empty segment of size bytes.
+func (p *streamPut) addSeg(size int64) error {
+	if err := p.reserveMem(size); err != nil {
+		return err
+	}
+	p.segs = append(p.segs, make([]byte, 0, size))
+	return nil
+}
+
+// addLastSeg appends a segment of up to minSeg bytes of the memory that is
+// free, or can be freed by dropping unpinned objects, without spilling.
+func (p *streamPut) addLastSeg() error {
 	s := p.s
 	s.mu.Lock()
-	err := s.reserveMemLocked(p.ctx, newCap-p.memRes, true)
+	size := min(s.memBudget-(s.memUsed-s.memUnpinned.bytes), minSeg)
+	if size <= 0 {
+		s.mu.Unlock()
+		return ErrFull
+	}
+	err := s.reserveMemLocked(p.ctx, size, false) // keeps s.mu: no spill
 	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	p.memRes = newCap
-	nb := make([]byte, len(p.buf), newCap)
-	copy(nb, p.buf)
-	p.buf = nb
+	p.memRes += size
+	p.segs = append(p.segs, make([]byte, 0, size))
 	return nil
+}
+
+// reserveMem adds n bytes to the stream's memory reservation, making room
+// as reserveMemLocked does (spilling pinned objects when there is a data
+// directory).
+func (p *streamPut) reserveMem(n int64) error {
+	s := p.s
+	s.mu.Lock()
+	err := s.reserveMemLocked(p.ctx, n, true)
+	s.mu.Unlock()
+	if err == nil {
+		p.memRes += n
+	}
+	return err
 }
 
 // toDisk moves the stream to a temp file, reserving sizeHint bytes of disk
@@ -269,10 +341,12 @@ func (p *streamPut) toDisk(sizeHint int64) error {
 		return fmt.Errorf("create spill file: %w", err)
 	}
 	p.f = f
-	if _, err := f.Write(p.buf); err != nil {
-		return fmt.Errorf("write spill file: %w", err)
+	for _, seg := range p.segs {
+		if _, err := f.Write(seg); err != nil {
+			return fmt.Errorf("write spill file: %w", err)
+		}
 	}
-	p.buf = nil
+	p.segs = nil
 	p.releaseMem()
 	if p.pipe == nil {
 		p.pipe = newPipe(p.dg)
@@ -321,6 +395,66 @@ func (p *streamPut) finishPipe() error {
 	return err
 }
 
+// compact trims the segments of a complete in-memory stream so that no
+// more than a little slack stays allocated. An object of at most maxSeg
+// bytes in several segments is copied into one slice (so that Get returns
+// it without copying); otherwise only a last segment with much unused
+// room is copied to its length (at most maxSeg bytes, unless the size hint
+// overstated a one-segment stream). Each copy is reserved in the memory
+// budget while both exist; when it cannot be, the segments stay as they
+// are, and the object keeps its unused room reserved (entry.slack).
+func (p *streamPut) compact() error {
+	if p.n == 0 {
+		p.segs = nil
+		p.releaseMem()
+		return nil
+	}
+	last := len(p.segs) - 1
+	slack := int64(cap(p.segs[last]) - len(p.segs[last]))
+	var keep int64 // bytes to copy: all (flatten) or the last segment
+	switch {
+	case len(p.segs) > 1 && p.n <= maxSeg:
+		keep = p.n
+	case len(p.segs) == 1 && slack > p.n/8,
+		len(p.segs) > 1 && slack > minSeg:
+		keep = int64(len(p.segs[last]))
+	default:
+		return nil
+	}
+	s := p.s
+	s.mu.Lock()
+	err := s.reserveMemLocked(p.ctx, keep, false) // a transient copy is not worth a spill
+	s.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrFull):
+		return nil
+	case err != nil:
+		return err
+	}
+	p.memRes += keep
+	b := make([]byte, 0, keep)
+	var freed int64
+	if keep == p.n {
+		for _, seg := range p.segs {
+			b = append(b, seg...)
+			freed += int64(cap(seg))
+		}
+		p.segs = p.segs[:0]
+	} else {
+		b = append(b, p.segs[last]...)
+		freed = int64(cap(p.segs[last]))
+		p.segs = p.segs[:last]
+	}
+	p.segs = append(p.segs, b)
+	s.mu.Lock()
+	if !s.closed { // Close has reset the accounting
+		s.memUsed -= freed
+	}
+	s.mu.Unlock()
+	p.memRes -= freed
+	return nil
+}
+
 // commit stores the completed stream as object c.
 func (p *streamPut) commit(c cid.Cid) error {
 	s := p.s
@@ -342,29 +476,36 @@ func (p *streamPut) commit(c cid.Cid) error {
 		p.diskRes = 0
 		return s.commitDiskLocked(c, f.Name(), p.n)
 	}
-	data := p.buf
-	if slack := int64(cap(data)) - p.n; slack > p.n/8 {
-		// The size hint was too large, or the last growth of a stream of
-		// unknown size is mostly empty: do not keep the slack alive.
-		data = append([]byte(nil), data...)
+	if err := p.compact(); err != nil {
+		return err
 	}
-	p.buf = nil
+	var data []byte
+	segs := p.segs
+	if len(segs) <= 1 {
+		if len(segs) == 1 {
+			data = segs[0]
+		}
+		segs = nil
+	}
+	p.segs = nil
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		p.memRes = 0
 		return ErrClosed
 	}
-	s.memUsed -= p.memRes - p.n
+	// The object keeps its whole reservation: its bytes and whatever
+	// unused room compact could not trim.
+	slack := p.memRes - p.n
 	p.memRes = 0
-	s.consumeMemReservationLocked(c, data)
+	s.consumeMemReservationLocked(c, data, segs, slack)
 	return nil
 }
 
 // abort releases whatever an unfinished stream still holds.
 func (p *streamPut) abort() {
 	_ = p.finishPipe()
-	p.buf = nil
+	p.segs = nil
 	p.releaseMem()
 	if p.f != nil {
 		_ = p.f.Close()
