@@ -21,7 +21,10 @@ import (
 // map[any]any when some key is not a string), cid.Cid, Array, and values of
 // registered types (T, not *T). null decodes into the zero value of any
 // type. Errors caused by the input are *DecodeError (errors.Is(err,
-// ErrDecode)); a target type that cannot travel gives a *TypeError.
+// ErrDecode)); a target type that cannot travel gives a *TypeError. An input
+// that would make the decode allocate more than max(DecodeAllocFloor,
+// DecodeAllocFactor x len(data)) bytes is refused, before allocating, with
+// an error that also matches ErrAllocLimit.
 func Unmarshal(data []byte, v any) (err error) {
 	defer recoverPanic(&err, "decode")
 	switch p := v.(type) {
@@ -31,6 +34,9 @@ func Unmarshal(data []byte, v any) (err error) {
 		}
 		if err := dmTyped.Wellformed(data); err != nil {
 			return syntaxError(data, err)
+		}
+		if err := checkBudget(nil, data); err != nil {
+			return err
 		}
 		d := decoder{base: cap(data)}
 		x, err := d.decAny(data)
@@ -63,6 +69,11 @@ func Unmarshal(data []byte, v any) (err error) {
 	}
 	if err := dmTyped.Wellformed(data); err != nil {
 		return syntaxError(data, err)
+	}
+	if !p.flat {
+		if err := checkBudget(p, data); err != nil {
+			return err
+		}
 	}
 	d := decoder{base: cap(data)}
 	nv := reflect.New(t).Elem()
@@ -119,9 +130,22 @@ func (d *decoder) fail(item []byte, t reflect.Type, err error) *DecodeError {
 		tme *cbor.TagsMdError
 		wte *cbor.WrongTagError
 	)
+	var imk *cbor.InvalidMapKeyTypeError
 	switch {
 	case errors.As(err, &ute), errors.As(err, &tme), errors.As(err, &wte):
 		return d.errAt(item, &mismatchError{what: describe(item), into: t, cause: err})
+	case errors.As(err, &imk):
+		// A key fxamacker cannot hash, named by the Go type it made.
+		kind := "array, map, byte string or tag"
+		switch {
+		case strings.HasPrefix(imk.GoType, "[]uint8"), strings.HasPrefix(imk.GoType, "codec.span"):
+			kind = "byte string or tag"
+		case strings.HasPrefix(imk.GoType, "[]"):
+			kind = "array"
+		case strings.HasPrefix(imk.GoType, "map["):
+			kind = "map"
+		}
+		return d.errAt(item, fmt.Errorf("map key of type %s: keys must be strings, integers or bools", kind))
 	}
 	return d.errAt(item, err)
 }
@@ -215,6 +239,12 @@ func (d *decoder) decSlow(p *plan, item []byte, v reflect.Value) error {
 		}
 		copy(v.Bytes(), b)
 	case kSlice, kGoArray:
+		switch h, _ := readHead(item, 0); {
+		case h.major != majorArray:
+			return d.errAt(item, &mismatchError{what: describe(item), into: p.t})
+		case p.kind == kGoArray && h.arg != uint64(p.n):
+			return d.errAt(item, fmt.Errorf("array of %d elements cannot decode into %s", h.arg, p.t))
+		}
 		var items []rawItem
 		if err := dmTyped.Unmarshal(item, &items); err != nil {
 			return d.fail(item, p.t, err)
@@ -330,6 +360,11 @@ func (d *decoder) sortedEntries(m reflect.Value) []mapEntry {
 func (d *decoder) decMap(p *plan, item []byte, v reflect.Value) error {
 	mr := reflect.New(p.mapRaw)
 	if err := dmTyped.Unmarshal(item, mr.Interface()); err != nil {
+		if p.key.kind == kIface {
+			if kerr := badAnyKey(item); kerr != nil {
+				return d.errAt(item, kerr)
+			}
+		}
 		var ute *cbor.UnmarshalTypeError
 		if kt := p.t.Key(); errors.As(err, &ute) && item[0]>>5 == majorMap && ute.GoType == kt.String() {
 			return d.errAt(item, fmt.Errorf("cannot decode %s map key into %s", ute.CBORType, kt))
@@ -411,10 +446,33 @@ func (d *decoder) decObject(p *plan, item []byte, v reflect.Value) error {
 
 func (d *decoder) objectError(item []byte, t reflect.Type, err error) *DecodeError {
 	h, _ := readHead(item, 0)
-	if h.major == majorTag && h.arg == tagObject {
-		return d.errAt(item, fmt.Errorf("tag 27 must hold [type name, fields]: %s", causeText(err)))
+	if h.major != majorTag || h.arg != tagObject {
+		return d.fail(item, t, err)
 	}
-	return d.fail(item, t, err)
+	c := item[h.n:]
+	if ha, _ := readHead(c, 0); ha.major != majorArray || ha.arg != 2 {
+		return d.errAt(item, fmt.Errorf("tag 27 must hold [type name, fields], not %s", describeA(c)))
+	}
+	name := c[1:]
+	if hn, _ := readHead(name, 0); hn.major != majorText {
+		return d.errAt(item, fmt.Errorf("tag 27 must hold [type name, fields]: the type name must be a text string, not %s", describeA(name)))
+	}
+	return d.errAt(item, fmt.Errorf("tag 27 must hold [type name, fields]: %s", causeText(err)))
+}
+
+// describeA is describe with an indefinite article, and the item count of
+// arrays: "an unsigned integer", "an array of 3 items".
+func describeA(item []byte) string {
+	h, _ := readHead(item, 0)
+	if h.major == majorArray {
+		return fmt.Sprintf("an array of %d items", h.arg)
+	}
+	s := describe(item)
+	switch s[0] {
+	case 'a', 'e', 'i', 'o', 'u':
+		return "an " + s
+	}
+	return "a " + s
 }
 
 // decBody decodes the body of a registered value: a fields map for structs,
@@ -462,12 +520,28 @@ func (d *decoder) decBody(p *plan, body []byte, v reflect.Value) error {
 // decFieldsSlow decodes a fields map one field at a time, to report the
 // field at fault precisely.
 func (d *decoder) decFieldsSlow(p *plan, body []byte, v reflect.Value) error {
+	h, _ := readHead(body, 0)
+	if h.major != majorMap {
+		return d.errAt(body, fmt.Errorf("fields of %s must be a map, not %s", p.t, describeA(body)))
+	}
+	// Check the names before building a map of the fields; with more
+	// entries than fields, some name is unknown: report it without
+	// allocating for a map of, possibly, many unknown fields.
+	off := h.n
+	for range h.arg {
+		hk, _ := readHead(body, off)
+		kEnd := skipItem(body, off)
+		if hk.major != majorText {
+			return d.errAt(body, fmt.Errorf("fields of %s: field names must be text strings, not %s", p.t, describeA(body[off:])))
+		}
+		name := body[off+hk.n : kEnd]
+		if _, ok := p.byName[string(name)]; !ok && h.arg > uint64(len(p.fields)) {
+			return withPath(d.errAt(body[kEnd:], fmt.Errorf("%s has no field %q", p.t, name)), "."+string(name))
+		}
+		off = skipItem(body, kEnd)
+	}
 	var m map[string]rawItem
 	if err := dmTyped.Unmarshal(body, &m); err != nil {
-		var ute *cbor.UnmarshalTypeError
-		if errors.As(err, &ute) && len(body) > 0 && body[0]>>5 != majorMap {
-			return d.errAt(body, fmt.Errorf("fields of %s must be a map, not a %s", p.t, describe(body)))
-		}
 		return d.errAt(body, fmt.Errorf("fields of %s: %s", p.t, causeText(err)))
 	}
 	entries := d.sortedEntries(reflect.ValueOf(m))
@@ -508,23 +582,24 @@ func (d *decoder) decLink(item []byte) (cid.Cid, error) {
 // decNDArray decodes tag 40 [shape, typed array] into an Array. The payload
 // is copied once, by fxamacker, into the Array's Data.
 func (d *decoder) decNDArray(item []byte) (Array, error) {
+	if h, _ := readHead(item, 0); h.major == majorTag && h.arg == tagNDArray {
+		// Check the layout first: it refuses long shapes before they are
+		// decoded, and explains problems in terms of the wire format.
+		if err := checkNDArray(item[h.n:]); err != nil {
+			return Array{}, d.errAt(item, err)
+		}
+	}
 	var ad arrDec
 	if err := dmTyped.Unmarshal(item, &ad); err != nil {
 		h, _ := readHead(item, 0)
 		if h.major == majorTag && h.arg == tagNDArray {
-			return Array{}, d.errAt(item, fmt.Errorf("tag 40 must hold [shape, typed array]: %s", causeText(err)))
+			return Array{}, d.errAt(item, fmt.Errorf("tag 40 must hold [shape, data]: %s", causeText(err)))
 		}
 		return Array{}, d.fail(item, typeArray, err)
 	}
-	if len(ad.Shape) > MaxDims {
-		return Array{}, d.errAt(item, fmt.Errorf("%w: %d dimensions, at most %d allowed", ErrInvalidArray, len(ad.Shape), MaxDims))
-	}
 	shape := make([]int, len(ad.Shape))
 	for i, n := range ad.Shape {
-		if n > math.MaxInt {
-			return Array{}, d.errAt(item, fmt.Errorf("%w: dimension %d is too large", ErrInvalidArray, n))
-		}
-		shape[i] = int(n)
+		shape[i] = int(n) // checkNDArray bounds n
 	}
 	a := Array{Shape: shape}
 	switch x := ad.Data.(type) {
@@ -670,9 +745,9 @@ func (d *decoder) decObjectAny(item []byte) (any, error) {
 			sentinel: ErrUnregistered,
 		})
 	}
-	p, err := planFor(rt.t)
+	p, err := rt.planOf()
 	if err != nil {
-		return nil, d.errAt(item, err)
+		return nil, d.fail(item, typeAny, err)
 	}
 	v := reflect.New(rt.t).Elem()
 	if err := d.decBody(p, od.Body, v); err != nil {
@@ -692,7 +767,7 @@ func (d *decoder) decAnySlow(item []byte) (any, error) {
 	case majorArray:
 		var items []rawItem
 		if err := dmTyped.Unmarshal(item, &items); err != nil {
-			return nil, d.errAt(item, err)
+			return nil, d.fail(item, typeAny, err)
 		}
 		out := make([]any, len(items))
 		for i, it := range items {
@@ -704,9 +779,12 @@ func (d *decoder) decAnySlow(item []byte) (any, error) {
 		}
 		return out, nil
 	case majorMap:
+		if err := badAnyKey(item); err != nil {
+			return nil, d.fail(item, typeAny, err)
+		}
 		var m map[any]rawItem
 		if err := dmTyped.Unmarshal(item, &m); err != nil {
-			return nil, d.errAt(item, err)
+			return nil, d.fail(item, typeAny, err)
 		}
 		entries := d.sortedEntries(reflect.ValueOf(m))
 		out := make(map[any]any, len(entries))
@@ -714,7 +792,7 @@ func (d *decoder) decAnySlow(item []byte) (any, error) {
 		for _, e := range entries {
 			k, err := anyKey(e.key.Interface())
 			if err != nil {
-				return nil, d.errAt(item, err)
+				return nil, d.fail(item, typeAny, err)
 			}
 			if _, ok := k.(string); !ok {
 				allStrings = false
@@ -734,9 +812,12 @@ func (d *decoder) decAnySlow(item []byte) (any, error) {
 		}
 		return out, nil
 	}
+	if h, _ := readHead(item, 0); h.major == majorTag && h.arg != tagObject && h.arg != tagNDArray && h.arg != tagLink {
+		return nil, d.errAt(item, fmt.Errorf("unsupported CBOR %s", describe(item)))
+	}
 	var x any
 	if err := dmDyn.Unmarshal(item, &x); err != nil {
-		return nil, d.errAt(item, err)
+		return nil, d.fail(item, typeAny, err)
 	}
 	switch x := x.(type) {
 	case spanObject:
@@ -755,4 +836,84 @@ func (d *decoder) decAnySlow(item []byte) (any, error) {
 		return nil, d.errAt(item, fmt.Errorf("unsupported CBOR %s", describe(item)))
 	}
 	return nil, d.errAt(item, fmt.Errorf("unsupported CBOR item: %s", goKind(x)))
+}
+
+// badAnyKey reports the first key of map item that cannot be a key of a Go
+// map decoded dynamically (a byte string, array, map or tagged item), in
+// wire terms. Scalars are left to anyKey.
+func badAnyKey(item []byte) error {
+	h, _ := readHead(item, 0)
+	if h.major != majorMap {
+		return nil
+	}
+	off := h.n
+	for range h.arg {
+		switch item[off] >> 5 {
+		case majorBytes, majorArray, majorMap, majorTag:
+			return fmt.Errorf("map key of type %s: keys must be strings, integers or bools", describe(item[off:]))
+		}
+		off = skipItem(item, skipItem(item, off))
+	}
+	return nil
+}
+
+// checkNDArray checks the layout of the content c of tag 40: [shape, data]
+// with shape an array of at most MaxDims unsigned integers that fit an int,
+// and data a supported RFC 8746 typed array around a byte string, or a byte
+// string (bool). Errors match ErrInvalidArray and speak of the wire format.
+func checkNDArray(c []byte) error {
+	invalid := func(format string, args ...any) error {
+		return &regError{msg: fmt.Sprintf(format, args...), sentinel: ErrInvalidArray}
+	}
+	if h, _ := readHead(c, 0); h.major != majorArray || h.arg != 2 {
+		return invalid("tag 40 must hold an array of [shape, data], not %s", describeA(c))
+	}
+	shape := c[1:]
+	hs, _ := readHead(shape, 0)
+	if hs.major != majorArray {
+		return invalid("array shape must be an array of dimensions, not %s", describeA(shape))
+	}
+	if hs.arg > MaxDims {
+		return invalid("array shape has %d dimensions, at most %d allowed", hs.arg, MaxDims)
+	}
+	off := hs.n
+	for i := range hs.arg {
+		hd, _ := readHead(shape, off)
+		switch {
+		case hd.major == majorNeg && hd.arg < math.MaxUint64:
+			return invalid("array shape dimension %d is negative (-%d)", i, hd.arg+1)
+		case hd.major == majorNeg:
+			return invalid("array shape dimension %d is negative (-18446744073709551616)", i)
+		case hd.major != majorUint:
+			return invalid("array shape dimension %d must be an unsigned integer, not %s", i, describeA(shape[off:]))
+		case hd.arg > math.MaxInt:
+			return invalid("array shape dimension %d is too large (%d)", i, hd.arg)
+		}
+		off += hd.n
+	}
+	data := shape[off:]
+	hd, _ := readHead(data, 0)
+	switch hd.major {
+	case majorBytes:
+		return nil
+	case majorTag:
+		if !isTypedArrayTag(hd.arg) {
+			return invalid("array data tag %d is not a supported typed array", hd.arg)
+		}
+		if hb, _ := readHead(data, hd.n); hb.major != majorBytes {
+			return invalid("array data tag %d must hold a byte string, not %s", hd.arg, describeA(data[hd.n:]))
+		}
+		return nil
+	}
+	return invalid("array data must be a typed array tag or a byte string, not %s", describeA(data))
+}
+
+// isTypedArrayTag reports whether n is the RFC 8746 tag of a supported dtype.
+func isTypedArrayTag(n uint64) bool {
+	for dt := Bool; dt <= Float64; dt++ {
+		if typedWireType(dt) != nil && dt.tag() == n {
+			return true
+		}
+	}
+	return false
 }

@@ -70,8 +70,14 @@
 // fields and unregistered type names are rejected. null decodes into the
 // zero value of any type. Inputs are checked for well-formedness before
 // anything is allocated, so a short input claiming a huge string or array
-// fails cheaply. Errors give the byte offset and the path of the item at
-// fault, e.g. "codec: decode at offset 17 (Points[3].X): cannot decode text
+// fails cheaply. Memory is bounded too: before allocating, Unmarshal
+// estimates the Go memory the input would create in the target type (a
+// 1-byte null in a list of [1024]float64 costs 8 KiB, a dozen-byte tag 27
+// item a whole registered value) and refuses inputs needing more than
+// max(DecodeAllocFloor, DecodeAllocFactor x input size), that is 64 MiB or
+// 64 bytes per input byte, with an error matching ErrAllocLimit. Payloads
+// such as Array data cost about their size. Errors give the byte offset and
+// the path of the item at fault, e.g. "codec: decode at offset 17 (Points[3].X): cannot decode text
 // string into int".
 //
 // # CIDs

@@ -18,6 +18,11 @@ var (
 	// decodable into the target). The concrete error is a *DecodeError.
 	ErrDecode = errors.New("codec: cannot decode")
 
+	// ErrAllocLimit is matched (with ErrDecode) when decoding an input
+	// would allocate more memory than its size allows: more than
+	// DecodeAllocFactor times its length, and more than DecodeAllocFloor.
+	ErrAllocLimit = errors.New("codec: decode allocation limit exceeded")
+
 	// ErrMismatch is matched by the *MismatchError Verify returns when data
 	// does not hash to the expected CID.
 	ErrMismatch = errors.New("codec: CID mismatch")

@@ -33,10 +33,25 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		"", "83 01 02", "5a 40000000 01", "9a 3b9aca00", "9f ff", "a2 6161 01 6161 02",
 		"d81b 82 63 666f6f a0", "d828 82 8120 d856 40", "d82a 42 0102", "c2 41 01", "1801",
 		"a2 6162 01 6161 02", "fb3ff8000000000000", strings.Repeat("81", 70) + "00",
+		"d828 82 820120 d856 40", "d828 82 8161 61 d856 40", "d828 83 80 40 40", "d828 82 81 01 d863 41 00",
+		"d81b 82 01 a0", "d81b 81 61 61", "a1 80 01", "a1 d82a 42 0001 01",
+		"d81b 82 6a" + hx("test.Point") + "a3 6141 01 6142 01 6158 01",
 	} {
 		seeds = append(seeds, h(s))
 	}
-	return seeds
+	return append(seeds, adversarialSeeds()...)
+}
+
+// adversarialSeeds are small inputs that ask for much more memory than
+// their size when decoded into some fuzz target.
+func adversarialSeeds() [][]byte {
+	bigObj := h("d81b 82 6e" + hx("test.bigFields") + "a0")
+	return [][]byte{
+		arrayOf(9000, h("f6")), // [][1024]float64: 70 MiB
+		arrayOf(48, bigObj),    // 48 x 1.5 MiB into any
+		arrayOf(8000, h("40")), // [][]byte
+		append(h("d81b 82 6e"+hx("test.bigHolder")+"a1 64"+hx("Rows")), arrayOf(9000, h("80"))...),
+	}
 }
 
 // fuzzTargets are the typed targets FuzzDecode decodes into besides any.
@@ -47,6 +62,8 @@ var fuzzTargets = []reflect.Type{
 	reflect.TypeFor[cid.Cid](), reflect.TypeFor[Ref](), reflect.TypeFor[Shape](),
 	reflect.TypeFor[[3]byte](), reflect.TypeFor[[2]int](), reflect.TypeFor[Bin](),
 	reflect.TypeFor[string](), reflect.TypeFor[uint16](), reflect.TypeFor[Raw](),
+	reflect.TypeFor[[][1024]float64](), reflect.TypeFor[[]map[string][]int](), reflect.TypeFor[[][]byte](),
+	reflect.TypeFor[bigHolder](), reflect.TypeFor[map[any]int](),
 }
 
 // reencodable reports whether a Marshal error after a successful decode is
@@ -100,6 +117,11 @@ func checkDecodeErr(t *testing.T, data []byte, err error) {
 	}
 	if !strings.HasPrefix(err.Error(), "codec: decode at offset ") {
 		t.Fatalf("bad message: %v", err)
+	}
+	for _, s := range internalNames {
+		if strings.Contains(err.Error(), s) {
+			t.Fatalf("error leaks codec internals (%q): %v", s, err)
+		}
 	}
 }
 

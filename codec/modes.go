@@ -23,6 +23,22 @@ const (
 	MaxMapLen = 1 << 20
 	// MaxDims is the largest number of dimensions of an Array (as numpy).
 	MaxDims = 64
+
+	// DecodeAllocFloor and DecodeAllocFactor bound the memory one decode
+	// may allocate: max(DecodeAllocFloor, DecodeAllocFactor x input
+	// length) bytes. Unmarshal estimates the Go memory the input will
+	// create (slices from their element size, maps from their slot size,
+	// registered values from their size, strings and payloads from their
+	// length) before allocating any of it, and refuses inputs over the
+	// limit with an error matching ErrAllocLimit. Payloads (byte strings,
+	// Array data) cost about their size, lists of numbers and strings and
+	// lists of records up to ~30x, maps of tiny entries decoded into any
+	// up to ~55x, so legitimate values decode at any size; the floor lets
+	// small inputs decode into types with large elements. The estimate
+	// covers successful decodes; a decode that fails part way may
+	// allocate up to about twice as much before it gives up.
+	DecodeAllocFloor  = 64 << 20
+	DecodeAllocFactor = 64
 )
 
 // CBOR tag numbers used on the wire.

@@ -57,16 +57,24 @@ type plan struct {
 	// bytes codec wants and decodes exactly as codec would; such values
 	// skip codec's own walking.
 	native bool
-	elem   *plan // slice, array, pointer element; map value
-	key    *plan // map key
-	reg    *regType
-	fields []fieldPlan
-	byName map[string]int
-	wEnc   reflect.Type // struct of the encoded fields (native ones typed, others any)
-	wDec   reflect.Type // struct of the decoded fields (native ones typed, others rawItem)
-	mapRaw reflect.Type // map[K]rawItem, for splitting maps
-	base   reflect.Type // kScalar: the predeclared type of t's kind
-	n      int          // kGoArray, kByteArray: length
+	// flat is true when decoding allocates at most a fixed amount set by
+	// t plus about the input's size: t holds no slices (other than byte
+	// strings), maps or interfaces, and is not recursive. Decoding into a
+	// flat type needs no allocation budget walk.
+	flat bool
+	// flatCost bounds, for a flat type, what decoding one item of it
+	// allocates besides about twice the item's size (see budget.go).
+	flatCost uint64
+	elem     *plan // slice, array, pointer element; map value
+	key      *plan // map key
+	reg      *regType
+	fields   []fieldPlan
+	byName   map[string]int
+	wEnc     reflect.Type // struct of the encoded fields (native ones typed, others any)
+	wDec     reflect.Type // struct of the decoded fields (native ones typed, others rawItem)
+	mapRaw   reflect.Type // map[K]rawItem, for splitting maps
+	base     reflect.Type // kScalar: the predeclared type of t's kind
+	n        int          // kGoArray, kByteArray: length
 }
 
 type fieldPlan struct {
@@ -166,8 +174,31 @@ func (b *planBuilder) build(t reflect.Type) (*plan, error) {
 	if err := b.fill(p); err != nil {
 		return nil, err
 	}
+	p.flat = b.isFlat(p)
+	if p.flat {
+		p.flatCost = flatCost(p)
+	}
 	b.done = append(b.done, p)
 	return p, nil
+}
+
+// isFlat computes p.flat once p's children are built. A plan still being
+// built (a recursive type) is not flat, as p.flat is false until then.
+func (b *planBuilder) isFlat(p *plan) bool {
+	switch p.kind {
+	case kScalar, kBytes, kByteArray, kCid, kLink, kNDArray, kRaw, kBinary:
+		return true
+	case kGoArray, kPtr:
+		return p.elem.flat
+	case kStruct:
+		for _, f := range p.fields {
+			if !f.p.flat {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func (b *planBuilder) fill(p *plan) error {

@@ -16,8 +16,21 @@ import (
 type regType struct {
 	name   string
 	t      reflect.Type
-	binary bool       // travels as [name, bytes] via MarshalBinary/UnmarshalBinary
-	fields []regField // struct fields, for non-binary types
+	binary bool                 // travels as [name, bytes] via MarshalBinary/UnmarshalBinary
+	fields []regField           // struct fields, for non-binary types
+	plan   atomic.Pointer[plan] // planFor(t), once it succeeded
+}
+
+// planOf returns planFor(rt.t), cached in rt.
+func (rt *regType) planOf() (*plan, error) {
+	if p := rt.plan.Load(); p != nil {
+		return p, nil
+	}
+	p, err := planFor(rt.t)
+	if err == nil {
+		rt.plan.Store(p)
+	}
+	return p, err
 }
 
 // regField is one encoded field of a registered struct.
