@@ -3,6 +3,7 @@ package sched
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 )
 
 // TaskID names a task. The node uses the task CID's binary form; the
@@ -12,21 +13,43 @@ type TaskID string
 // ObjectID names an object (a task output or a put value).
 type ObjectID string
 
+// PeerID names a peer. The node uses the libp2p peer ID's string form.
+type PeerID string
+
 // Config configures a Scheduler. A Config handed to New is not changed
 // afterwards.
 type Config struct {
 	// Slots is the number of tasks that may run at once on this peer.
 	Slots int
+	// Self is this peer's ID (placement hints naming it run here).
+	Self PeerID
+	// Funcs identifies this peer's function table (a hash of it): only
+	// peers that beacon the same value are chosen for unpinned tasks.
+	Funcs uint64
+	// Rand drives power-of-two choices. Seed it for reproducible runs; nil
+	// means a fixed seed.
+	Rand *rand.Rand
+	// OfferAfter is how many ticks a task may wait in the queue, with no
+	// peer known to have room, before it is offered on the gossip topic.
+	OfferAfter int
+	// BeaconTTL is how many ticks a peer's load beacon stays valid.
+	BeaconTTL int
 }
 
 // DefaultConfig returns a Config with one slot; callers normally set Slots
 // to the number of CPUs.
-func DefaultConfig() Config { return Config{Slots: 1} }
+func DefaultConfig() Config { return Config{Slots: 1, OfferAfter: 1, BeaconTTL: 10} }
 
 // Validate reports whether c can be used.
 func (c Config) Validate() error {
 	if c.Slots < 1 {
 		return fmt.Errorf("sched: Slots is %d: must be at least 1", c.Slots)
+	}
+	if c.OfferAfter < 0 {
+		return fmt.Errorf("sched: OfferAfter is %d: must not be negative", c.OfferAfter)
+	}
+	if c.BeaconTTL < 0 {
+		return fmt.Errorf("sched: BeaconTTL is %d: must not be negative", c.BeaconTTL)
 	}
 	return nil
 }
@@ -52,9 +75,24 @@ const (
 	Blocked
 	// Unblocked: blocked Task resumes and takes a slot again.
 	Unblocked
+	// PeerLoad: Peer's load beacon was heard (Load).
+	PeerLoad
+	// PeerGone: Peer left or is unreachable; tasks forwarded to it go back
+	// to the queue.
+	PeerGone
+	// Tick: one unit of time passed (offers and beacon expiry use it).
+	Tick
+	// Claim: Peer, idle, claims offered Task; the first claim of a queued
+	// task wins and the task is forwarded to it.
+	Claim
+	// Refused: Peer refused forwarded Task (full, or leaving); the task goes
+	// back to the front of the queue and Peer is not chosen again until its
+	// next beacon.
+	Refused
 )
 
-var kindNames = [...]string{"?", "submit", "object-ready", "object-failed", "done", "blocked", "unblocked"}
+var kindNames = [...]string{"?", "submit", "object-ready", "object-failed", "done", "blocked", "unblocked",
+	"peer-load", "peer-gone", "tick", "claim", "refused"}
 
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) {
@@ -69,7 +107,36 @@ type Event struct {
 	Task   TaskID
 	Deps   []ObjectID // Submit only
 	Nested bool       // Submit only
-	Object ObjectID   // ObjectReady, ObjectFailed
+	// On pins a submitted task to a peer (Self or another); empty lets
+	// the scheduler place it.
+	On PeerID
+	// Here marks a task another peer handed to us: it runs here or not
+	// at all (it is never forwarded again).
+	Here bool
+	// Inputs lists the submitted task's inputs that exist already, with
+	// their sizes and holders, for locality.
+	Inputs []Input
+	Object ObjectID // ObjectReady, ObjectFailed
+	// Holder and Size say where an object made ready now is (ObjectReady).
+	Holder PeerID
+	Size   int64
+	Peer   PeerID // PeerLoad, PeerGone, Claim, Refused
+	Load   Load   // PeerLoad
+}
+
+// Input is an existing input of a task: how big it is and who holds it.
+type Input struct {
+	Object  ObjectID
+	Size    int64
+	Holders []PeerID
+}
+
+// Load is what a peer's beacon says about it.
+type Load struct {
+	Slots int    // worker slots
+	Free  int    // slots free
+	Queue int    // tasks queued
+	Funcs uint64 // function-table hash
 }
 
 // ActionKind says what the caller must do.
@@ -81,6 +148,12 @@ const (
 	// Fail: Task cannot run because its dependency Object failed; the caller
 	// fails the task's outputs. The task holds no slot and is forgotten.
 	Fail
+	// Forward: hand Task to Peer over a direct stream; the caller reports
+	// Done when the peer completes it, Refused if the peer refuses it, or
+	// PeerGone if the peer is lost.
+	Forward
+	// Offer: announce Task on the gossip topic; idle peers may Claim it.
+	Offer
 )
 
 func (k ActionKind) String() string {
@@ -89,6 +162,10 @@ func (k ActionKind) String() string {
 		return "run"
 	case Fail:
 		return "fail"
+	case Forward:
+		return "forward"
+	case Offer:
+		return "offer"
 	}
 	return fmt.Sprintf("ActionKind(%d)", uint8(k))
 }
@@ -98,6 +175,7 @@ type Action struct {
 	Kind   ActionKind
 	Task   TaskID
 	Object ObjectID // Fail: the dependency that failed
+	Peer   PeerID   // Forward: where to
 }
 
 // Errors returned by Step for events that contradict the scheduler's state;
@@ -112,27 +190,36 @@ var (
 type state uint8
 
 const (
-	waiting state = iota + 1 // waiting for dependencies
-	queued                   // ready, waiting for a slot
-	running                  // holding a slot
-	blocked                  // running but gave its slot back
+	waiting   state = iota + 1 // waiting for dependencies
+	queued                     // ready, waiting for a slot
+	running                    // holding a slot
+	blocked                    // running but gave its slot back
+	forwarded                  // handed to another peer, awaiting Done
 )
 
 type task struct {
-	id      TaskID
-	state   state
-	pending int  // dependencies not yet ready
-	nested  bool // submitted by a running task: runs first
+	id       TaskID
+	state    state
+	pending  int  // dependencies not yet ready
+	nested   bool // submitted by a running task: runs first
+	here     bool // must run on this peer
+	on       PeerID
+	inputs   []Input
+	queuedAt int64  // tick it joined the queue
+	offered  bool   // announced on the gossip topic
+	peer     PeerID // forwarded: where
 }
 
 // Stats is a snapshot of the scheduler's queues.
 type Stats struct {
-	Slots    int // configured slots
-	Running  int // tasks holding a slot (may exceed Slots after unblocks)
-	Blocked  int // running tasks that gave their slot back
-	Queued   int // ready tasks waiting for a slot
-	Waiting  int // tasks waiting for dependencies
-	Finished uint64
+	Slots     int // configured slots
+	Running   int // tasks holding a slot (may exceed Slots after unblocks)
+	Blocked   int // running tasks that gave their slot back
+	Queued    int // ready tasks waiting for a slot
+	Waiting   int // tasks waiting for dependencies
+	Forwarded int // tasks handed to other peers, not yet done
+	Peers     int // peers with a live beacon
+	Finished  uint64
 }
 
 // Scheduler is the state machine. It is not safe for concurrent use: the
@@ -145,8 +232,13 @@ type Scheduler struct {
 	// dependency leaves entries on its others, which are skipped, even if
 	// a task with the same ID is submitted again.
 	waiters  map[ObjectID][]*task
-	queue    fifo
-	running  int // tasks holding a slot
+	queue    fifo // ready tasks that may run here or elsewhere
+	local    fifo // ready tasks that must run here
+	peers    map[PeerID]*peer
+	rand     *rand.Rand
+	now      int64 // ticks
+	forwards int   // tasks forwarded and not done
+	running  int   // tasks holding a slot
 	blocked  int
 	waiting  int
 	finished uint64
@@ -158,10 +250,16 @@ func New(cfg Config) (*Scheduler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	r := cfg.Rand
+	if r == nil {
+		r = rand.New(rand.NewPCG(1, 2))
+	}
 	return &Scheduler{
 		cfg:     cfg,
 		tasks:   make(map[TaskID]*task),
 		waiters: make(map[ObjectID][]*task),
+		peers:   make(map[PeerID]*peer),
+		rand:    r,
 	}, nil
 }
 
@@ -185,6 +283,8 @@ func (s *Scheduler) Step(ev Event) error {
 			s.running--
 		case blocked:
 			s.blocked--
+		case forwarded:
+			s.forwards--
 		default:
 			return fmt.Errorf("%w: done for %s task %x", ErrState, t.state, ev.Task)
 		}
@@ -212,6 +312,10 @@ func (s *Scheduler) Step(ev Event) error {
 		t.state = running
 		s.blocked--
 		s.running++
+	case PeerLoad, PeerGone, Tick, Claim, Refused:
+		if err := s.peerEvent(ev); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("%w: kind %d", ErrEvent, ev.Kind)
 	}
@@ -234,7 +338,10 @@ func (s *Scheduler) submit(ev Event) error {
 	if _, ok := s.tasks[ev.Task]; ok {
 		return fmt.Errorf("%w: %x", ErrDuplicate, ev.Task)
 	}
-	t := &task{id: ev.Task, pending: len(ev.Deps), nested: ev.Nested}
+	t := &task{id: ev.Task, pending: len(ev.Deps), nested: ev.Nested, here: ev.Here || ev.On == s.cfg.Self && ev.On != "", on: ev.On, inputs: ev.Inputs}
+	if t.here {
+		t.on = ""
+	}
 	s.tasks[ev.Task] = t
 	if t.pending == 0 {
 		s.enqueue(t)
@@ -253,13 +360,34 @@ func (s *Scheduler) submit(ev Event) error {
 func (s *Scheduler) live(t *task) bool { return s.tasks[t.id] == t }
 
 // enqueue makes t ready: nested tasks go first (depth-first), others last.
+// A task pinned to another peer is forwarded at once.
 func (s *Scheduler) enqueue(t *task) {
-	t.state = queued
-	if t.nested {
-		s.queue.pushFront(t.id)
-	} else {
-		s.queue.push(t.id)
+	if t.on != "" {
+		s.forward(t, t.on)
+		return
 	}
+	t.state = queued
+	t.queuedAt = s.now
+	q := &s.queue
+	if t.here {
+		q = &s.local
+	}
+	if t.nested {
+		q.pushFront(t.id)
+	} else {
+		q.push(t.id)
+	}
+}
+
+// forward hands t to p.
+func (s *Scheduler) forward(t *task, p PeerID) {
+	t.state = forwarded
+	t.peer = p
+	s.forwards++
+	if pe := s.peers[p]; pe != nil && pe.est > 0 {
+		pe.est--
+	}
+	s.actions = append(s.actions, Action{Kind: Forward, Task: t.id, Peer: p})
 }
 
 func (s *Scheduler) objectReady(o ObjectID) {
@@ -299,16 +427,59 @@ func (s *Scheduler) objectFailed(o ObjectID) {
 	}
 }
 
-// fill starts queued tasks while slots are free.
+// fill starts queued tasks while local slots are free (tasks that must run
+// here first), then places the rest on peers with room, by power-of-two
+// choices, until no peer has any.
 func (s *Scheduler) fill() {
 	for s.running < s.cfg.Slots {
-		id, ok := s.queue.pop()
-		if !ok {
+		t := s.next(&s.local)
+		if t == nil {
+			if t = s.next(&s.queue); t == nil {
+				break
+			}
+		}
+		t.state = running
+		s.running++
+		s.actions = append(s.actions, Action{Kind: Run, Task: t.id})
+	}
+	for s.queue.len() > 0 {
+		t := s.peek(&s.queue)
+		if t == nil {
 			return
 		}
-		s.tasks[id].state = running
-		s.running++
-		s.actions = append(s.actions, Action{Kind: Run, Task: id})
+		p := s.choose(t)
+		if p == "" {
+			return
+		}
+		s.queue.pop()
+		s.forward(t, p)
+	}
+}
+
+// next pops the first task of q still queued (claimed or failed tasks
+// leave stale entries behind).
+func (s *Scheduler) next(q *fifo) *task {
+	for {
+		t := s.peek(q)
+		if t == nil {
+			return nil
+		}
+		q.pop()
+		return t
+	}
+}
+
+// peek returns the first task of q still queued, dropping stale entries.
+func (s *Scheduler) peek(q *fifo) *task {
+	for {
+		id, ok := q.front()
+		if !ok {
+			return nil
+		}
+		if t := s.tasks[id]; t != nil && t.state == queued {
+			return t
+		}
+		q.pop()
 	}
 }
 
@@ -328,12 +499,14 @@ func (s *Scheduler) HasActions() bool { return len(s.actions) > 0 }
 // Stats returns a snapshot of the queues.
 func (s *Scheduler) Stats() Stats {
 	return Stats{
-		Slots:    s.cfg.Slots,
-		Running:  s.running,
-		Blocked:  s.blocked,
-		Queued:   s.queue.len(),
-		Waiting:  s.waiting,
-		Finished: s.finished,
+		Slots:     s.cfg.Slots,
+		Running:   s.running,
+		Blocked:   s.blocked,
+		Queued:    s.queue.len() + s.local.len(),
+		Forwarded: s.forwards,
+		Peers:     len(s.peers),
+		Waiting:   s.waiting,
+		Finished:  s.finished,
 	}
 }
 
@@ -347,6 +520,8 @@ func (st state) String() string {
 		return "running"
 	case blocked:
 		return "blocked"
+	case forwarded:
+		return "forwarded"
 	}
 	return "?"
 }
@@ -373,6 +548,23 @@ func (q *fifo) push(id TaskID) {
 	}
 	q.buf[(q.head+q.size)%len(q.buf)] = id
 	q.size++
+}
+
+// each calls f on the queued IDs from the head until f returns false.
+func (q *fifo) each(f func(TaskID) bool) {
+	for i := range q.size {
+		if !f(q.buf[(q.head+i)%len(q.buf)]) {
+			return
+		}
+	}
+}
+
+// front returns the head of the queue without removing it.
+func (q *fifo) front() (TaskID, bool) {
+	if q.size == 0 {
+		return "", false
+	}
+	return q.buf[q.head], true
 }
 
 // pushFront puts id at the head of the queue.

@@ -2,6 +2,8 @@ package sched
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,6 +21,15 @@ func TestTraces(t *testing.T) {
 			if d.Cmd == "init" {
 				cfg := DefaultConfig()
 				d.MaybeScanArgs(t, "slots", &cfg.Slots)
+				var self string
+				d.MaybeScanArgs(t, "self", &self)
+				cfg.Self = PeerID(self)
+				d.MaybeScanArgs(t, "funcs", &cfg.Funcs)
+				d.MaybeScanArgs(t, "offer", &cfg.OfferAfter)
+				d.MaybeScanArgs(t, "ttl", &cfg.BeaconTTL)
+				var seed uint64
+				d.MaybeScanArgs(t, "seed", &seed)
+				cfg.Rand = rand.New(rand.NewPCG(seed, seed))
 				var err error
 				s, err = New(cfg)
 				if err != nil {
@@ -29,8 +40,12 @@ func TestTraces(t *testing.T) {
 			require.NotNil(t, s, "trace must start with init")
 			if d.Cmd == "stats" {
 				st := s.Stats()
-				return fmt.Sprintf("slots=%d running=%d blocked=%d queued=%d waiting=%d finished=%d\n",
+				out := fmt.Sprintf("slots=%d running=%d blocked=%d queued=%d waiting=%d finished=%d\n",
 					st.Slots, st.Running, st.Blocked, st.Queued, st.Waiting, st.Finished)
+				if st.Peers > 0 || st.Forwarded > 0 {
+					out += fmt.Sprintf("peers=%d forwarded=%d\n", st.Peers, st.Forwarded)
+				}
+				return out
 			}
 			var out strings.Builder
 			for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
@@ -39,17 +54,26 @@ func TestTraces(t *testing.T) {
 				}
 				ev, err := parseEvent(line)
 				require.NoError(t, err, "line %q", line)
-				if err := s.Step(ev); err != nil {
-					fmt.Fprintf(&out, "error: %v\n", err)
+				repeat := 1
+				if ev.Kind == Tick {
+					repeat, ev.Deps = len(ev.Deps), nil
+				}
+				for range repeat {
+					if err := s.Step(ev); err != nil {
+						fmt.Fprintf(&out, "error: %v\n", err)
+					}
 				}
 			}
 			if d.Cmd != "step" {
 				t.Fatalf("unknown command %q", d.Cmd)
 			}
 			for _, a := range s.TakeActions(nil) {
-				if a.Kind == Fail {
+				switch {
+				case a.Kind == Fail && a.Object != "":
 					fmt.Fprintf(&out, "%s %s (dep %s)\n", a.Kind, a.Task, a.Object)
-				} else {
+				case a.Kind == Forward:
+					fmt.Fprintf(&out, "%s %s -> %s\n", a.Kind, a.Task, a.Peer)
+				default:
 					fmt.Fprintf(&out, "%s %s\n", a.Kind, a.Task)
 				}
 			}
@@ -62,20 +86,55 @@ func TestTraces(t *testing.T) {
 // "blocked t1", "unblocked t1".
 func parseEvent(line string) (Event, error) {
 	f := strings.Fields(line)
-	if len(f) < 2 {
+	if len(f) < 2 && (len(f) == 0 || f[0] != "tick") {
 		return Event{}, fmt.Errorf("want KIND ID..., got %q", line)
 	}
 	switch f[0] {
+	case "tick":
+		n := 1
+		if len(f) > 1 {
+			n, _ = strconv.Atoi(f[1])
+		}
+		return Event{Kind: Tick, Deps: make([]ObjectID, n)}, nil // Deps' length: repeat count
 	case "submit":
 		ev := Event{Kind: Submit, Task: TaskID(f[1])}
 		for _, d := range f[2:] {
-			if d == "nested" {
+			switch {
+			case d == "nested":
 				ev.Nested = true
-				continue
+			case d == "here":
+				ev.Here = true
+			case strings.HasPrefix(d, "on="):
+				ev.On = PeerID(d[3:])
+			case strings.HasPrefix(d, "in="):
+				// in=OBJECT:SIZE:HOLDER+HOLDER
+				p := strings.Split(d[3:], ":")
+				size, _ := strconv.ParseInt(p[1], 10, 64)
+				in := Input{Object: ObjectID(p[0]), Size: size}
+				for _, h := range strings.Split(p[2], "+") {
+					in.Holders = append(in.Holders, PeerID(h))
+				}
+				ev.Inputs = append(ev.Inputs, in)
+			default:
+				ev.Deps = append(ev.Deps, ObjectID(d))
 			}
-			ev.Deps = append(ev.Deps, ObjectID(d))
 		}
 		return ev, nil
+	case "load":
+		// load PEER SLOTS FREE QUEUE [FUNCS]
+		n := make([]int, 4)
+		for i := range 4 {
+			if i+2 < len(f) {
+				n[i], _ = strconv.Atoi(f[i+2])
+			}
+		}
+		return Event{Kind: PeerLoad, Peer: PeerID(f[1]), Load: Load{Slots: n[0], Free: n[1], Queue: n[2], Funcs: uint64(n[3])}}, nil
+	case "gone":
+		return Event{Kind: PeerGone, Peer: PeerID(f[1])}, nil
+	case "claim":
+		return Event{Kind: Claim, Task: TaskID(f[1]), Peer: PeerID(f[2])}, nil
+	case "refused":
+		return Event{Kind: Refused, Task: TaskID(f[1]), Peer: PeerID(f[2])}, nil
 	case "ready":
 		return Event{Kind: ObjectReady, Object: ObjectID(f[1])}, nil
 	case "failed":

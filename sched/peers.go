@@ -1,0 +1,183 @@
+package sched
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// peer is what the scheduler knows of another peer from its beacons.
+type peer struct {
+	id    PeerID
+	load  Load
+	heard int64 // tick of the last beacon
+	est   int   // free slots, less the tasks forwarded since the beacon
+}
+
+// peerEvent applies the events about other peers and time.
+func (s *Scheduler) peerEvent(ev Event) error {
+	switch ev.Kind {
+	case PeerLoad:
+		if ev.Peer == "" || ev.Peer == s.cfg.Self {
+			return fmt.Errorf("%w: peer-load without a peer, or from this peer", ErrEvent)
+		}
+		p := s.peers[ev.Peer]
+		if p == nil {
+			p = &peer{id: ev.Peer}
+			s.peers[ev.Peer] = p
+		}
+		p.load, p.heard, p.est = ev.Load, s.now, max(ev.Load.Free, 0)
+	case PeerGone:
+		delete(s.peers, ev.Peer)
+		// Tasks handed to the peer go back to the queue, in submission
+		// order as far as the map allows: sorted by ID for determinism.
+		var back []*task
+		for _, t := range s.tasks {
+			if t.state == forwarded && t.peer == ev.Peer {
+				back = append(back, t)
+			}
+		}
+		sortTasks(back)
+		for _, t := range back {
+			s.forwards--
+			t.peer, t.offered = "", false
+			if t.on == ev.Peer {
+				// Pinned to a peer that is gone: it can only fail.
+				delete(s.tasks, t.id)
+				s.finished++
+				s.actions = append(s.actions, Action{Kind: Fail, Task: t.id})
+				continue
+			}
+			t.nested = true // retried work goes first
+			s.enqueue(t)
+		}
+	case Tick:
+		s.now++
+		for id, p := range s.peers {
+			if s.cfg.BeaconTTL > 0 && s.now-p.heard > int64(s.cfg.BeaconTTL) {
+				delete(s.peers, id)
+			}
+		}
+		s.offer()
+	case Claim:
+		t := s.tasks[ev.Task]
+		if t == nil || t.state != queued || t.here {
+			return nil // taken already, or not ours to give: ignore
+		}
+		s.forward(t, ev.Peer) // its queue entry is skipped as stale
+	case Refused:
+		t, err := s.lookup(ev)
+		if err != nil {
+			return err
+		}
+		if t.state != forwarded || t.peer != ev.Peer {
+			return fmt.Errorf("%w: refused by %s for %s task %x", ErrState, ev.Peer, t.state, ev.Task)
+		}
+		s.forwards--
+		if p := s.peers[ev.Peer]; p != nil {
+			p.est = 0
+		}
+		t.peer = ""
+		if t.on == ev.Peer {
+			delete(s.tasks, t.id)
+			s.finished++
+			s.actions = append(s.actions, Action{Kind: Fail, Task: t.id})
+			return nil
+		}
+		t.nested = true
+		s.enqueue(t)
+	}
+	return nil
+}
+
+// offerBatch bounds the tasks offered per tick, so a long queue costs a
+// tick O(batch), not O(queue).
+const offerBatch = 64
+
+// offer announces queued tasks that waited OfferAfter ticks, from the head
+// of the queue.
+func (s *Scheduler) offer() {
+	n := 0
+	s.queue.each(func(id TaskID) bool {
+		t := s.tasks[id]
+		if t == nil || t.state != queued {
+			return true
+		}
+		if s.now-t.queuedAt < int64(s.cfg.OfferAfter) {
+			return false // the rest joined later
+		}
+		if !t.offered {
+			t.offered = true
+			s.actions = append(s.actions, Action{Kind: Offer, Task: id})
+		}
+		n++
+		return n < offerBatch
+	})
+}
+
+// choose picks a peer for t by power-of-two choices among the peers with
+// room that run the same functions: of two drawn at random, the one
+// holding more of t's input bytes, then the less loaded. It returns "" when
+// no peer has room.
+func (s *Scheduler) choose(t *task) PeerID {
+	var cands []*peer
+	for _, p := range s.peers {
+		if p.est > 0 && p.load.Funcs == s.cfg.Funcs {
+			cands = append(cands, p)
+		}
+	}
+	switch len(cands) {
+	case 0:
+		return ""
+	case 1:
+		return cands[0].id
+	}
+	sortPeers(cands) // map order is random; draws must be reproducible
+	i := s.rand.IntN(len(cands))
+	j := s.rand.IntN(len(cands) - 1)
+	if j >= i {
+		j++
+	}
+	a, b := cands[i], cands[j]
+	if s.better(t, b, a) {
+		return b.id
+	}
+	return a.id
+}
+
+// better reports whether p is a better home for t than q.
+func (s *Scheduler) better(t *task, p, q *peer) bool {
+	lp, lq := localBytes(t, p.id), localBytes(t, q.id)
+	if lp != lq {
+		return lp > lq
+	}
+	// Less loaded: fewer queued tasks per slot, then more free slots.
+	ap := float64(p.load.Queue) / float64(max(p.load.Slots, 1))
+	aq := float64(q.load.Queue) / float64(max(q.load.Slots, 1))
+	if ap != aq {
+		return ap < aq
+	}
+	return p.est > q.est
+}
+
+// localBytes is how many bytes of t's inputs p holds already.
+func localBytes(t *task, p PeerID) int64 {
+	var n int64
+	for _, in := range t.inputs {
+		for _, h := range in.Holders {
+			if h == p {
+				n += in.Size
+				break
+			}
+		}
+	}
+	return n
+}
+
+func sortTasks(ts []*task) {
+	slices.SortFunc(ts, func(a, b *task) int { return cmp.Compare(a.id, b.id) })
+}
+
+func sortPeers(ps []*peer) {
+	slices.SortFunc(ps, func(a, b *peer) int { return cmp.Compare(a.id, b.id) })
+}
