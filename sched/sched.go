@@ -442,7 +442,7 @@ func (s *Scheduler) fill() {
 		s.running++
 		s.actions = append(s.actions, Action{Kind: Run, Task: t.id})
 	}
-	for s.queue.len() > 0 {
+	for len(s.peers) > 0 && s.queue.len() > 0 {
 		t := s.peek(&s.queue)
 		if t == nil {
 			return
