@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
@@ -59,6 +60,21 @@ func (b *Builder) Text(s string) {
 func (b *Builder) ByteString(p []byte) {
 	b.buf = appendHead(b.buf, majorBytes, uint64(len(p)))
 	b.buf = append(b.buf, p...)
+}
+
+// ByteStringHead writes only the head of a byte string of n bytes; the
+// caller writes the n payload bytes after it (streaming a large value).
+func (b *Builder) ByteStringHead(n uint64) { b.buf = appendHead(b.buf, majorBytes, n) }
+
+// ReadByteStringHead parses the head of a byte string at the start of p
+// (which needs at most 9 bytes) and returns the payload size and the head's
+// length. It fails if p does not start with a definite-length byte string.
+func ReadByteStringHead(p []byte) (size uint64, headLen int, err error) {
+	h, ok := readHead(p, 0)
+	if !ok || h.major != majorBytes || h.ai == 31 {
+		return 0, 0, &DecodeError{Offset: 0, Err: fmt.Errorf("%w: not a byte string", ErrDecode)}
+	}
+	return h.arg, h.n, nil
 }
 
 // Null writes null.

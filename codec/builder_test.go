@@ -62,3 +62,22 @@ func TestBuilderMatchesMarshal(t *testing.T) {
 	b.Reset()
 	require.Empty(t, b.Bytes())
 }
+
+func TestByteStringHead(t *testing.T) {
+	for _, n := range []int{0, 1, 23, 24, 255, 256, 65535, 65536, 1 << 20} {
+		p := make([]byte, n)
+		enc, err := Marshal(p)
+		require.NoError(t, err)
+		b := NewBuilder(0)
+		b.ByteStringHead(uint64(n))
+		require.Equal(t, enc[:len(b.Bytes())], b.Bytes(), "n=%d", n)
+		size, hl, err := ReadByteStringHead(enc)
+		require.NoError(t, err)
+		require.Equal(t, uint64(n), size)
+		require.Equal(t, len(b.Bytes()), hl)
+	}
+	for _, bad := range [][]byte{nil, {0x01}, {0x5f}, {0x5a, 0x00}, {0x60}} {
+		_, _, err := ReadByteStringHead(bad)
+		require.ErrorIs(t, err, ErrDecode, "%x", bad)
+	}
+}

@@ -805,15 +805,33 @@ func (n *Node) Ref(c cid.Cid) (ObjectRef, error) {
 
 // getBytes waits until id is resolved and returns its encoded value.
 func (n *Node) getBytes(ctx context.Context, id cid.Cid, opts []GetOption) ([]byte, error) {
+	content, release, err := n.resolve(ctx, id, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	data, err := n.store.Get(ctx, content)
+	if err != nil {
+		return nil, fmt.Errorf("node: get %s: %w", id, err)
+	}
+	return data, nil
+}
+
+// resolve waits until id is resolved and returns the CID of its bytes, or
+// the task's error. The object cannot be dropped before release is called
+// when hold is set, or when resolve had to wait (the caller's ref may be
+// gone by then); otherwise the caller's ref keeps it.
+func (n *Node) resolve(ctx context.Context, id cid.Cid, opts []GetOption, hold bool) (content cid.Cid, release func(), err error) {
 	var o getOptions
 	for _, f := range opts {
 		f(&o)
 	}
+	release = func() {}
 	n.mu.Lock()
 	obj := n.objects[id]
 	if obj == nil {
 		n.mu.Unlock()
-		return nil, &UnknownRefError{Op: "get", Ref: id}
+		return cid.Undef, release, &UnknownRefError{Op: "get", Ref: id}
 	}
 	if obj.state == pending {
 		if o.timeout > 0 {
@@ -845,26 +863,27 @@ func (n *Node) getBytes(ctx context.Context, id cid.Cid, opts []GetOption) ([]by
 			what := obj.describe()
 			n.maybeDropLocked(id, obj)
 			n.mu.Unlock()
-			return nil, fmt.Errorf("node: get %s (%s): %w", id, what, werr)
+			return cid.Undef, release, fmt.Errorf("node: get %s (%s): %w", id, what, werr)
 		}
-		// Our hold is given back once the bytes are read, so the object
-		// cannot be dropped in between even if every ref went away.
-		defer n.release(id)
+		hold = false // we hold it already
+		release = func() { n.release(id) }
+	}
+	if hold {
+		obj.holds++
+		release = func() { n.release(id) }
 	}
 	if n.closed {
 		n.mu.Unlock()
-		return nil, fmt.Errorf("%w: cannot get %s", ErrClosed, id)
+		release()
+		return cid.Undef, func() {}, fmt.Errorf("%w: cannot get %s", ErrClosed, id)
 	}
 	state, content, oerr := obj.state, obj.content, obj.err
 	n.mu.Unlock()
 	if state == failed {
-		return nil, oerr
+		release()
+		return cid.Undef, func() {}, oerr
 	}
-	data, err := n.store.Get(ctx, content)
-	if err != nil {
-		return nil, fmt.Errorf("node: get %s: %w", id, err)
-	}
-	return data, nil
+	return content, release, nil
 }
 
 // blockLocked tells the scheduler that the task running on ctx, if any,
