@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"runtime"
 
+	"github.com/dray-project/dray/p2p"
 	"github.com/dray-project/dray/store"
 )
 
@@ -15,6 +16,10 @@ import (
 type Config struct {
 	// ID names this peer (whoami reports it). Empty: a random ID is made.
 	ID string
+	// Network joins the node to a swarm: it beacons its load, hands tasks
+	// to peers with room and runs tasks peers hand it. nil: a single peer.
+	// The node does not close it.
+	Network *p2p.Host
 	// Slots is the number of tasks that run at once (default: runtime.NumCPU()).
 	Slots int
 	// Store configures the object store. Store.Dir is the data directory

@@ -17,8 +17,10 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dray-project/dray/codec"
+	"github.com/dray-project/dray/p2p"
 	"github.com/dray-project/dray/sched"
 	"github.com/dray-project/dray/store"
 )
@@ -66,6 +68,9 @@ type task struct {
 	held    []cid.Cid // refs held until the task finishes
 	blocked int       // Gets in progress that gave the slot back
 	nested  bool      // submitted by a task running on this node
+	spec    []byte    // the encoded spec (its CID is id), sent on hand-off
+	peer    peer.ID   // owner side: the peer the task was handed to
+	owner   peer.ID   // executor side: the peer that handed it to us
 	ctx     taskCtx   // the context the function runs with
 }
 
@@ -82,7 +87,10 @@ type Node struct {
 
 	ctx    context.Context // cancelled by Close; parent of task contexts
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // running tasks
+	wg     sync.WaitGroup // running tasks and hand-offs
+	loops  sync.WaitGroup // swarm loops
+	net    *p2p.Host      // nil: a single peer
+	funcs  uint64         // hash of the function table, beaconed
 
 	mu      sync.Mutex
 	closed  bool
@@ -90,6 +98,7 @@ type Node struct {
 	objects map[cid.Cid]*object
 	tasks   map[string]*task // by task CID KeyString
 	runs    []*task          // tasks to start once mu is released
+	fwds    []forward        // tasks to hand to peers once mu is released
 	work    chan *task       // idle workers receive here
 	memo    *lru.Cache[cid.Cid, cid.Cid]
 }
@@ -107,7 +116,19 @@ func New(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s, err := sched.New(sched.Config{Slots: cfg.Slots})
+	schedCfg := sched.Config{Slots: cfg.Slots}
+	var funcs uint64
+	if cfg.Network != nil {
+		funcs = funcsHash(reg)
+		schedCfg.Self = sched.PeerID(cfg.Network.ID().String())
+		schedCfg.Funcs = funcs
+		schedCfg.BeaconTTL = 5        // ticks of a second
+		schedCfg.OfferAfter = 1 << 30 // gossip offers are not wired yet
+		if cfg.ID == "" {
+			cfg.ID = cfg.Network.ID().String()
+		}
+	}
+	s, err := sched.New(schedCfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -138,6 +159,14 @@ func New(cfg Config) (*Node, error) {
 		n.id = "peer-" + hex.EncodeToString(n.salt[:])
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if cfg.Network != nil {
+		n.net, n.funcs = cfg.Network, funcs
+		if err := n.startSwarm(); err != nil {
+			n.cancel()
+			_ = st.Close()
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -156,7 +185,11 @@ func (n *Node) Close() error {
 		n.wake(o)
 	}
 	n.mu.Unlock()
+	if n.net != nil {
+		n.stopSwarm()
+	}
 	n.cancel()
+	n.loops.Wait()
 	n.wg.Wait()
 	// Refs do not outlive their node: give every object's bytes back, so
 	// spill files of this run do not pile up in the data directory.
@@ -260,7 +293,7 @@ func (n *Node) call(ctx context.Context, name string, args []any, typedArgs bool
 	if err != nil {
 		return nil, fmt.Errorf("node: call %s: %w", fn.Name, err)
 	}
-	t := &task{id: codec.Sum(spec), fn: fn, args: targs, outputs: make([]cid.Cid, len(fn.Results))}
+	t := &task{id: codec.Sum(spec), fn: fn, args: targs, outputs: make([]cid.Cid, len(fn.Results)), spec: spec}
 	if tc, ok := ctx.Value(ctxKey{}).(*taskCtx); ok && tc.n == n {
 		t.nested = true
 	}
@@ -272,8 +305,9 @@ func (n *Node) call(ctx context.Context, name string, args []any, typedArgs bool
 
 	n.mu.Lock()
 	refs, err := n.submitLocked(t)
-	runs := n.takeRuns()
+	runs, fwds := n.takeRuns(), n.takeForwards()
 	n.mu.Unlock()
+	n.startForwards(fwds)
 	// The caller's refs must stay reachable until submitLocked has taken
 	// the task's holds on them, or their cleanups could release them first.
 	runtime.KeepAlive(args)
@@ -458,8 +492,14 @@ func (n *Node) actLocked() {
 			}
 			switch a.Kind {
 			case sched.Run:
+				t.peer = ""
 				n.wg.Add(1)
 				n.runs = append(n.runs, t)
+			case sched.Forward:
+				n.forwardLocked(t, a.Peer)
+			case sched.Offer:
+				// Gossip offers are not wired yet (OfferAfter keeps the
+				// scheduler from making them).
 			case sched.Fail:
 				dep, _ := cid.Cast([]byte(a.Object))
 				arg := 0
@@ -527,9 +567,21 @@ func (n *Node) execute(t *task) {
 	if serr := n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())}); serr != nil {
 		n.log.Error("scheduler refused done", "task", t.id, "err", serr)
 	}
-	n.finishLocked(t, outs, err)
-	runs := n.takeRuns()
+	if t.owner != "" {
+		// Handed to us by its owner, which keeps the outputs' records.
+		if key := t.id.KeyString(); n.tasks[key] == t {
+			delete(n.tasks, key)
+		}
+		n.actLocked()
+	} else {
+		n.finishLocked(t, outs, err)
+	}
+	runs, fwds := n.takeRuns(), n.takeForwards()
 	n.mu.Unlock()
+	if t.owner != "" {
+		n.report(t, outs, err)
+	}
+	n.startForwards(fwds)
 	// Refs inside the results stay reachable until finishLocked has held
 	// them for the output objects.
 	runtime.KeepAlive(results)

@@ -1,0 +1,152 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dray-project/dray/node"
+	"github.com/dray-project/dray/node/builtin"
+	"github.com/dray-project/dray/p2p"
+)
+
+// swarm starts k nodes over loopback TCP, each with its own libp2p host;
+// nodes 2..k bootstrap to node 1. It returns once every node has heard a
+// load beacon from every other.
+func swarm(t *testing.T, k, slots int) []*node.Node {
+	t.Helper()
+	ctx := ctxT(t)
+	var nodes []*node.Node
+	var boot []string
+	for i := range k {
+		pc := p2p.DefaultConfig()
+		pc.DataDir = t.TempDir()
+		pc.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+		pc.MDNS = false
+		pc.Bootstrap = boot
+		pc.Logger = slog.New(slog.DiscardHandler)
+		h, err := p2p.New(ctx, pc)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = h.Close() })
+		if i == 0 {
+			for _, a := range h.Addrs() {
+				boot = append(boot, a.String())
+			}
+		}
+		reg := node.NewRegistry()
+		require.NoError(t, builtin.Register(reg))
+		cfg := node.DefaultConfig()
+		cfg.Slots = slots
+		cfg.Functions = reg
+		cfg.Network = h
+		cfg.Store.Dir = t.TempDir()
+		cfg.Store.MemoryBudget = 256 << 20
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		n, err := node.New(cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = n.Close() })
+		nodes = append(nodes, n)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, n := range nodes {
+		for n.Stats().Sched.Peers < k-1 {
+			require.True(t, time.Now().Before(deadline), "node %s heard %d of %d peers", n.ID(), n.Stats().Sched.Peers, k-1)
+			time.Sleep(20 * time.Millisecond) // poll: beacons arrive every 250 ms
+		}
+	}
+	return nodes
+}
+
+// TestSwarmSpreadsTasks submits sleep tasks on one node of three: its own
+// slot fills, the rest go to the peers with room, and every result comes
+// back to the submitter.
+func TestSwarmSpreadsTasks(t *testing.T) {
+	nodes := swarm(t, 3, 1)
+	ctx := ctxT(t)
+	var refs []node.ObjectRef
+	for range 12 {
+		r, err := nodes[0].Call(ctx, "sleep", 50)
+		require.NoError(t, err)
+		refs = append(refs, r[0])
+	}
+	ran := map[string]int{}
+	for _, r := range refs {
+		who, err := node.As[string](r).Get(ctx)
+		require.NoError(t, err)
+		ran[who]++
+	}
+	t.Logf("tasks per peer: %v", ran)
+	for _, n := range nodes {
+		assert.Positive(t, ran[n.ID()], "peer %s ran no task", n.ID())
+	}
+}
+
+// TestSwarmNestedAndChains runs nested fib across peers (children are
+// placed by the executors) and a dependency chain across peers.
+func TestSwarmNestedAndChains(t *testing.T) {
+	nodes := swarm(t, 3, 1)
+	ctx := ctxT(t)
+	r, err := nodes[0].Call(ctx, "fib", 16)
+	require.NoError(t, err)
+	v, err := node.As[int64](r[0]).Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(987), v)
+
+	x, err := nodes[1].Call(ctx, "add", int64(1), int64(2))
+	require.NoError(t, err)
+	for i := range 5 {
+		x, err = nodes[1].Call(ctx, "add", x[0], int64(i))
+		require.NoError(t, err)
+	}
+	sum, err := node.As[int64](x[0]).Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(13), sum)
+
+}
+
+// TestSwarmRemoteFailure fails tasks on other peers: every Get returns a
+// TaskError naming the function, and the cause names the peer.
+func TestSwarmRemoteFailure(t *testing.T) {
+	nodes := swarm(t, 3, 1)
+	ctx := ctxT(t)
+	// Keep node 0's slot busy so the failing task goes to a peer.
+	busy, err := nodes[0].Call(ctx, "sleep", 300)
+	require.NoError(t, err)
+	var first error
+	for i := range 4 {
+		bad, err := nodes[0].Call(ctx, "fib", -1-i)
+		require.NoError(t, err)
+		_, err = bad[0].Get(ctx)
+		var te *node.TaskError
+		require.ErrorAs(t, err, &te)
+		assert.Equal(t, "fib", te.Func)
+		assert.ErrorContains(t, err, fmt.Sprintf("fib of negative %d", -1-i))
+		if i == 0 {
+			first = err
+		}
+	}
+	_, err = busy[0].Get(ctx)
+	require.NoError(t, err)
+	// The first went to a peer whose beacon showed a free slot.
+	var re *node.RemoteError
+	if assert.ErrorAs(t, first, &re, "a failure on another peer names that peer") {
+		assert.NotEqual(t, nodes[0].ID(), re.Peer)
+	}
+}
+
+func TestSwarmCloseWithPeers(t *testing.T) {
+	nodes := swarm(t, 2, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := nodes[0].Call(ctx, "whoami")
+	require.NoError(t, err)
+	_, err = r[0].Get(ctx)
+	require.NoError(t, err)
+	require.NoError(t, nodes[1].Close())
+	require.NoError(t, nodes[0].Close())
+}
