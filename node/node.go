@@ -91,6 +91,8 @@ type Node struct {
 	loops  sync.WaitGroup // swarm loops
 	net    *p2p.Host      // nil: a single peer
 	funcs  uint64         // hash of the function table, beaconed
+	// provides queues CIDs to announce in the DHT.
+	provides chan cid.Cid
 
 	mu      sync.Mutex
 	closed  bool
@@ -353,14 +355,16 @@ func (n *Node) encodeSpec(fn *Function, args []argument) ([]byte, error) {
 }
 
 // outputID is the ref of output i of task: the CID of the descriptor
-// [task link, i], known before the task runs.
+// [task link, i], known before the task runs. The descriptor is DAG-CBOR,
+// and its CID says so (multicodec 0x71), which tells output refs from put
+// refs (content CIDs, multicodec 0x51) wherever a ref travels.
 func outputID(task cid.Cid, i int) (cid.Cid, error) {
 	var buf [64]byte
 	b := codec.NewBuilderOn(buf[:0])
 	b.Array(2)
 	b.Link(task)
 	b.Uint(uint64(i))
-	return codec.Sum(b.Bytes()), nil
+	return cid.NewCidV1(cid.DagCBOR, codec.Sum(b.Bytes()).Hash()), nil
 }
 
 // submitLocked records t and hands it to the scheduler. n.mu is held.
@@ -580,12 +584,24 @@ func (n *Node) execute(t *task) {
 	n.mu.Unlock()
 	if t.owner != "" {
 		n.report(t, outs, err)
+	} else if err == nil {
+		n.announceOutputs(t, outs)
 	}
 	n.startForwards(fwds)
 	// Refs inside the results stay reachable until finishLocked has held
 	// them for the output objects.
 	runtime.KeepAlive(results)
 	n.start(runs)
+}
+
+// announceOutputs provides a finished task's refs and contents in the DHT.
+func (n *Node) announceOutputs(t *task, outs []output) {
+	if n.net == nil {
+		return
+	}
+	for i, o := range outs {
+		n.announce(t.outputs[i], o.content)
+	}
 }
 
 // output is a stored result: its content CID and the refs inside it.
@@ -830,7 +846,13 @@ func (n *Node) PutEncoded(ctx context.Context, data []byte) (ObjectRef, error) {
 	o := &object{state: ready, content: c, holds: 1}
 	n.holdLinksLocked(o, links)
 	n.objects[c] = o
-	return ObjectRef{newHandle(n, c)}, nil
+	r := ObjectRef{newHandle(n, c)}
+	if n.net != nil {
+		n.mu.Unlock()
+		n.announce(c)
+		n.mu.Lock() // for the deferred unlock
+	}
+	return r, nil
 }
 
 // Ref returns a new counted ref to the object with ID c: one this node

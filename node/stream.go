@@ -36,20 +36,24 @@ func (n *Node) PutStream(ctx context.Context, r io.Reader, size int64) (Ref[[]by
 		return Ref[[]byte]{}, fmt.Errorf("node: put stream: %w: read %d of %d bytes", io.ErrUnexpectedEOF, got-int64(len(head)), size)
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
+		n.mu.Unlock()
 		return Ref[[]byte]{}, fmt.Errorf("%w: cannot put", ErrClosed)
 	}
 	o := n.objects[c]
 	if o == nil {
 		if err := n.store.Pin(c); err != nil { // evicted between the put and now
+			n.mu.Unlock()
 			return Ref[[]byte]{}, fmt.Errorf("node: put stream: %w", err)
 		}
 		o = &object{state: ready, content: c}
 		n.objects[c] = o
 	}
 	o.holds++
-	return Ref[[]byte]{ObjectRef{newHandle(n, c)}}, nil
+	ref := Ref[[]byte]{ObjectRef{newHandle(n, c)}}
+	n.mu.Unlock()
+	n.announce(c)
+	return ref, nil
 }
 
 // ErrNotBytes is returned by OpenBytes for a value that is not a byte string.

@@ -107,7 +107,10 @@ func (n *Node) startSwarm() error {
 	}
 	h.SetStreamHandler(taskProtocol, n.serveTask)
 	h.SetStreamHandler(doneProtocol, n.serveDone)
-	n.loops.Add(4)
+	h.SetStreamHandler(fetchProtocol, n.serveFetch)
+	n.provides = make(chan cid.Cid, provideQueue)
+	n.loops.Add(5)
+	go n.provideLoop()
 	go n.beaconLoop(topic)
 	go n.hearLoop(sub)
 	go n.tickLoop()
@@ -119,6 +122,7 @@ func (n *Node) stopSwarm() {
 	h := n.net.Libp2p()
 	h.RemoveStreamHandler(taskProtocol)
 	h.RemoveStreamHandler(doneProtocol)
+	h.RemoveStreamHandler(fetchProtocol)
 }
 
 // beaconLoop publishes this peer's load when it changed (at most every
@@ -530,4 +534,7 @@ func (n *Node) serveDone(s network.Stream) {
 	_ = p2p.WriteFrame(s, frameAck, nil)
 	n.start(runs)
 	n.startForwards(fwds)
+	if terr == nil {
+		n.announceOutputs(t, outs)
+	}
 }

@@ -19,6 +19,11 @@ import (
 // nodes 2..k bootstrap to node 1. It returns once every node has heard a
 // load beacon from every other.
 func swarm(t *testing.T, k, slots int) []*node.Node {
+	return swarmOf(t, k, slots, false)
+}
+
+// swarmOf is swarm; with chain set, node i bootstraps to node i-1 only.
+func swarmOf(t *testing.T, k, slots int, chain bool) []*node.Node {
 	t.Helper()
 	ctx := ctxT(t)
 	var nodes []*node.Node
@@ -33,7 +38,8 @@ func swarm(t *testing.T, k, slots int) []*node.Node {
 		h, err := p2p.New(ctx, pc)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = h.Close() })
-		if i == 0 {
+		if i == 0 || chain {
+			boot = boot[:0]
 			for _, a := range h.Addrs() {
 				boot = append(boot, a.String())
 			}
@@ -149,4 +155,53 @@ func TestSwarmCloseWithPeers(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, nodes[1].Close())
 	require.NoError(t, nodes[0].Close())
+}
+
+// TestSwarmFetchThroughDHT puts a value on the first of five nodes, joined
+// in a chain (each bootstraps to the one before), and gets it on the last,
+// which finds the holder through the DHT, fetches and verifies the bytes.
+// A task output made on one peer is resolved on another the same way.
+func TestSwarmFetchThroughDHT(t *testing.T) {
+	nodes := swarmOf(t, 5, 1, true)
+	ctx := ctxT(t)
+	data := make([]byte, 3<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	put, err := node.Put(ctx, nodes[0], data)
+	require.NoError(t, err)
+	out, err := nodes[1].Call(ctx, "sha256", put)
+	_ = out
+	require.Error(t, err, "a ref from another node is not usable before it is resolved")
+
+	var got node.ObjectRef
+	deadline := time.Now().Add(20 * time.Second)
+	for { // the provider record needs a moment to reach the DHT
+		got, err = nodes[4].Resolve(ctx, put.CID())
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.NoError(t, err)
+	v, err := node.As[[]byte](got).Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, data, v)
+
+	// A task output made on node 2 resolves on node 3.
+	r, err := nodes[2].Call(ctx, "bytes", 1000, uint64(9))
+	require.NoError(t, err)
+	want, err := node.As[[]byte](r[0]).Get(ctx)
+	require.NoError(t, err)
+	for {
+		got, err = nodes[3].Resolve(ctx, r[0].CID())
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.NoError(t, err)
+	v, err = node.As[[]byte](got).Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, want, v)
 }
