@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
@@ -364,7 +366,11 @@ func outputID(task cid.Cid, i int) (cid.Cid, error) {
 	b.Array(2)
 	b.Link(task)
 	b.Uint(uint64(i))
-	return cid.NewCidV1(cid.DagCBOR, codec.Sum(b.Bytes()).Hash()), nil
+	d := sha256.Sum256(b.Bytes())
+	var raw [4 + sha256.Size]byte // CIDv1, dag-cbor, sha2-256, 32 bytes
+	raw[0], raw[1], raw[2], raw[3] = 1, cid.DagCBOR, multihash.SHA2_256, sha256.Size
+	copy(raw[4:], d[:])
+	return cid.Cast(raw[:])
 }
 
 // submitLocked records t and hands it to the scheduler. n.mu is held.
