@@ -1,31 +1,53 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dray-project/dray/node/api"
 )
 
-func newFunctionsCmd() *cobra.Command {
+func newFunctionsCmd(opts *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "functions",
 		Short: "List the remote functions with their parameter and result types",
-		Args:  cobra.NoArgs,
+		Long: `List the remote functions of the node at --api (or $DRAY_API); with
+neither set and no node at 127.0.0.1:5050, the functions built into this binary.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, err := registry()
+			t := apiTarget(cmd, opts)
+			fns, err := t.client().Functions(cmd.Context())
+			if errors.Is(err, api.ErrNoNode) && !t.explicit {
+				fns, err = localFunctions()
+			}
 			if err != nil {
-				return err
+				return t.remoteErr(err)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			for _, f := range reg.Functions() {
+			for _, f := range fns {
 				det := ""
 				if f.Deterministic {
 					det = "deterministic"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\n", f.Signature(), det, f.Doc)
+				fmt.Fprintf(w, "%s\t%s\t%s\n", f.Signature, det, f.Doc)
 			}
 			return w.Flush()
 		},
 	}
+}
+
+// localFunctions lists the functions built into this binary.
+func localFunctions() ([]api.FunctionInfo, error) {
+	reg, err := registry()
+	if err != nil {
+		return nil, err
+	}
+	var out []api.FunctionInfo
+	for _, f := range reg.Functions() {
+		out = append(out, api.FunctionInfo{Name: f.Name, Signature: f.Signature(), Deterministic: f.Deterministic, Doc: f.Doc})
+	}
+	return out, nil
 }

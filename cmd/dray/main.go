@@ -2,9 +2,15 @@
 //
 //	dray run add 1 2          # prints 3
 //	dray functions            # lists the built-in functions
+//	dray node                 # starts a peer that the other commands talk to
 //
-// With no node to talk to, dray starts an in-process peer for the command
-// (the embedded default): no setup and no server to start by hand.
+// The commands talk to a node's control API (package node/api) at --api,
+// else $DRAY_API, else 127.0.0.1:5050. An address given by --api or
+// DRAY_API must answer. With neither, `run` and `functions` fall back to an
+// in-process peer (the embedded default: no setup and no server to start by
+// hand) when nothing answers at the default address; the other commands
+// fail with one line that says to start a node. DRAY_DEFAULT_API replaces
+// the default address without making it explicit (the tests use it).
 package main
 
 import (
@@ -24,6 +30,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dray-project/dray/node"
+	"github.com/dray-project/dray/node/api"
 	"github.com/dray-project/dray/node/builtin"
 	"github.com/dray-project/dray/store"
 )
@@ -38,12 +45,13 @@ func main() {
 	}
 }
 
-// options are the flags shared by the commands that start a peer.
+// options are the flags shared by the commands.
 type options struct {
 	slots    int
 	dataDir  string
 	memory   string
 	logLevel string
+	api      string
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -65,7 +73,13 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&opts.dataDir, "data", defaultDataDir(), "data directory (spilled objects)")
 	pf.StringVar(&opts.memory, "memory", "25%", "object store memory budget: bytes (1GiB, 512MB) or a share of system memory (25%)")
 	pf.StringVar(&opts.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	root.AddCommand(newRunCmd(&opts), newFunctionsCmd())
+	pf.StringVar(&opts.api, "api", api.DefaultAddr, "HOST:PORT of the node's control API (env DRAY_API)")
+	root.AddCommand(
+		newNodeCmd(&opts),
+		newRunCmd(&opts), newMapCmd(&opts), newSubmitCmd(&opts),
+		newGetCmd(&opts), newPutCmd(&opts),
+		newIDCmd(&opts), newPeersCmd(&opts), newFunctionsCmd(&opts),
+	)
 	return root
 }
 
@@ -89,15 +103,24 @@ func registry() (*node.Registry, error) {
 	return reg, nil
 }
 
-// startNode starts the in-process peer a command runs on.
-func startNode(opts *options, stderr io.Writer) (*closer, error) {
+// logger returns the logger of --log-level, writing to stderr.
+func logger(opts *options, stderr io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", opts.logLevel)
 	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+// nodeConfig is the node configuration of the shared flags.
+func nodeConfig(opts *options, stderr io.Writer) (node.Config, error) {
+	log, err := logger(opts, stderr)
+	if err != nil {
+		return node.Config{}, err
+	}
 	reg, err := registry()
 	if err != nil {
-		return nil, err
+		return node.Config{}, err
 	}
 	cfg := node.DefaultConfig()
 	cfg.Functions = reg
@@ -105,11 +128,20 @@ func startNode(opts *options, stderr io.Writer) (*closer, error) {
 	cfg.Store.Dir = opts.dataDir
 	budget, err := parseMemory(opts.memory, totalMemory())
 	if err != nil {
-		return nil, fmt.Errorf("--memory %q: %w", opts.memory, err)
+		return node.Config{}, fmt.Errorf("--memory %q: %w", opts.memory, err)
 	}
 	cfg.Store.MemoryBudget = budget
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
 	if err := cfg.Validate(); err != nil {
+		return node.Config{}, err
+	}
+	return cfg, nil
+}
+
+// startNode starts the in-process peer a command runs on.
+func startNode(opts *options, stderr io.Writer) (*closer, error) {
+	cfg, err := nodeConfig(opts, stderr)
+	if err != nil {
 		return nil, err
 	}
 	n, err := node.New(cfg)

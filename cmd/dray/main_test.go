@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,12 @@ import (
 	"github.com/dray-project/dray/store"
 )
 
-var drayBin string
+var (
+	drayBin string
+	// deadAPI is an address where no node answers: the tests run with it as
+	// the default API address, so they never depend on 127.0.0.1:5050.
+	deadAPI string
+)
 
 // TestMain builds the dray binary once; the tests run it as a user would.
 func TestMain(m *testing.M) {
@@ -23,6 +29,12 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	drayBin = filepath.Join(dir, "dray")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	deadAPI = ln.Addr().String()
+	ln.Close()
 	out, err := exec.Command("go", "build", "-o", drayBin, ".").CombinedOutput()
 	if err != nil {
 		os.Stderr.Write(out)
@@ -41,7 +53,7 @@ func dray(t *testing.T, args ...string) (stdout, stderr string, code int) {
 func drayIn(t *testing.T, dataDir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(drayBin, args...)
-	cmd.Env = append(os.Environ(), "DRAY_DATA="+dataDir)
+	cmd.Env = append(testEnv(), "DRAY_DATA="+dataDir)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -51,6 +63,18 @@ func drayIn(t *testing.T, dataDir string, args ...string) (stdout, stderr string
 		require.NoError(t, err)
 	}
 	return o.String(), e.String(), code
+}
+
+// testEnv is the environment of the dray processes: no DRAY_API, and the
+// default API address one where nothing answers.
+func testEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DRAY_API=") && !strings.HasPrefix(kv, "DRAY_DEFAULT_API=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "DRAY_DEFAULT_API="+deadAPI)
 }
 
 func TestRun(t *testing.T) {

@@ -1,11 +1,13 @@
-package main
+package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"strconv"
@@ -13,32 +15,179 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/dray-project/dray/codec"
+	"github.com/dray-project/dray/node"
 )
 
-// argFromJSON converts a command-line JSON argument into a value of the
-// parameter type t. A top-level {"/":"<cid>"} is a ref to that object (a
-// dependency); nested ones become CID links.
-func argFromJSON(n *closer, raw []byte, t reflect.Type) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("invalid JSON %q: %v", raw, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("invalid JSON %q: more than one value (quote the argument)", raw)
+// ArgCountError reports a call with the wrong number of arguments. It
+// matches node.ErrArgCount.
+type ArgCountError struct {
+	Func      string // function name
+	Signature string // its signature, as Function.Signature renders it
+	Want, Got int
+}
+
+// Error implements error.
+func (e *ArgCountError) Error() string {
+	return fmt.Sprintf("%s takes %d argument(s), got %d (usage: %s)", e.Func, e.Want, e.Got, e.Signature)
+}
+
+// Is makes errors.Is(err, node.ErrArgCount) true.
+func (e *ArgCountError) Is(target error) bool { return target == node.ErrArgCount }
+
+// ArgumentError reports a JSON argument that cannot be used as the
+// function's parameter: malformed JSON, a value of the wrong type, or a ref
+// the node does not know.
+type ArgumentError struct {
+	Func  string // function name
+	Index int    // 0-based
+	Err   error
+}
+
+// Error implements error.
+func (e *ArgumentError) Error() string {
+	return fmt.Sprintf("%s: argument %d: %v", e.Func, e.Index+1, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ArgumentError) Unwrap() error { return e.Err }
+
+// ArgFromJSON converts one JSON argument into a value of the parameter type
+// t. A top-level {"/":"<cid>"} is a ref to that object, resolved with
+// n.Resolve (locally, else through the swarm), so the call depends on it;
+// refs nested deeper become CID links.
+func ArgFromJSON(ctx context.Context, n *node.Node, raw []byte, t reflect.Type) (any, error) {
+	v, err := parseJSON(raw)
+	if err != nil {
+		return nil, err
 	}
 	if c, ok, err := refOf(v); ok || err != nil {
 		if err != nil {
 			return nil, err
 		}
-		return n.Ref(c)
+		return n.Resolve(ctx, c)
 	}
 	rv, err := convert(v, t, "")
 	if err != nil {
 		return nil, err
 	}
 	return rv.Interface(), nil
+}
+
+// CheckJSON reports whether raw is exactly one JSON value, with the error
+// ArgFromJSON would give if not.
+func CheckJSON(raw []byte) error {
+	_, err := parseJSON(raw)
+	return err
+}
+
+// parseJSON decodes one JSON value, numbers as json.Number.
+func parseJSON(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("invalid JSON %q: %v", raw, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("invalid JSON %q: more than one value (quote the argument)", raw)
+	}
+	return v, nil
+}
+
+// Args converts JSON arguments to fn's parameter types. It returns an
+// *ArgCountError or an *ArgumentError.
+func Args(ctx context.Context, n *node.Node, fn *node.Function, raw []json.RawMessage) ([]any, error) {
+	if len(raw) != len(fn.Params) {
+		return nil, &ArgCountError{Func: fn.Name, Signature: fn.Signature(), Want: len(fn.Params), Got: len(raw)}
+	}
+	args := make([]any, len(raw))
+	for i, p := range fn.Params {
+		v, err := ArgFromJSON(ctx, n, raw[i], p)
+		if err != nil {
+			return nil, &ArgumentError{Func: fn.Name, Index: i, Err: err}
+		}
+		args[i] = v
+	}
+	return args, nil
+}
+
+// Call looks name up in n's registry, converts the JSON arguments and
+// submits the call, returning the function and one ref per result. Errors
+// are a *node.UnknownFunctionError, an *ArgCountError, an *ArgumentError or
+// the node's.
+func Call(ctx context.Context, n *node.Node, name string, raw []json.RawMessage) (*node.Function, []node.ObjectRef, error) {
+	fn, err := n.Registry().Lookup(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	args, err := Args(ctx, n, fn, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	refs, err := n.Call(ctx, fn.Name, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fn, refs, nil
+}
+
+// ValueJSON waits for ref's value, decodes it into type t (nil: the
+// dynamic form, see codec.Unmarshal into any) and returns it converted by
+// codec.ToJSONValue, ready for encoding/json.
+func ValueJSON(ctx context.Context, ref node.ObjectRef, t reflect.Type, opts ...node.GetOption) (any, error) {
+	v, err := value(ctx, ref, t, opts)
+	if err != nil {
+		return nil, err
+	}
+	return codec.ToJSONValue(v)
+}
+
+// value waits for ref's value and decodes it into t (nil: dynamic).
+func value(ctx context.Context, ref node.ObjectRef, t reflect.Type, opts []node.GetOption) (any, error) {
+	if t == nil {
+		return ref.Get(ctx, opts...)
+	}
+	p := reflect.New(t)
+	if err := ref.GetInto(ctx, p.Interface(), opts...); err != nil {
+		return nil, err
+	}
+	return p.Elem().Interface(), nil
+}
+
+// ResultError reports a result that was computed but cannot be shown as
+// JSON (a NaN, say).
+type ResultError struct {
+	Func  string // function name
+	Index int    // 0-based
+	Err   error
+}
+
+// Error implements error.
+func (e *ResultError) Error() string {
+	return fmt.Sprintf("%s: result %d: %v", e.Func, e.Index+1, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ResultError) Unwrap() error { return e.Err }
+
+// Results waits for the refs of a call of fn and returns their values as
+// JSON-ready values, decoded into fn's result types.
+func Results(ctx context.Context, fn *node.Function, refs []node.ObjectRef, opts ...node.GetOption) ([]any, error) {
+	out := make([]any, len(refs))
+	for i, r := range refs {
+		var t reflect.Type
+		if i < len(fn.Results) {
+			t = fn.Results[i]
+		}
+		v, err := value(ctx, r, t, opts)
+		if err != nil {
+			return nil, err
+		}
+		if out[i], err = codec.ToJSONValue(v); err != nil {
+			return nil, &ResultError{Func: fn.Name, Index: i, Err: err}
+		}
+	}
+	return out, nil
 }
 
 // refOf recognises the DAG-JSON link form {"/":"<cid>"}.

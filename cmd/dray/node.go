@@ -1,0 +1,211 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/spf13/cobra"
+
+	"github.com/dray-project/dray/node"
+	"github.com/dray-project/dray/node/api"
+	"github.com/dray-project/dray/p2p"
+	"github.com/dray-project/dray/store"
+)
+
+// nodeFlags are the flags of `dray node` only.
+type nodeFlags struct {
+	listen    []string
+	bootstrap []string
+	apiPublic bool
+	noMDNS    bool
+	swarmKey  string
+}
+
+func newNodeCmd(opts *options) *cobra.Command {
+	var nf nodeFlags
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Start a peer and serve the control API until interrupted",
+		Long: `Start a dray peer: a libp2p host, a worker pool and an object store in --data,
+with the control API the other commands use at --api (loopback only unless
+--api-public). It runs until SIGINT or SIGTERM, then closes cleanly.
+
+Once ready it prints, one per line on stdout:
+  peer <peer ID>
+  addr <multiaddr>        (one line per address, each ending in /p2p/<peer ID>)
+  api <HOST:PORT>         (the real port, also with --api HOST:0; the last line)`,
+		Example: `  dray node
+  dray node --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runNode(cmd, opts, &nf)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&nf.listen, "listen", nil, "multiaddr to listen on (repeatable; default all interfaces, TCP and QUIC, port 4001 or a random port when taken)")
+	f.StringArrayVar(&nf.bootstrap, "bootstrap", nil, "multiaddr of a peer to join, ending in /p2p/<peer ID> (repeatable)")
+	f.BoolVar(&nf.apiPublic, "api-public", false, "allow --api on a non-loopback address (the API has no authentication)")
+	f.BoolVar(&nf.noMDNS, "no-mdns", false, "do not discover peers on the LAN with mDNS")
+	f.StringVar(&nf.swarmKey, "swarm-key", "", "private network key file: only peers with the same key connect")
+	return cmd
+}
+
+// apiListenAddr is the API address `dray node` listens on: --api, else
+// $DRAY_API, else 127.0.0.1:5050.
+func apiListenAddr(cmd *cobra.Command, opts *options) string {
+	if f := cmd.Flag("api"); f != nil && f.Changed {
+		return opts.api
+	}
+	if a := strings.TrimSpace(os.Getenv("DRAY_API")); a != "" {
+		return a
+	}
+	return api.DefaultAddr
+}
+
+// checkAPIAddr refuses an API address that is not loopback unless public.
+func checkAPIAddr(addr string, public bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--api %q: want HOST:PORT such as 127.0.0.1:5050", addr)
+	}
+	if public {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--api %s is not a loopback address: the API runs functions and reads objects without authentication; pass --api-public to serve it there anyway", addr)
+}
+
+func runNode(cmd *cobra.Command, opts *options, nf *nodeFlags) (err error) {
+	ctx := cmd.Context()
+	apiAddr := apiListenAddr(cmd, opts)
+	if err := checkAPIAddr(apiAddr, nf.apiPublic); err != nil {
+		return err
+	}
+	cfg, err := nodeConfig(opts, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	pcfg := p2p.DefaultConfig()
+	pcfg.DataDir = opts.dataDir
+	pcfg.Listen = nf.listen
+	pcfg.Bootstrap = nf.bootstrap
+	pcfg.MDNS = !nf.noMDNS
+	pcfg.SwarmKeyFile = nf.swarmKey
+	pcfg.Logger = cfg.Logger
+	if err := pcfg.Validate(); err != nil {
+		return err
+	}
+
+	// The API port first: a second node on the same address fails before
+	// it touches anything.
+	ln, err := net.Listen("tcp", apiAddr)
+	if err != nil {
+		return fmt.Errorf("--api %s: %w (is another dray node running? pick another address with --api)", apiAddr, unwrapOp(err))
+	}
+	defer func() {
+		if ln != nil {
+			ln.Close()
+		}
+	}()
+
+	host, err := p2p.New(ctx, pcfg)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, host.Close()) }()
+
+	cfg.ID = host.ID().String()
+	cfg.Network = host
+	n, err := node.New(cfg)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("data directory %s is in use by another dray node: %w (use --data)", opts.dataDir, err)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, n.Close()) }()
+
+	srv := api.NewServer(n, api.Options{Network: func() api.NetInfo { return netInfo(host) }, Logger: cfg.Logger})
+	serveErr := make(chan error, 1)
+	l := ln
+	ln = nil // the server owns it now
+	go func() { serveErr <- srv.Serve(l) }()
+
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "peer %s\n", host.ID())
+	for _, a := range host.Addrs() {
+		fmt.Fprintf(out, "addr %s\n", a)
+	}
+	fmt.Fprintf(out, "api %s\n", l.Addr())
+	if f, ok := out.(*os.File); ok {
+		_ = f.Sync()
+	}
+
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("shutting down")
+	case err := <-serveErr:
+		_ = srv.Close()
+		if err != nil {
+			return err
+		}
+		return errors.New("control API stopped")
+	}
+	if err := srv.Close(); err != nil {
+		cfg.Logger.Warn("closing the control API", "err", err)
+	}
+	<-serveErr
+	return nil
+}
+
+// unwrapOp drops the "listen tcp 1.2.3.4:5:" prefix of a listen error.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+// netInfo reports the host's identity, addresses and connected peers for
+// the API.
+func netInfo(h *p2p.Host) api.NetInfo {
+	ni := api.NetInfo{Peer: h.ID().String()}
+	for _, a := range h.Addrs() {
+		ni.Addrs = append(ni.Addrs, a.String())
+	}
+	lh := h.Libp2p()
+	for _, p := range h.Peers() {
+		ni.Peers = append(ni.Peers, api.Peer{ID: p.String(), Addrs: peerAddrs(lh.Network().ConnsToPeer(p), lh.Peerstore().Addrs(p))})
+	}
+	return ni
+}
+
+// peerAddrs lists the addresses of a peer's connections, else those the
+// peerstore knows.
+func peerAddrs(conns []network.Conn, known []ma.Multiaddr) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range conns {
+		if s := c.RemoteMultiaddr().String(); !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		for _, a := range known {
+			out = append(out, a.String())
+		}
+	}
+	return out
+}

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// peerProc is a `dray node` process started by a test.
+type peerProc struct {
+	cmd    *exec.Cmd
+	peer   string
+	addrs  []string
+	api    string
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	exited chan struct{}
+}
+
+func (p *peerProc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.Write(b)
+}
+
+func (p *peerProc) errText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// startPeer starts `dray node` on loopback with its own data directory and
+// reads its start-up lines: peer, addr..., api.
+func startPeer(t *testing.T, args ...string) *peerProc {
+	t.Helper()
+	all := append([]string{"node", "--data", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0",
+		"--api", "127.0.0.1:0", "--no-mdns", "--slots", "2", "--memory", "64MiB"}, args...)
+	p := &peerProc{cmd: exec.Command(drayBin, all...), exited: make(chan struct{})}
+	p.cmd.Env = testEnv()
+	p.cmd.Stderr = p
+	out, err := p.cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, p.cmd.Start())
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	deadline := time.After(30 * time.Second)
+	for p.api == "" {
+		select {
+		case line, ok := <-lines:
+			require.True(t, ok, "dray node exited before it was ready: %s", p.errText())
+			key, val, _ := strings.Cut(line, " ")
+			switch key {
+			case "peer":
+				p.peer = val
+			case "addr":
+				p.addrs = append(p.addrs, val)
+			case "api":
+				p.api = val
+			default:
+				t.Fatalf("unexpected start-up line %q", line)
+			}
+		case <-deadline:
+			t.Fatalf("dray node not ready after 30s: %s", p.errText())
+		}
+	}
+	go func() { // nothing more is expected on stdout; drain it anyway
+		for range lines {
+		}
+	}()
+	require.NotEmpty(t, p.peer)
+	require.NotEmpty(t, p.addrs)
+	return p
+}
+
+// stop sends SIGTERM and checks a clean exit.
+func (p *peerProc) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("dray node did not stop within 30s of SIGTERM: %s", p.errText())
+	}
+	assert.Equal(t, 0, p.cmd.ProcessState.ExitCode(), "stderr: %s", p.errText())
+}
+
+// at runs a dray command against the node at api (through DRAY_API).
+func at(t *testing.T, api string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(drayBin, args...)
+	cmd.Env = append(testEnv(), "DRAY_API="+api, "DRAY_DATA="+t.TempDir())
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return o.String(), e.String(), code
+}
+
+// ok runs a command that must succeed with nothing on stderr.
+func ok(t *testing.T, api string, args ...string) string {
+	t.Helper()
+	out, errOut, code := at(t, api, args...)
+	require.Equal(t, 0, code, "dray %v: %s", args, errOut)
+	assert.Empty(t, errOut, "dray %v", args)
+	return out
+}
+
+// TestNodes starts three peers, the second and third bootstrapping from
+// the first, and drives them through the command line only.
+func TestNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three dray node processes")
+	}
+	p1 := startPeer(t)
+	p2 := startPeer(t, "--bootstrap", p1.addrs[0])
+	p3 := startPeer(t, "--bootstrap", p1.addrs[0])
+	procs := []*peerProc{p1, p2, p3}
+
+	t.Run("id", func(t *testing.T) {
+		for _, p := range procs {
+			var info struct {
+				Peer  string   `json:"peer"`
+				Addrs []string `json:"addrs"`
+				API   string   `json:"api"`
+			}
+			dec := json.NewDecoder(strings.NewReader(ok(t, p.api, "id")))
+			dec.DisallowUnknownFields()
+			require.NoError(t, dec.Decode(&info))
+			assert.Equal(t, p.peer, info.Peer)
+			assert.Equal(t, p.addrs, info.Addrs)
+			assert.Equal(t, p.api, info.API)
+			// --api works as well as DRAY_API, and whoami is the peer ID.
+			out, errOut, code := dray(t, "--api", p.api, "run", "whoami")
+			require.Equal(t, 0, code, errOut)
+			assert.Equal(t, `"`+p.peer+`"`+"\n", out)
+		}
+	})
+
+	t.Run("peers", func(t *testing.T) {
+		for _, p := range procs {
+			var want []string
+			for _, q := range procs {
+				if q != p {
+					want = append(want, q.peer)
+				}
+			}
+			slices.Sort(want)
+			var got []string
+			require.Eventually(t, func() bool {
+				got = nil
+				for _, line := range strings.Split(strings.TrimSpace(ok(t, p.api, "peers")), "\n") {
+					if f := strings.Fields(line); len(f) > 0 {
+						got = append(got, f[0])
+						assert.Greater(t, len(f), 1, "peer line without addresses: %q", line)
+					}
+				}
+				slices.Sort(got)
+				return slices.Equal(want, got)
+			}, 30*time.Second, 100*time.Millisecond, "peers of %s", p.peer)
+		}
+	})
+
+	t.Run("put and get", func(t *testing.T) {
+		dir := t.TempDir()
+		data := make([]byte, 5<<20+3)
+		_, _ = rand.Read(data)
+		in := filepath.Join(dir, "in.bin")
+		require.NoError(t, os.WriteFile(in, data, 0o600))
+		c := strings.TrimSpace(ok(t, p2.api, "put", in))
+		require.NotEmpty(t, c)
+		outFile := filepath.Join(dir, "out.bin")
+		assert.Empty(t, ok(t, p2.api, "get", "--out", outFile, c))
+		got, err := os.ReadFile(outFile)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(data, got), "bytes differ")
+
+		// From stdin, and the value as an argument by ref.
+		cmd := exec.Command(drayBin, "put", "-")
+		cmd.Env = append(testEnv(), "DRAY_API="+p2.api)
+		cmd.Stdin = io.MultiReader(strings.NewReader("abc")) // a pipe, not a file
+		out, err := cmd.Output()
+		require.NoError(t, err)
+		small := strings.TrimSpace(string(out))
+		assert.Equal(t, `{"/":{"bytes":"YWJj"}}`+"\n", ok(t, p2.api, "get", small))
+		assert.Equal(t, `"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"`+"\n",
+			ok(t, p2.api, "run", "sha256", `{"/":"`+small+`"}`))
+
+		// Another node finds the value through the DHT, fetches it and
+		// verifies it (the provider record may need a moment to spread).
+		outFile3 := filepath.Join(dir, "out3.bin")
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			_, errOut, code := dray(t, "--api", p3.api, "get", "--out", outFile3, c)
+			if code == 0 {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "node 3 never fetched %s: %s", c, errOut)
+			time.Sleep(100 * time.Millisecond)
+		}
+		got3, err := os.ReadFile(outFile3)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(data, got3), "bytes fetched by node 3 differ")
+	})
+
+	t.Run("tasks spread over the peers", func(t *testing.T) {
+		args := []string{"map", "sleep"}
+		for range 12 {
+			args = append(args, "200")
+		}
+		out := ok(t, p1.api, args...)
+		ran := map[string]int{}
+		for _, line := range strings.Fields(out) {
+			ran[strings.Trim(line, `"`)]++
+		}
+		t.Logf("sleep tasks per peer: %v", ran)
+		assert.GreaterOrEqual(t, len(ran), 2, "tasks submitted on node 1 ran on other peers too")
+	})
+
+	t.Run("run", func(t *testing.T) {
+		assert.Equal(t, "3\n", ok(t, p1.api, "run", "add", "1", "2"))
+		assert.Equal(t, "-3\n", ok(t, p1.api, "run", "add", "-1", "-2"))
+		assert.Equal(t, `{"dtype":"float64","shape":[1,1],"data":[11]}`+"\n", ok(t, p3.api, "run", "nd.matmul",
+			`{"dtype":"float64","shape":[1,2],"data":[1,2]}`, `{"dtype":"float64","shape":[2,1],"data":[3,4]}`))
+	})
+
+	t.Run("map", func(t *testing.T) {
+		assert.Equal(t, "55\n1\n6765\n0\n", ok(t, p3.api, "map", "fib", "10", "1", "20", "0"))
+		assert.Equal(t, "3\n7\n", ok(t, p3.api, "map", "add", "[1,2]", "[3,4]"))
+	})
+
+	t.Run("submit then get", func(t *testing.T) {
+		want := map[string]string{"25": "75025", "15": "610", "20": "6765"}
+		cids := map[string]string{}
+		for n := range want {
+			out := strings.TrimSpace(ok(t, p2.api, "submit", "fib", n))
+			require.NotContains(t, out, "\n", "one output, one CID")
+			cids[n] = out
+		}
+		for n, c := range cids {
+			assert.Equal(t, want[n]+"\n", ok(t, p2.api, "get", "--timeout", "30s", c), "fib %s", n)
+		}
+	})
+
+	t.Run("functions", func(t *testing.T) {
+		out := ok(t, p1.api, "functions")
+		assert.Contains(t, out, "add(int64, int64) int64")
+		assert.Contains(t, out, "nd.matmul(ndarray, ndarray) ndarray")
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"run", "ad", "1", "2"}, `unknown function "ad" (did you mean add`},
+			{[]string{"run", "add", "1"}, "add takes 2 argument(s), got 1"},
+			{[]string{"run", "add", "1", "{"}, "add: argument 2: invalid JSON"},
+			{[]string{"run", "fib", "-1"}, "fib of negative -1"},
+			{[]string{"map", "add", "1"}, "each ARG is a JSON list"},
+			{[]string{"get", "notacid"}, `bad CID "notacid"`},
+			{[]string{"get", "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"}, "unknown ref"},
+			{[]string{"put", "/nonexistent/file"}, "no such file"},
+			{[]string{"submit", "add", "x", "1"}, "invalid JSON"},
+		} {
+			out, errOut, code := at(t, p1.api, tc.args...)
+			assert.NotEqual(t, 0, code, "%v", tc.args)
+			assert.Empty(t, out, "%v", tc.args)
+			assert.Contains(t, errOut, tc.want, "%v", tc.args)
+			assert.True(t, strings.HasPrefix(errOut, "dray: "), "got %q", errOut)
+			assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line, got %q", errOut)
+		}
+		// A non-byte value has no raw bytes, and --out leaves no file.
+		c := strings.TrimSpace(ok(t, p1.api, "submit", "add", "1", "2"))
+		outFile := filepath.Join(t.TempDir(), "x")
+		_, errOut, code := at(t, p1.api, "get", "--out", outFile, c)
+		assert.NotEqual(t, 0, code)
+		assert.Contains(t, errOut, "not a byte string")
+		assert.NoFileExists(t, outFile)
+	})
+
+	t.Run("second node on the same API address", func(t *testing.T) {
+		_, errOut, code := dray(t, "node", "--api", p1.api, "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0")
+		assert.NotEqual(t, 0, code)
+		assert.Contains(t, errOut, "is another dray node running?")
+	})
+
+	for _, p := range procs {
+		p.stop(t)
+	}
+}
+
+// TestNoNode checks the commands' answers when no node is there.
+func TestNoNode(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string // DRAY_API, if any
+		want string
+	}{
+		{[]string{"peers"}, "", "no dray node at " + deadAPI + ": start one with `dray node`"},
+		{[]string{"id"}, "", "no dray node at " + deadAPI},
+		{[]string{"get", "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"}, "", "no dray node at"},
+		{[]string{"submit", "add", "1", "2"}, "", "no dray node at"},
+		{[]string{"map", "fib", "1"}, "", "no dray node at"},
+		{[]string{"put", "-"}, "", "no dray node at"},
+		// An explicit address must answer: no in-process fallback.
+		{[]string{"run", "add", "1", "2"}, deadAPI, "no dray node at " + deadAPI + " (from DRAY_API)"},
+		{[]string{"--api", deadAPI, "functions"}, "", "no dray node at " + deadAPI + " (from --api)"},
+		// dray node refuses a public API address unless told.
+		{[]string{"node", "--api", "0.0.0.0:0", "--no-mdns"}, "", "--api-public"},
+		{[]string{"node", "--api", "nonsense", "--no-mdns"}, "", "want HOST:PORT"},
+		{[]string{"node", "--listen", "not-a-multiaddr", "--api", "127.0.0.1:0", "--no-mdns"}, "", "not-a-multiaddr"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cmd := exec.Command(drayBin, tc.args...)
+			cmd.Env = append(testEnv(), "DRAY_DATA="+t.TempDir())
+			if tc.env != "" {
+				cmd.Env = append(cmd.Env, "DRAY_API="+tc.env)
+			}
+			cmd.Stdin = strings.NewReader("x")
+			var o, e bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &o, &e
+			err := cmd.Run()
+			require.Error(t, err)
+			assert.Empty(t, o.String())
+			assert.Contains(t, e.String(), tc.want)
+			assert.True(t, strings.HasPrefix(e.String(), "dray: "), "got %q", e.String())
+			assert.Equal(t, 1, strings.Count(e.String(), "\n"), "one line, got %q", e.String())
+		})
+	}
+}

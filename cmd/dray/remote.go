@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dray-project/dray/node/api"
+)
+
+// target is the node API a command talks to.
+type target struct {
+	addr     string
+	source   string // "--api", "DRAY_API" or "" for the default address
+	explicit bool   // given by --api or DRAY_API: it must answer
+}
+
+// apiTarget resolves the API address: --api, else $DRAY_API, else
+// $DRAY_DEFAULT_API or 127.0.0.1:5050. Only the last is not explicit.
+func apiTarget(cmd *cobra.Command, opts *options) target {
+	if f := cmd.Flag("api"); f != nil && f.Changed {
+		return target{addr: opts.api, source: "--api", explicit: true}
+	}
+	if a := strings.TrimSpace(os.Getenv("DRAY_API")); a != "" {
+		return target{addr: a, source: "DRAY_API", explicit: true}
+	}
+	if a := strings.TrimSpace(os.Getenv("DRAY_DEFAULT_API")); a != "" {
+		return target{addr: a}
+	}
+	return target{addr: api.DefaultAddr}
+}
+
+func (t target) client() *api.Client { return api.NewClient(t.addr) }
+
+// noNode is the one-line error for a node that does not answer.
+func (t target) noNode() error {
+	if t.explicit {
+		return fmt.Errorf("no dray node at %s (from %s): start one with `dray node --api %s`", t.addr, t.source, t.addr)
+	}
+	return fmt.Errorf("no dray node at %s: start one with `dray node`", t.addr)
+}
+
+// remoteErr turns a client error into the command's error line.
+func (t target) remoteErr(err error) error {
+	if errors.Is(err, api.ErrNoNode) {
+		return t.noNode()
+	}
+	return err
+}
+
+// checkArgs checks that every argument is one JSON value, so a bad one is
+// reported as in the in-process path ("FUNC: argument N: invalid JSON").
+func checkArgs(fn string, args []string) ([]json.RawMessage, error) {
+	out := make([]json.RawMessage, len(args))
+	for i, a := range args {
+		if err := api.CheckJSON([]byte(a)); err != nil {
+			return nil, fmt.Errorf("%s: argument %d: %w", fn, i+1, err)
+		}
+		out[i] = json.RawMessage(a)
+	}
+	return out, nil
+}
+
+// printResults prints a call's results: one value as it is, several as
+// one JSON array.
+func printResults(w io.Writer, results []json.RawMessage) error {
+	var line string
+	if len(results) == 1 {
+		line = string(results[0])
+	} else {
+		parts := make([]string, len(results))
+		for i, r := range results {
+			parts[i] = string(r)
+		}
+		line = "[" + strings.Join(parts, ",") + "]"
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
+}
+
+// dropDashDash removes a "--" right after FUNC (`dray run add -- -1 2`).
+func dropDashDash(args []string) []string {
+	if len(args) > 1 && args[1] == "--" {
+		return append(args[:1:1], args[2:]...)
+	}
+	return args
+}

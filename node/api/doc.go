@@ -1,0 +1,48 @@
+// Package api is the local control API of a dray node: HTTP/JSON over a
+// loopback socket, served by Server around a *node.Node and used by the
+// dray command line through Client.
+//
+// # Endpoints
+//
+// Every path has the version prefix /v1. Errors answer a non-200 status with
+// {"error": message, "code": code} (see the Code constants); clients get
+// them as *RemoteError.
+//
+//	GET  /v1/id                  {"peer": ID, "addrs": [multiaddr...], "api": "HOST:PORT"}
+//	GET  /v1/peers               [{"id": ID, "addrs": [...]}...]
+//	GET  /v1/functions           [FunctionInfo...]
+//	POST /v1/call                CallRequest  -> CallResult
+//	POST /v1/map                 MapRequest   -> MapResult
+//	GET  /v1/get/{cid}           the value as JSON (?timeout=30s bounds the wait)
+//	GET  /v1/get/{cid}/raw       a byte-string value's bytes, streamed, with Content-Length
+//	POST /v1/put                 raw body (Content-Length required) -> {"cid": {"/": CID}}
+//
+// Arguments are JSON, one value per parameter, converted to the function's
+// parameter types as the CLI always did (ArgFromJSON): {"/":"<cid>"} is a
+// ref to an object, a dependency of the task; {"/":{"bytes":"<base64>"}} or
+// a string is a byte string; {"dtype":..,"shape":..,"data":..} an array.
+// Values come back in DAG-JSON form (codec.ToJSONValue), decoded into the
+// producing function's result type when the node knows it (Node.Describe).
+// CIDs travel as DAG-JSON links, {"/": "<cid>"}.
+//
+// # Refs and lifetime
+//
+// The node releases an object once no ref to it is held. The Server holds
+// every ref it hands out (call and map outputs, put values) in a table, so a
+// CID printed by `dray submit` or `dray put` can be fetched later; those
+// objects are released only when the server closes (with the node). A
+// `dray free` to drop them earlier is left for later.
+//
+// # Limits
+//
+// JSON request bodies are bounded (Options.MaxRequestBytes, 8 MiB by
+// default) and decoded strictly: unknown fields, trailing data and wrong
+// types are errors that say what was wrong. Put bodies are streamed into the
+// store without a limit and must carry a Content-Length. The server has
+// header and idle timeouts but no write timeout, since a waited call lasts
+// as long as its task; a request ends when its client goes away.
+//
+// The API has no authentication: it runs functions and reads objects for
+// whoever can connect, so `dray node` serves it on loopback unless told
+// otherwise.
+package api

@@ -1,0 +1,602 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/dray-project/dray/node"
+)
+
+// DefaultMaxRequestBytes bounds the JSON request bodies a Server reads when
+// Options.MaxRequestBytes is zero. Put bodies are streamed and not bounded.
+const DefaultMaxRequestBytes = 8 << 20
+
+// Server timeouts. There is no write timeout: a call with wait or a raw get
+// lasts as long as the task or the transfer, and ends when the client goes.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	shutdownTimeout   = 5 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// Options configures a Server.
+type Options struct {
+	// Network reports the peer's libp2p identity, addresses and connected
+	// peers. Nil: the node's ID, no addresses and no peers.
+	Network func() NetInfo
+	// MaxRequestBytes bounds JSON request bodies (0: DefaultMaxRequestBytes).
+	MaxRequestBytes int64
+	// Logger receives the server's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves a node's control API over HTTP/JSON (see the package
+// documentation for the endpoints). It keeps every ref it hands out — call
+// and map outputs, put values — in a table, so a CID printed by the CLI can
+// be fetched later; those objects are released only when the server is
+// closed (together with the node, in `dray node`). It is safe for
+// concurrent use.
+type Server struct {
+	n       *node.Node
+	opts    Options
+	log     *slog.Logger
+	maxBody int64
+	mux     *http.ServeMux
+	hs      *http.Server
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	mu     sync.Mutex
+	refs   map[cid.Cid]node.ObjectRef
+	addr   string
+	closed bool
+}
+
+// NewServer returns a Server for n. Serve starts it on a listener; it also
+// is an http.Handler (for httptest, say).
+func NewServer(n *node.Node, opts Options) *Server {
+	s := &Server{
+		n:       n,
+		opts:    opts,
+		log:     opts.Logger,
+		maxBody: opts.MaxRequestBytes,
+		refs:    make(map[cid.Cid]node.ObjectRef),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxRequestBytes
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/id", s.handleID)
+	mux.HandleFunc("GET /v1/peers", s.handlePeers)
+	mux.HandleFunc("GET /v1/functions", s.handleFunctions)
+	mux.HandleFunc("POST /v1/call", s.handleCall)
+	mux.HandleFunc("POST /v1/map", s.handleMap)
+	mux.HandleFunc("GET /v1/get/{cid}", s.handleGet)
+	mux.HandleFunc("GET /v1/get/{cid}/raw", s.handleRaw)
+	mux.HandleFunc("POST /v1/put", s.handlePut)
+	mux.HandleFunc("/", s.handleUnknown)
+	s.mux = mux
+	s.hs = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+// Serve answers requests on ln until Close; it returns nil after Close.
+// GET /v1/id reports ln's address as the API address.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	if s.addr == "" {
+		s.addr = ln.Addr().String()
+	}
+	s.mu.Unlock()
+	err := s.hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("api: serve: %w", err)
+}
+
+// Close stops the server: waits in progress are cancelled, connections are
+// closed (after at most a few seconds of grace), and the refs the server
+// kept are dropped, so the node can release their objects. It is
+// idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := s.hs.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, s.hs.Close())
+	}
+	s.mu.Lock()
+	clear(s.refs)
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("api: close: %w", err)
+	}
+	return nil
+}
+
+// Refs returns how many refs the server keeps for the CIDs it handed out.
+func (s *Server) Refs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.refs)
+}
+
+// ServeHTTP answers one API request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Requests end when the client goes or the server closes.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	s.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// keep records refs in the table so their CIDs stay valid.
+func (s *Server) keep(refs ...node.ObjectRef) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	for _, r := range refs {
+		if _, ok := s.refs[r.CID()]; !ok {
+			s.refs[r.CID()] = r
+		}
+	}
+}
+
+// ref returns a ref for c: the one kept in the table, else one from the
+// node (an object it tracks, holds in its store, or finds in the swarm).
+func (s *Server) ref(ctx context.Context, c cid.Cid) (node.ObjectRef, error) {
+	s.mu.Lock()
+	r, ok := s.refs[c]
+	s.mu.Unlock()
+	if ok {
+		return r, nil
+	}
+	return s.n.Resolve(ctx, c)
+}
+
+func (s *Server) netInfo() NetInfo {
+	if s.opts.Network != nil {
+		return s.opts.Network()
+	}
+	return NetInfo{Peer: s.n.ID()}
+}
+
+func (s *Server) handleID(w http.ResponseWriter, r *http.Request) {
+	ni := s.netInfo()
+	s.mu.Lock()
+	api := s.addr
+	s.mu.Unlock()
+	if api == "" {
+		api = r.Host
+	}
+	s.reply(w, Info{Peer: ni.Peer, Addrs: nonNil(ni.Addrs), API: api})
+}
+
+func (s *Server) handlePeers(w http.ResponseWriter, _ *http.Request) {
+	peers := s.netInfo().Peers
+	if peers == nil {
+		peers = []Peer{}
+	}
+	for i := range peers {
+		peers[i].Addrs = nonNil(peers[i].Addrs)
+	}
+	s.reply(w, peers)
+}
+
+func (s *Server) handleFunctions(w http.ResponseWriter, _ *http.Request) {
+	fns := s.n.Registry().Functions()
+	out := make([]FunctionInfo, len(fns))
+	for i, f := range fns {
+		fi := FunctionInfo{
+			Name:          f.Name,
+			Params:        make([]string, len(f.Params)),
+			Results:       make([]string, len(f.Results)),
+			Signature:     f.Signature(),
+			Deterministic: f.Deterministic,
+			Doc:           f.Doc,
+		}
+		for j, p := range f.Params {
+			fi.Params[j] = p.String()
+		}
+		for j, t := range f.Results {
+			fi.Results[j] = t.String()
+		}
+		out[i] = fi
+	}
+	s.reply(w, out)
+}
+
+func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
+	var req CallRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if req.Func == "" {
+		s.fail(w, badRequest(`missing "func": the name of the function to call`))
+		return
+	}
+	ctx := r.Context()
+	fn, refs, err := Call(ctx, s.n, req.Func, req.Args)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.keep(refs...)
+	res, err := s.result(ctx, fn, refs, req.Wait, req.Timeout)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.reply(w, res)
+}
+
+func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
+	var req MapRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if req.Func == "" {
+		s.fail(w, badRequest(`missing "func": the name of the function to map`))
+		return
+	}
+	ctx := r.Context()
+	fn, err := s.n.Registry().Lookup(req.Func)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	// Every argument is checked before anything is submitted.
+	calls := make([][]any, len(req.Args))
+	for i, raw := range req.Args {
+		args, err := Args(ctx, s.n, fn, raw)
+		if err != nil {
+			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
+			return
+		}
+		calls[i] = args
+	}
+	refs := make([][]node.ObjectRef, len(calls))
+	for i, args := range calls {
+		if refs[i], err = s.n.Call(ctx, fn.Name, args...); err != nil {
+			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
+			return
+		}
+		s.keep(refs[i]...)
+	}
+	out := MapResult{Calls: make([]CallResult, len(refs))}
+	for i := range refs {
+		if out.Calls[i], err = s.result(ctx, fn, refs[i], req.Wait, req.Timeout); err != nil {
+			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
+			return
+		}
+	}
+	s.reply(w, out)
+}
+
+// result makes the answer of one call, waiting for its results if asked.
+func (s *Server) result(ctx context.Context, fn *node.Function, refs []node.ObjectRef, wait bool, timeout Duration) (CallResult, error) {
+	res := CallResult{Refs: make([]cid.Cid, len(refs))}
+	for i, r := range refs {
+		res.Refs[i] = r.CID()
+	}
+	if !wait {
+		return res, nil
+	}
+	vals, err := Results(ctx, fn, refs, getOpts(timeout)...)
+	if err != nil {
+		return CallResult{}, err
+	}
+	res.Results = make([]json.RawMessage, len(vals))
+	for i, v := range vals {
+		if res.Results[i], err = marshal(v); err != nil {
+			return CallResult{}, &ResultError{Func: fn.Name, Index: i, Err: err}
+		}
+	}
+	return res, nil
+}
+
+func getOpts(timeout Duration) []node.GetOption {
+	if timeout <= 0 {
+		return nil
+	}
+	return []node.GetOption{node.WithTimeout(time.Duration(timeout))}
+}
+
+// target reads the {cid} path value and the timeout query parameter.
+func (s *Server) target(r *http.Request) (node.ObjectRef, []node.GetOption, error) {
+	raw := r.PathValue("cid")
+	c, err := cid.Decode(raw)
+	if err != nil {
+		return node.ObjectRef{}, nil, badRequest(fmt.Sprintf("bad CID %q: %v", raw, err))
+	}
+	var timeout Duration
+	if q := r.URL.Query().Get("timeout"); q != "" {
+		if err := timeout.UnmarshalText([]byte(q)); err != nil {
+			return node.ObjectRef{}, nil, badRequest("timeout: " + err.Error())
+		}
+	}
+	ref, err := s.ref(r.Context(), c)
+	if err != nil {
+		return node.ObjectRef{}, nil, err
+	}
+	return ref, getOpts(timeout), nil
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	ref, opts, err := s.target(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	// Decode into the producing function's result type when the node knows
+	// it, so an int64 stays an int64 and a registered struct keeps its form.
+	var t reflect.Type
+	if name, i, ok := s.n.Describe(ref.CID()); ok && name != "" {
+		if f, err := s.n.Registry().Lookup(name); err == nil && i >= 0 && i < len(f.Results) {
+			t = f.Results[i]
+		}
+	}
+	v, err := ValueJSON(r.Context(), ref, t, opts...)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.reply(w, v)
+}
+
+func (s *Server) handleRaw(w http.ResponseWriter, r *http.Request) {
+	ref, opts, err := s.target(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	rc, size, err := s.n.OpenBytes(r.Context(), ref, opts...)
+	if errors.Is(err, node.ErrNotBytes) {
+		err = &httpError{status: http.StatusUnprocessableEntity, code: CodeNotBytes,
+			msg: fmt.Sprintf("%s is not a byte string, so it has no raw bytes: get it as JSON instead", ref.CID())}
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	defer rc.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", fmt.Sprint(size))
+	w.WriteHeader(http.StatusOK)
+	if n, err := io.Copy(w, rc); err != nil {
+		// The status is sent: the client sees a body shorter than its
+		// Content-Length.
+		s.log.Debug("api: raw get cut short", "cid", ref.CID(), "sent", n, "size", size, "err", err)
+	}
+}
+
+func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength < 0 {
+		s.fail(w, &httpError{status: http.StatusLengthRequired, code: CodeBadRequest,
+			msg: "put needs a Content-Length (the size of the value in bytes)"})
+		return
+	}
+	ref, err := s.n.PutStream(r.Context(), r.Body, r.ContentLength)
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = badRequest(fmt.Sprintf("put: body shorter than its Content-Length %d", r.ContentLength))
+		}
+		s.fail(w, err)
+		return
+	}
+	s.keep(ref.ObjectRef)
+	s.reply(w, PutResult{CID: ref.CID()})
+}
+
+func (s *Server) handleUnknown(w http.ResponseWriter, r *http.Request) {
+	methods := map[string]string{
+		"/v1/id": "GET", "/v1/peers": "GET", "/v1/functions": "GET",
+		"/v1/call": "POST", "/v1/map": "POST", "/v1/put": "POST",
+	}
+	want, ok := methods[r.URL.Path]
+	if !ok && strings.HasPrefix(r.URL.Path, "/v1/get/") {
+		want, ok = "GET", true
+	}
+	if ok {
+		w.Header().Set("Allow", want)
+		s.fail(w, &httpError{status: http.StatusMethodNotAllowed, code: CodeBadRequest,
+			msg: fmt.Sprintf("%s %s: method not allowed (use %s)", r.Method, r.URL.Path, want)})
+		return
+	}
+	s.fail(w, &httpError{status: http.StatusNotFound, code: CodeNotFound,
+		msg: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
+}
+
+// decode reads a JSON request body into v: strictly (unknown fields and
+// trailing data are errors) and within the size limit.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, s.maxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			return badRequest("malformed request: data after the JSON object")
+		}
+		return nil
+	}
+	var (
+		mbe *http.MaxBytesError
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return &httpError{status: http.StatusRequestEntityTooLarge, code: CodeTooLarge,
+			msg: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
+	case errors.Is(err, io.EOF):
+		return badRequest("malformed request: empty body, want a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("malformed request: JSON ends early")
+	case errors.As(err, &syn):
+		return badRequest(fmt.Sprintf("malformed request: bad JSON at byte %d: %v", syn.Offset, err))
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return badRequest(fmt.Sprintf("malformed request: want a JSON object, got %s", typ.Value))
+		}
+		return badRequest(fmt.Sprintf("malformed request: field %q: got %s, want %s", field, typ.Value, jsonKind(typ.Type.String())))
+	default:
+		return badRequest("malformed request: " + strings.TrimPrefix(err.Error(), "json: "))
+	}
+}
+
+// jsonKind names the JSON form of a request field's Go type.
+func jsonKind(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "[][]"):
+		return "a list of argument lists"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	}
+	return goType
+}
+
+// httpError is a request failure with its status and code.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(msg string) error {
+	return &httpError{status: http.StatusBadRequest, code: CodeBadRequest, msg: msg}
+}
+
+// classify maps an error to its HTTP status and code.
+func classify(err error) (int, string) {
+	var (
+		he  *httpError
+		ac  *ArgCountError
+		ae  *ArgumentError
+		te  *node.TaskError
+		re  *ResultError
+		ufe *node.UnknownFunctionError
+	)
+	switch {
+	case errors.As(err, &he):
+		return he.status, he.code
+	case errors.As(err, &ufe):
+		return http.StatusNotFound, CodeUnknownFunction
+	case errors.As(err, &ac):
+		return http.StatusBadRequest, CodeArgCount
+	case errors.As(err, &ae):
+		return http.StatusBadRequest, CodeBadArgument
+	case errors.As(err, &te):
+		return http.StatusUnprocessableEntity, CodeTaskFailed
+	case errors.As(err, &re):
+		return http.StatusUnprocessableEntity, CodeInternal
+	case errors.Is(err, node.ErrNotBytes):
+		return http.StatusUnprocessableEntity, CodeNotBytes
+	case errors.Is(err, node.ErrUnknownRef):
+		return http.StatusNotFound, CodeUnknownRef
+	case errors.Is(err, node.ErrClosed):
+		return http.StatusServiceUnavailable, CodeClosed
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, CodeTimeout
+	case errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable, CodeClosed
+	}
+	return http.StatusInternalServerError, CodeInternal
+}
+
+// fail writes err as an error answer: {"error": message, "code": code}.
+// The message is the error's first line (a task's stack stays in the log).
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	status, code := classify(err)
+	msg, rest, _ := strings.Cut(err.Error(), "\n")
+	if rest != "" || status == http.StatusInternalServerError {
+		s.log.Debug("api: request failed", "err", err)
+	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.write(w, status, errorBody{Error: msg, Code: code})
+}
+
+func (s *Server) reply(w http.ResponseWriter, v any) { s.write(w, http.StatusOK, v) }
+
+func (s *Server) write(w http.ResponseWriter, status int, v any) {
+	b, err := marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = marshal(errorBody{Error: "api: encode answer: " + err.Error(), Code: CodeInternal})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b = append(b, '\n')
+	if _, err := w.Write(b); err != nil {
+		s.log.Debug("api: write answer", "err", err)
+	}
+}
+
+// marshal encodes v as compact JSON without HTML escaping.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
