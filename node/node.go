@@ -73,6 +73,7 @@ type task struct {
 	spec    []byte    // the encoded spec (its CID is id), sent on hand-off
 	peer    peer.ID   // owner side: the peer the task was handed to
 	owner   peer.ID   // executor side: the peer that handed it to us
+	on      string    // pinned to this peer (placement hint)
 	ctx     taskCtx   // the context the function runs with
 }
 
@@ -259,7 +260,27 @@ func (n *Node) Call(ctx context.Context, name string, args ...any) ([]ObjectRef,
 	return n.call(ctx, name, args, false)
 }
 
+// CallOptions change where and how a call runs.
+type CallOptions struct {
+	// On pins the task to the peer with this ID (this node's own ID runs
+	// it here). The task fails if that peer refuses it or cannot be
+	// reached. Empty: the scheduler places it.
+	On string
+}
+
+// CallWith is Call with options.
+func (n *Node) CallWith(ctx context.Context, opts CallOptions, name string, args ...any) ([]ObjectRef, error) {
+	if opts.On != "" && opts.On != n.id && n.net == nil {
+		return nil, fmt.Errorf("node: call %s on peer %s: this node is not in a swarm", name, opts.On)
+	}
+	return n.callOn(ctx, name, args, false, opts.On)
+}
+
 func (n *Node) call(ctx context.Context, name string, args []any, typedArgs bool) ([]ObjectRef, error) {
+	return n.callOn(ctx, name, args, typedArgs, "")
+}
+
+func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bool, on string) ([]ObjectRef, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("node: call %s: %w", name, err)
 	}
@@ -300,6 +321,9 @@ func (n *Node) call(ctx context.Context, name string, args []any, typedArgs bool
 	t := &task{id: codec.Sum(spec), fn: fn, args: targs, outputs: make([]cid.Cid, len(fn.Results)), spec: spec}
 	if tc, ok := ctx.Value(ctxKey{}).(*taskCtx); ok && tc.n == n {
 		t.nested = true
+	}
+	if on != "" && on != n.id {
+		t.on = on
 	}
 	for i := range t.outputs {
 		if t.outputs[i], err = outputID(t.id, i); err != nil {
@@ -428,7 +452,7 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: failedDep})
 		return refs, nil
 	}
-	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps, Nested: t.nested}); err != nil {
+	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps, Nested: t.nested, On: sched.PeerID(t.on)}); err != nil {
 		// Equal task IDs only arise for deterministic calls, which join
 		// the running task above; anything else is a bug worth surfacing.
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
@@ -511,6 +535,11 @@ func (n *Node) actLocked() {
 				// Gossip offers are not wired yet (OfferAfter keeps the
 				// scheduler from making them).
 			case sched.Fail:
+				if a.Object == "" { // pinned to a peer that refused it or is gone
+					n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id,
+						Cause: fmt.Errorf("cannot run on peer %s: it refused the task or cannot be reached", t.on)})
+					continue
+				}
 				dep, _ := cid.Cast([]byte(a.Object))
 				arg := 0
 				for i, x := range t.args {

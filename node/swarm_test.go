@@ -22,8 +22,14 @@ func swarm(t *testing.T, k, slots int) []*node.Node {
 	return swarmOf(t, k, slots, false)
 }
 
+// swarmB is swarm for benchmarks (one slot each).
+func swarmB(b *testing.B, k int) []*node.Node { return swarmOf(b, k, 1, false) }
+
+// hosts maps the nodes swarmOf made to their libp2p hosts.
+var hosts = map[*node.Node]*p2p.Host{}
+
 // swarmOf is swarm; with chain set, node i bootstraps to node i-1 only.
-func swarmOf(t *testing.T, k, slots int, chain bool) []*node.Node {
+func swarmOf(t testing.TB, k, slots int, chain bool) []*node.Node {
 	t.Helper()
 	ctx := ctxT(t)
 	var nodes []*node.Node
@@ -57,6 +63,7 @@ func swarmOf(t *testing.T, k, slots int, chain bool) []*node.Node {
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = n.Close() })
 		nodes = append(nodes, n)
+		hosts[n] = h
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for _, n := range nodes {
@@ -204,4 +211,24 @@ func TestSwarmFetchThroughDHT(t *testing.T) {
 	v, err = node.As[[]byte](got).Get(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, want, v)
+}
+
+// TestSwarmPinnedPlacement pins calls to a peer with CallWith(On): they
+// run there whatever the load, and a call pinned to a peer that is not in
+// the swarm fails with an error naming it.
+func TestSwarmPinnedPlacement(t *testing.T) {
+	nodes := swarm(t, 3, 2)
+	ctx := ctxT(t)
+	for _, target := range []*node.Node{nodes[2], nodes[1], nodes[0]} {
+		r, err := nodes[0].CallWith(ctx, node.CallOptions{On: target.ID()}, "whoami")
+		require.NoError(t, err)
+		who, err := node.As[string](r[0]).Get(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, target.ID(), who)
+	}
+	const stranger = "12D3KooWJNGVgkWmE6moSVwpoF4se6bgk4admrXaoGwLu8V9J5G7"
+	r, err := nodes[0].CallWith(ctx, node.CallOptions{On: stranger}, "whoami")
+	require.NoError(t, err)
+	_, err = r[0].Get(ctx)
+	assert.ErrorContains(t, err, "cannot run on peer "+stranger)
 }

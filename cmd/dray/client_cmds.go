@@ -17,7 +17,10 @@ import (
 )
 
 func newMapCmd(opts *options) *cobra.Command {
-	var timeout time.Duration
+	var (
+		timeout time.Duration
+		on      string
+	)
 	cmd := &cobra.Command{
 		Use:   "map FUNC ARG...",
 		Short: "Call a function once per ARG, all at once, and print the results in order",
@@ -59,7 +62,7 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 						args[0], i+1, args[0], params, strings.TrimSuffix(strings.Repeat("1,", params), ","))
 				}
 			}
-			res, err := c.Map(ctx, api.MapRequest{Func: args[0], Args: calls, Wait: true, Timeout: api.Duration(timeout)})
+			res, err := c.Map(ctx, api.MapRequest{Func: args[0], Args: calls, Wait: true, Timeout: api.Duration(timeout), On: on})
 			if err != nil {
 				return t.remoteErr(err)
 			}
@@ -72,11 +75,13 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up waiting for the results after this long (0: no limit)")
+	cmd.Flags().StringVar(&on, "on", "", "run every call on the peer with this ID")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }
 
 func newSubmitCmd(opts *options) *cobra.Command {
+	var on string
 	cmd := &cobra.Command{
 		Use:   "submit FUNC [ARG...]",
 		Short: "Submit a call and print the CIDs of its outputs without waiting",
@@ -94,7 +99,7 @@ line, without waiting for the task: fetch the values later with dray get.
 			if err != nil {
 				return err
 			}
-			res, err := t.client().Call(cmd.Context(), api.CallRequest{Func: args[0], Args: raw})
+			res, err := t.client().Call(cmd.Context(), api.CallRequest{Func: args[0], Args: raw, On: on})
 			if err != nil {
 				return t.remoteErr(err)
 			}
@@ -104,6 +109,7 @@ line, without waiting for the task: fetch the values later with dray get.
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&on, "on", "", "run on the peer with this ID")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }

@@ -236,6 +236,14 @@ func TestNodes(t *testing.T) {
 		assert.True(t, bytes.Equal(data, got3), "bytes fetched by node 3 differ")
 	})
 
+	t.Run("placement with --on", func(t *testing.T) {
+		for _, target := range []*peerProc{p3, p2, p1} {
+			assert.Equal(t, `"`+target.peer+`"`+"\n", ok(t, p1.api, "run", "--on", target.peer, "whoami"))
+		}
+		out := ok(t, p2.api, "map", "--on", p3.peer, "sleep", "1", "1")
+		assert.Equal(t, strings.Repeat(`"`+p3.peer+`"`+"\n", 2), out)
+	})
+
 	t.Run("tasks spread over the peers", func(t *testing.T) {
 		args := []string{"map", "sleep"}
 		for range 12 {

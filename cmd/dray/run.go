@@ -17,7 +17,10 @@ const argsHelp = `Each ARG is JSON: 1, 2.5, "text", [1,2,3], {"k":1}. A ref is w
 a plain string (its UTF-8 bytes). Arrays are {"dtype":"float64","shape":[2,2],"data":[1,2,3,4]}.`
 
 func newRunCmd(opts *options) *cobra.Command {
-	var timeout time.Duration
+	var (
+		timeout time.Duration
+		on      string
+	)
 	cmd := &cobra.Command{
 		Use:   "run FUNC [ARG...]",
 		Short: "Call a remote function and print its result as JSON",
@@ -40,9 +43,12 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 				return err
 			}
 			res, err := t.client().Call(cmd.Context(), api.CallRequest{
-				Func: args[0], Args: raw, Wait: true, Timeout: api.Duration(timeout),
+				Func: args[0], Args: raw, Wait: true, Timeout: api.Duration(timeout), On: on,
 			})
 			if errors.Is(err, api.ErrNoNode) && !t.explicit {
+				if on != "" {
+					return fmt.Errorf("--on %s needs a running node (start one with `dray node`)", on)
+				}
 				return runLocal(cmd, opts, args, timeout)
 			}
 			if err != nil {
@@ -52,6 +58,7 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up waiting for the result after this long (0: no limit)")
+	cmd.Flags().StringVar(&on, "on", "", "run on the peer with this ID")
 	// Flags go before FUNC; everything after it is an argument, so
 	// negative numbers such as -1 are not read as flags.
 	cmd.Flags().SetInterspersed(false)
@@ -81,7 +88,7 @@ func runLocal(cmd *cobra.Command, opts *options, args []string, timeout time.Dur
 	for i, a := range args[1:] {
 		raw[i] = json.RawMessage(a)
 	}
-	fn, refs, err := api.Call(ctx, n.Node, fn.Name, raw)
+	fn, refs, err := api.Call(ctx, n.Node, fn.Name, raw, node.CallOptions{})
 	if err != nil {
 		return err
 	}

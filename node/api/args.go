@@ -115,7 +115,7 @@ func Args(ctx context.Context, n *node.Node, fn *node.Function, raw []json.RawMe
 // submits the call, returning the function and one ref per result. Errors
 // are a *node.UnknownFunctionError, an *ArgCountError, an *ArgumentError or
 // the node's.
-func Call(ctx context.Context, n *node.Node, name string, raw []json.RawMessage) (*node.Function, []node.ObjectRef, error) {
+func Call(ctx context.Context, n *node.Node, name string, raw []json.RawMessage, opts node.CallOptions) (*node.Function, []node.ObjectRef, error) {
 	fn, err := n.Registry().Lookup(name)
 	if err != nil {
 		return nil, nil, err
@@ -124,7 +124,7 @@ func Call(ctx context.Context, n *node.Node, name string, raw []json.RawMessage)
 	if err != nil {
 		return nil, nil, err
 	}
-	refs, err := n.Call(ctx, fn.Name, args...)
+	refs, err := n.CallWith(ctx, opts, fn.Name, args...)
 	if err != nil {
 		return nil, nil, err
 	}

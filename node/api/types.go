@@ -69,6 +69,7 @@ type CallRequest struct {
 	Args    []json.RawMessage `json:"args"`
 	Wait    bool              `json:"wait,omitempty"`
 	Timeout Duration          `json:"timeout,omitempty"`
+	On      string            `json:"on,omitempty"` // peer ID to run on
 }
 
 // CallResult is the answer of a call: one ref per result of the function,
@@ -87,6 +88,7 @@ type MapRequest struct {
 	Args    [][]json.RawMessage `json:"args"`
 	Wait    bool                `json:"wait,omitempty"`
 	Timeout Duration            `json:"timeout,omitempty"`
+	On      string              `json:"on,omitempty"` // peer ID to run on
 }
 
 // MapResult is the answer of POST /v1/map: the calls in argument order.

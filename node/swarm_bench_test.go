@@ -1,0 +1,62 @@
+package node_test
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/dray-project/dray/node"
+)
+
+// BenchmarkRemoteRoundTrip calls a trivial function pinned to another peer
+// (two nodes over loopback TCP) and waits for the result, one at a time; it
+// reports the median next to a raw libp2p stream echo of 64 bytes between
+// the same two hosts, measured in the same run. Target: within 3x.
+func BenchmarkRemoteRoundTrip(b *testing.B) {
+	nodes := swarmB(b, 2)
+	ctx := context.Background()
+	target := nodes[1].ID()
+	lat := make([]time.Duration, 0, b.N)
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		r, err := nodes[0].CallWith(ctx, node.CallOptions{On: target}, "add", int64(i), int64(1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r[0].Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	// Baseline: a 64-byte echo on one stream between the same hosts.
+	h0, h1 := hosts[nodes[0]], hosts[nodes[1]]
+	h1.Libp2p().SetStreamHandler("/bench/echo", func(s network.Stream) {
+		defer s.Close()
+		_, _ = io.Copy(s, s)
+	})
+	s, err := h0.Libp2p().NewStream(ctx, h1.ID(), "/bench/echo")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	base := make([]time.Duration, 0, len(lat))
+	for range max(len(lat), 1000) {
+		start := time.Now()
+		if _, err := s.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(s, buf); err != nil {
+			b.Fatal(err)
+		}
+		base = append(base, time.Since(start))
+	}
+	p50, e50 := median(lat), median(base)
+	b.ReportMetric(float64(p50.Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(e50.Nanoseconds())/1e3, "echo-p50-µs")
+	b.ReportMetric(float64(p50)/float64(e50), "ratio-to-echo")
+}
