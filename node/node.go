@@ -18,6 +18,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
 
@@ -96,6 +97,8 @@ type Node struct {
 	funcs  uint64         // hash of the function table, beaconed
 	// provides queues CIDs to announce in the DHT.
 	provides chan cid.Cid
+	smu      sync.Mutex                     // guards idle
+	idle     map[streamKey][]network.Stream // streams to reuse, by peer and protocol
 
 	mu      sync.Mutex
 	closed  bool

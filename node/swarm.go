@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -119,6 +118,7 @@ func (n *Node) startSwarm() error {
 }
 
 func (n *Node) stopSwarm() {
+	n.closeStreams()
 	h := n.net.Libp2p()
 	h.RemoveStreamHandler(taskProtocol)
 	h.RemoveStreamHandler(doneProtocol)
@@ -301,22 +301,11 @@ func (n *Node) handOff(f forward) {
 }
 
 func (n *Node) sendTask(f forward) error {
-	ctx, cancel := context.WithTimeout(n.ctx, streamWait)
-	defer cancel()
-	s, err := n.net.Libp2p().NewStream(ctx, f.peer, taskProtocol)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(streamWait))
 	msg, err := codec.Marshal(handoff{Spec: f.t.spec, Args: f.args})
 	if err != nil {
 		return err
 	}
-	if err := p2p.WriteFrame(s, frameSubmit, msg); err != nil {
-		return err
-	}
-	typ, reason, err := p2p.ReadFrame(s, maxFrame)
+	typ, reason, err := n.exchange(f.peer, taskProtocol, frameSubmit, msg)
 	if err != nil {
 		return err
 	}
@@ -329,43 +318,142 @@ func (n *Node) sendTask(f forward) error {
 	return fmt.Errorf("unexpected frame type %d", typ)
 }
 
-// serveTask accepts a task from another peer: it checks the spec, refuses
-// what it cannot run, and queues the rest to run here.
-func (n *Node) serveTask(s network.Stream) {
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(streamWait))
-	from := s.Conn().RemotePeer()
-	refuse := func(why string) {
-		n.log.Debug("refusing task", "peer", from, "why", why)
-		_ = p2p.WriteFrame(s, frameRefuse, []byte(why))
+// streamKey names a pool of idle streams to one peer for one protocol.
+type streamKey struct {
+	peer  peer.ID
+	proto protocol.ID
+}
+
+// idleStreams bounds the idle streams kept per peer and protocol.
+const idleStreams = 8
+
+// exchange sends one request frame to p on proto and reads the reply,
+// over a stream from the pool when one is idle (streams are reused, so an
+// exchange costs one round trip, not a stream negotiation as well).
+func (n *Node) exchange(p peer.ID, proto protocol.ID, typ uint8, payload []byte) (uint8, []byte, error) {
+	key := streamKey{p, proto}
+	for attempt := 0; ; attempt++ {
+		s, pooled, err := n.takeStream(key)
+		if err != nil {
+			return 0, nil, err
+		}
+		_ = s.SetDeadline(time.Now().Add(streamWait))
+		rtyp, reply, err := writeRead(s, typ, payload)
+		if err == nil {
+			n.putStream(key, s)
+			return rtyp, reply, nil
+		}
+		_ = s.Reset()
+		if !pooled || attempt > 0 {
+			return 0, nil, err
+		}
+		// A pooled stream may have died while idle: retry on a fresh one.
 	}
-	typ, payload, err := p2p.ReadFrame(s, maxFrame)
-	if err != nil || typ != frameSubmit {
-		refuse("expected a submit frame")
+}
+
+func writeRead(s network.Stream, typ uint8, payload []byte) (uint8, []byte, error) {
+	if err := p2p.WriteFrame(s, typ, payload); err != nil {
+		return 0, nil, err
+	}
+	return p2p.ReadFrame(s, maxFrame)
+}
+
+func (n *Node) takeStream(key streamKey) (network.Stream, bool, error) {
+	n.smu.Lock()
+	if ss := n.idle[key]; len(ss) > 0 {
+		s := ss[len(ss)-1]
+		n.idle[key] = ss[:len(ss)-1]
+		n.smu.Unlock()
+		return s, true, nil
+	}
+	n.smu.Unlock()
+	ctx, cancel := context.WithTimeout(n.ctx, streamWait)
+	defer cancel()
+	s, err := n.net.Libp2p().NewStream(ctx, key.peer, key.proto)
+	return s, false, err
+}
+
+func (n *Node) putStream(key streamKey, s network.Stream) {
+	n.smu.Lock()
+	if n.idle == nil {
+		n.idle = make(map[streamKey][]network.Stream)
+	}
+	if len(n.idle[key]) < idleStreams && n.ctx.Err() == nil {
+		n.idle[key] = append(n.idle[key], s)
+		n.smu.Unlock()
 		return
+	}
+	n.smu.Unlock()
+	_ = s.Close()
+}
+
+// closeStreams closes every idle stream (at Close).
+func (n *Node) closeStreams() {
+	n.smu.Lock()
+	idle := n.idle
+	n.idle = nil
+	n.smu.Unlock()
+	for _, ss := range idle {
+		for _, s := range ss {
+			_ = s.Reset()
+		}
+	}
+}
+
+// serveIdle is how long a served stream may wait for its next frame.
+const serveIdle = 5 * time.Minute
+
+// serveFrames answers request frames on s with handle until the peer
+// closes it or stays silent for serveIdle.
+func (n *Node) serveFrames(s network.Stream, handle func(from peer.ID, typ uint8, payload []byte) (uint8, []byte)) {
+	defer s.Close()
+	from := s.Conn().RemotePeer()
+	for {
+		_ = s.SetReadDeadline(time.Now().Add(serveIdle))
+		typ, payload, err := p2p.ReadFrame(s, maxFrame)
+		if err != nil {
+			return
+		}
+		rtyp, reply := handle(from, typ, payload)
+		_ = s.SetWriteDeadline(time.Now().Add(streamWait))
+		if err := p2p.WriteFrame(s, rtyp, reply); err != nil {
+			return
+		}
+	}
+}
+
+func (n *Node) serveTask(s network.Stream) { n.serveFrames(s, n.handleTask) }
+
+func (n *Node) serveDone(s network.Stream) { n.serveFrames(s, n.handleDone) }
+
+// handleTask accepts a task from another peer: it checks the spec, refuses
+// what it cannot run, and queues the rest to run here.
+func (n *Node) handleTask(from peer.ID, typ uint8, payload []byte) (uint8, []byte) {
+	refuse := func(why string) (uint8, []byte) {
+		n.log.Debug("refusing task", "peer", from, "why", why)
+		return frameRefuse, []byte(why)
+	}
+	if typ != frameSubmit {
+		return refuse("expected a submit frame")
 	}
 	var h handoff
 	if err := codec.Unmarshal(payload, &h); err != nil {
-		refuse("bad hand-off: " + err.Error())
-		return
+		return refuse("bad hand-off: " + err.Error())
 	}
 	t, err := n.taskFromSpec(h.Spec, h.Args)
 	if err != nil {
-		refuse(err.Error())
-		return
+		return refuse(err.Error())
 	}
 	t.owner = from
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		refuse("peer is closing")
-		return
+		return refuse("peer is closing")
 	}
 	key := t.id.KeyString()
 	if _, dup := n.tasks[key]; dup {
 		n.mu.Unlock()
-		refuse("task already here")
-		return
+		return refuse("task already here")
 	}
 	n.tasks[key] = t
 	err = n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Here: true})
@@ -373,12 +461,11 @@ func (n *Node) serveTask(s network.Stream) {
 	runs, fwds := n.takeRuns(), n.takeForwards()
 	n.mu.Unlock()
 	if err != nil {
-		refuse(err.Error())
-		return
+		return refuse(err.Error())
 	}
-	_ = p2p.WriteFrame(s, frameAck, nil)
 	n.start(runs)
 	n.startForwards(fwds)
+	return frameAck, nil
 }
 
 // taskFromSpec rebuilds a task sent by its owner: the task ID is the
@@ -443,23 +530,12 @@ func (n *Node) report(t *task, outs []output, err error) {
 }
 
 func (n *Node) sendCompletion(to peer.ID, c completion) error {
-	ctx, cancel := context.WithTimeout(n.ctx, streamWait)
-	defer cancel()
-	s, err := n.net.Libp2p().NewStream(ctx, to, doneProtocol)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(streamWait))
 	msg, err := codec.Marshal(c)
 	if err != nil {
 		return err
 	}
-	if err := p2p.WriteFrame(s, frameDone, msg); err != nil {
-		return err
-	}
-	typ, _, err := p2p.ReadFrame(s, maxFrame)
-	if err != nil && !errors.Is(err, io.EOF) {
+	typ, _, err := n.exchange(to, doneProtocol, frameDone, msg)
+	if err != nil {
 		return err
 	}
 	if typ != frameAck {
@@ -471,29 +547,24 @@ func (n *Node) sendCompletion(to peer.ID, c completion) error {
 // serveDone records the outcome of a task this node handed to the peer on
 // the other end: results are stored (verified by their own CIDs) and the
 // outputs resolved, as for a task that ran here.
-func (n *Node) serveDone(s network.Stream) {
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(streamWait))
-	from := s.Conn().RemotePeer()
-	typ, payload, err := p2p.ReadFrame(s, maxFrame)
-	if err != nil || typ != frameDone {
-		return
+func (n *Node) handleDone(from peer.ID, typ uint8, payload []byte) (uint8, []byte) {
+	if typ != frameDone {
+		return frameRefuse, []byte("expected a done frame")
 	}
 	var c completion
 	if err := codec.Unmarshal(payload, &c); err != nil {
 		n.log.Warn("bad completion", "peer", from, "err", err)
-		return
+		return frameRefuse, []byte("bad completion")
 	}
 	id, err := cid.Cast(c.Task)
 	if err != nil {
-		return
+		return frameRefuse, []byte("bad task CID")
 	}
 	n.mu.Lock()
 	t := n.tasks[id.KeyString()]
 	if t == nil || t.peer != from {
 		n.mu.Unlock()
-		_ = p2p.WriteFrame(s, frameAck, nil) // stale: already re-placed or done
-		return
+		return frameAck, nil // stale: already re-placed or done
 	}
 	n.mu.Unlock()
 	var outs []output
@@ -524,17 +595,16 @@ func (n *Node) serveDone(s network.Stream) {
 		for _, o := range outs {
 			_, _ = n.store.Release(o.content)
 		}
-		_ = p2p.WriteFrame(s, frameAck, nil)
-		return
+		return frameAck, nil
 	}
 	_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(id.KeyString())})
 	n.finishLocked(t, outs, terr)
 	runs, fwds := n.takeRuns(), n.takeForwards()
 	n.mu.Unlock()
-	_ = p2p.WriteFrame(s, frameAck, nil)
 	n.start(runs)
 	n.startForwards(fwds)
 	if terr == nil {
 		n.announceOutputs(t, outs)
 	}
+	return frameAck, nil
 }
