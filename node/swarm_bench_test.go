@@ -60,3 +60,41 @@ func BenchmarkRemoteRoundTrip(b *testing.B) {
 	b.ReportMetric(float64(e50.Nanoseconds())/1e3, "echo-p50-µs")
 	b.ReportMetric(float64(p50)/float64(e50), "ratio-to-echo")
 }
+
+// BenchmarkLoadBalance submits 64 sleep(250 ms) tasks on one of 4 peers
+// with 2 slots each and reports the makespan against the ideal
+// (64 x 0.25 s / 8 slots = 2 s) and how many peers ran tasks. Target:
+// every peer runs tasks, makespan within 1.3x of ideal.
+func BenchmarkLoadBalance(b *testing.B) {
+	nodes := swarmOf(b, 4, 2, false)
+	ctx := context.Background()
+	const tasks, ms, slots = 64, 250, 8
+	ideal := time.Duration(tasks*ms/slots) * time.Millisecond
+	var spans []time.Duration
+	peers := 0
+	for b.Loop() {
+		start := time.Now()
+		refs := make([]node.ObjectRef, tasks)
+		for i := range refs {
+			r, err := nodes[0].Call(ctx, "sleep", ms)
+			if err != nil {
+				b.Fatal(err)
+			}
+			refs[i] = r[0]
+		}
+		ran := map[string]int{}
+		for _, r := range refs {
+			who, err := node.As[string](r).Get(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ran[who]++
+		}
+		spans = append(spans, time.Since(start))
+		peers = len(ran)
+	}
+	span := median(spans)
+	b.ReportMetric(span.Seconds(), "makespan-s")
+	b.ReportMetric(float64(span)/float64(ideal), "ratio-to-ideal")
+	b.ReportMetric(float64(peers), "peers-used")
+}

@@ -11,7 +11,7 @@ type peer struct {
 	id    PeerID
 	load  Load
 	heard int64 // tick of the last beacon
-	est   int   // free slots, less the tasks forwarded since the beacon
+	est   int   // room (see room), less the tasks forwarded since the beacon
 }
 
 // peerEvent applies the events about other peers and time.
@@ -26,7 +26,7 @@ func (s *Scheduler) peerEvent(ev Event) error {
 			p = &peer{id: ev.Peer}
 			s.peers[ev.Peer] = p
 		}
-		p.load, p.heard, p.est = ev.Load, s.now, max(ev.Load.Free, 0)
+		p.load, p.heard, p.est = ev.Load, s.now, room(ev.Load)
 	case PeerGone:
 		delete(s.peers, ev.Peer)
 		// Tasks handed to the peer go back to the queue, in submission
@@ -88,6 +88,14 @@ func (s *Scheduler) peerEvent(ev Event) error {
 		s.enqueue(t)
 	}
 	return nil
+}
+
+// room is how many more tasks a peer takes, by its beacon: its free slots
+// plus a queue as deep as its slots, less what it has queued already. The
+// queue hides the time until its next beacon: a slot that frees up finds
+// work waiting instead of idling until the owners hear of it.
+func room(l Load) int {
+	return max(l.Free+l.Slots-l.Queue, 0)
 }
 
 // offerBatch bounds the tasks offered per tick, so a long queue costs a
