@@ -329,27 +329,44 @@ const idleStreams = 8
 
 // exchange sends one request frame to p on proto and reads the reply,
 // over a stream from the pool when one is idle (streams are reused, so an
-// exchange costs one round trip, not a stream negotiation as well).
+// exchange costs one round trip, not a stream negotiation as well). A
+// failed attempt — an idle stream that died, or a stream the peer reset,
+// say under its resource limits — is retried on a fresh stream, a few
+// times with a growing pause.
 func (n *Node) exchange(p peer.ID, proto protocol.ID, typ uint8, payload []byte) (uint8, []byte, error) {
 	key := streamKey{p, proto}
-	for attempt := 0; ; attempt++ {
-		s, pooled, err := n.takeStream(key)
-		if err != nil {
-			return 0, nil, err
-		}
-		_ = s.SetDeadline(time.Now().Add(streamWait))
-		rtyp, reply, err := writeRead(s, typ, payload)
+	pause := 20 * time.Millisecond
+	var err error
+	for attempt := 0; attempt < exchangeAttempts; attempt++ {
+		var s network.Stream
+		var pooled bool
+		s, pooled, err = n.takeStream(key)
 		if err == nil {
-			n.putStream(key, s)
-			return rtyp, reply, nil
+			_ = s.SetDeadline(time.Now().Add(streamWait))
+			var rtyp uint8
+			var reply []byte
+			rtyp, reply, err = writeRead(s, typ, payload)
+			if err == nil {
+				n.putStream(key, s)
+				return rtyp, reply, nil
+			}
+			_ = s.Reset()
+			if pooled {
+				continue // a stale idle stream: retry at once
+			}
 		}
-		_ = s.Reset()
-		if !pooled || attempt > 0 {
+		select {
+		case <-time.After(pause):
+			pause *= 4
+		case <-n.ctx.Done():
 			return 0, nil, err
 		}
-		// A pooled stream may have died while idle: retry on a fresh one.
 	}
+	return 0, nil, err
 }
+
+// exchangeAttempts bounds the tries of one exchange.
+const exchangeAttempts = 4
 
 func writeRead(s network.Stream, typ uint8, payload []byte) (uint8, []byte, error) {
 	if err := p2p.WriteFrame(s, typ, payload); err != nil {
