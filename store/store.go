@@ -286,15 +286,25 @@ func (s *Store) Size(c cid.Cid) (int64, bool) {
 func (s *Store) Pin(c cid.Cid) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	e, ok := s.objects[c]
-	if !ok {
-		return notFound(c)
+	e, err := s.lookupLocked(c)
+	if err != nil {
+		return err
 	}
 	s.pinLocked(e)
 	return nil
+}
+
+// lookupLocked returns the entry of object c, or ErrClosed or a not-found
+// error.
+func (s *Store) lookupLocked(c cid.Cid) (*entry, error) {
+	if s.closed {
+		return nil, ErrClosed
+	}
+	e, ok := s.objects[c]
+	if !ok {
+		return nil, notFound(c)
+	}
+	return e, nil
 }
 
 func (s *Store) pinLocked(e *entry) {
@@ -316,12 +326,9 @@ func (s *Store) pinLocked(e *entry) {
 func (s *Store) Release(c cid.Cid) (deleted bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return false, ErrClosed
-	}
-	e, ok := s.objects[c]
-	if !ok {
-		return false, notFound(c)
+	e, err := s.lookupLocked(c)
+	if err != nil {
+		return false, err
 	}
 	unpinned, err := s.unpinLocked(c, e)
 	if !unpinned {
@@ -336,14 +343,11 @@ func (s *Store) Release(c cid.Cid) (deleted bool, err error) {
 func (s *Store) Unpin(c cid.Cid) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
+	e, err := s.lookupLocked(c)
+	if err != nil {
+		return err
 	}
-	e, ok := s.objects[c]
-	if !ok {
-		return notFound(c)
-	}
-	_, err := s.unpinLocked(c, e)
+	_, err = s.unpinLocked(c, e)
 	return err
 }
 
@@ -368,12 +372,9 @@ func (s *Store) unpinLocked(c cid.Cid, e *entry) (unpinned bool, err error) {
 func (s *Store) Delete(c cid.Cid) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	e, ok := s.objects[c]
-	if !ok {
-		return notFound(c)
+	e, err := s.lookupLocked(c)
+	if err != nil {
+		return err
 	}
 	if e.pins > 0 {
 		return fmt.Errorf("%w: %s has pin count %d; unpin it before deleting", ErrPinned, c, e.pins)
