@@ -18,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dray-project/dray/p2p"
 )
 
 // peerProc is a `dray node` process started by a test.
@@ -368,5 +370,59 @@ func TestNoNode(t *testing.T) {
 			assert.True(t, strings.HasPrefix(e.String(), "dray: "), "got %q", e.String())
 			assert.Equal(t, 1, strings.Count(e.String(), "\n"), "one line, got %q", e.String())
 		})
+	}
+}
+
+// swarmKey writes a new private-swarm key file and returns its path.
+func swarmKey(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "swarm.key")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	require.NoError(t, p2p.GenerateSwarmKey(f))
+	require.NoError(t, f.Close())
+	return path
+}
+
+// peerIDs lists the peer IDs `dray peers` prints for the node at api.
+func peerIDs(t *testing.T, api string) []string {
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(ok(t, api, "peers")), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			ids = append(ids, f[0])
+		}
+	}
+	return ids
+}
+
+// TestPrivateSwarm starts two nodes with one swarm key and a third with
+// another key that bootstraps to the first: the first two see each other
+// and run each other's tasks; the third never appears in `dray peers`.
+func TestPrivateSwarm(t *testing.T) {
+	key, other := swarmKey(t), swarmKey(t)
+	a := startPeer(t, "--swarm-key", key)
+	b := startPeer(t, "--swarm-key", key, "--bootstrap", a.addrs[0])
+	c := startPeer(t, "--swarm-key", other, "--bootstrap", a.addrs[0])
+
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.Contains(peerIDs(t, a.api), b.peer) {
+		require.True(t, time.Now().Before(deadline), "node b never joined node a's swarm")
+		time.Sleep(100 * time.Millisecond)
+	}
+	assert.Equal(t, `"`+b.peer+`"`+"\n", ok(t, a.api, "run", "--on", b.peer, "whoami"))
+	// c keeps dialling a (bootstrap) for a while: it must never get in.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		assert.NotContains(t, peerIDs(t, a.api), c.peer)
+		assert.NotContains(t, peerIDs(t, c.api), a.peer)
+	}
+	// A key file that is not one is a clear start-up error.
+	bad := filepath.Join(t.TempDir(), "bad.key")
+	require.NoError(t, os.WriteFile(bad, []byte("not a key\n"), 0o600))
+	_, errOut, code := dray(t, "node", "--data", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0",
+		"--api", "127.0.0.1:0", "--no-mdns", "--swarm-key", bad)
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, errOut, bad)
+	for _, p := range []*peerProc{a, b, c} {
+		p.stop(t)
 	}
 }
