@@ -51,7 +51,13 @@ func startPeer(t *testing.T, args ...string) *peerProc {
 	t.Helper()
 	all := append([]string{"node", "--data", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0",
 		"--api", "127.0.0.1:0", "--no-mdns", "--slots", "2", "--memory", "64MiB"}, args...)
-	p := &peerProc{cmd: exec.Command(drayBin, all...), exited: make(chan struct{})}
+	return startCmd(t, exec.Command(drayBin, all...))
+}
+
+// startCmd starts a prepared `dray node` command (see startPeer).
+func startCmd(t *testing.T, cmd *exec.Cmd) *peerProc {
+	t.Helper()
+	p := &peerProc{cmd: cmd, exited: make(chan struct{})}
 	p.cmd.Env = testEnv()
 	p.cmd.Stderr = p
 	out, err := p.cmd.StdoutPipe()
