@@ -167,7 +167,8 @@ func TestSwarmCloseWithPeers(t *testing.T) {
 // TestSwarmFetchThroughDHT puts a value on the first of five nodes, joined
 // in a chain (each bootstraps to the one before), and gets it on the last,
 // which finds the holder through the DHT, fetches and verifies the bytes.
-// A task output made on one peer is resolved on another the same way.
+// A task output made on one peer is resolved on another the same way, and
+// tasks submitted on the first node run on all five.
 func TestSwarmFetchThroughDHT(t *testing.T) {
 	nodes := swarmOf(t, 5, 1, true)
 	ctx := ctxT(t)
@@ -211,6 +212,24 @@ func TestSwarmFetchThroughDHT(t *testing.T) {
 	v, err = node.As[[]byte](got).Get(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, want, v)
+
+	// Tasks submitted on node 1 run on all five.
+	var refs []node.ObjectRef
+	for range 40 {
+		r, err := nodes[0].Call(ctx, "sleep", 100)
+		require.NoError(t, err)
+		refs = append(refs, r[0])
+	}
+	ran := map[string]int{}
+	for _, r := range refs {
+		who, err := node.As[string](r).Get(ctx)
+		require.NoError(t, err)
+		ran[who]++
+	}
+	t.Logf("tasks per peer: %v", ran)
+	for _, n := range nodes {
+		assert.Positive(t, ran[n.ID()], "peer %s ran no task", n.ID())
+	}
 }
 
 // TestSwarmPinnedPlacement pins calls to a peer with CallWith(On): they
