@@ -22,8 +22,16 @@ func swarm(t *testing.T, k, slots int) []*node.Node {
 	return swarmOf(t, k, slots, false)
 }
 
-// swarmB is swarm for benchmarks (one slot each).
-func swarmB(b *testing.B, k int) []*node.Node { return swarmOf(b, k, 1, false) }
+// swarmB is swarm for benchmarks (one slot each, 3 GiB of memory for
+// objects, so big values stay in memory as they would on a real peer).
+func swarmB(b *testing.B, k int) []*node.Node {
+	benchBudget = 3 << 30
+	defer func() { benchBudget = 0 }()
+	return swarmOf(b, k, 1, false)
+}
+
+// benchBudget, when set, overrides the nodes' object memory budget.
+var benchBudget int64
 
 // hosts maps the nodes swarmOf made to their libp2p hosts.
 var hosts = map[*node.Node]*p2p.Host{}
@@ -58,6 +66,9 @@ func swarmOf(t testing.TB, k, slots int, chain bool) []*node.Node {
 		cfg.Network = h
 		cfg.Store.Dir = t.TempDir()
 		cfg.Store.MemoryBudget = 256 << 20
+		if benchBudget > 0 {
+			cfg.Store.MemoryBudget = benchBudget
+		}
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		n, err := node.New(cfg)
 		require.NoError(t, err)
