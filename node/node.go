@@ -131,6 +131,7 @@ func New(cfg Config) (*Node, error) {
 		schedCfg.Self = sched.PeerID(cfg.Network.ID().String())
 		schedCfg.Funcs = funcs
 		schedCfg.BeaconTTL = 5        // ticks of a second
+		schedCfg.NestedWait = 1       // a nested task waits up to a tick for a local slot
 		schedCfg.OfferAfter = 1 << 30 // gossip offers are not wired yet
 		if cfg.ID == "" {
 			cfg.ID = cfg.Network.ID().String()

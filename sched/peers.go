@@ -48,7 +48,7 @@ func (s *Scheduler) peerEvent(ev Event) error {
 				s.actions = append(s.actions, Action{Kind: Fail, Task: t.id})
 				continue
 			}
-			t.nested = true // retried work goes first
+			t.retry = true // retried work goes first
 			s.enqueue(t)
 		}
 	case Tick:
@@ -84,7 +84,7 @@ func (s *Scheduler) peerEvent(ev Event) error {
 			s.actions = append(s.actions, Action{Kind: Fail, Task: t.id})
 			return nil
 		}
-		t.nested = true
+		t.retry = true
 		s.enqueue(t)
 	}
 	return nil

@@ -34,11 +34,15 @@ type Config struct {
 	OfferAfter int
 	// BeaconTTL is how many ticks a peer's load beacon stays valid.
 	BeaconTTL int
+	// NestedWait is how many ticks a nested task (submitted by a running
+	// task) waits for a local slot before it may go to another peer:
+	// fine-grained nested work is cheaper here than a network hop away.
+	NestedWait int
 }
 
 // DefaultConfig returns a Config with one slot; callers normally set Slots
 // to the number of CPUs.
-func DefaultConfig() Config { return Config{Slots: 1, OfferAfter: 1, BeaconTTL: 10} }
+func DefaultConfig() Config { return Config{Slots: 1, OfferAfter: 1, BeaconTTL: 10, NestedWait: 1} }
 
 // Validate reports whether c can be used.
 func (c Config) Validate() error {
@@ -50,6 +54,9 @@ func (c Config) Validate() error {
 	}
 	if c.BeaconTTL < 0 {
 		return fmt.Errorf("sched: BeaconTTL is %d: must not be negative", c.BeaconTTL)
+	}
+	if c.NestedWait < 0 {
+		return fmt.Errorf("sched: NestedWait is %d: must not be negative", c.NestedWait)
 	}
 	return nil
 }
@@ -202,6 +209,7 @@ type task struct {
 	state    state
 	pending  int  // dependencies not yet ready
 	nested   bool // submitted by a running task: runs first
+	retry    bool // came back from a peer: goes to the front
 	here     bool // must run on this peer
 	on       PeerID
 	inputs   []Input
@@ -372,7 +380,7 @@ func (s *Scheduler) enqueue(t *task) {
 	if t.here {
 		q = &s.local
 	}
-	if t.nested {
+	if t.nested || t.retry {
 		q.pushFront(t.id)
 	} else {
 		q.push(t.id)
@@ -446,6 +454,9 @@ func (s *Scheduler) fill() {
 		t := s.peek(&s.queue)
 		if t == nil {
 			return
+		}
+		if t.nested && s.now-t.queuedAt < int64(s.cfg.NestedWait) {
+			return // nested work waits a while for a slot here first
 		}
 		p := s.choose(t)
 		if p == "" {

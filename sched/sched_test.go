@@ -27,6 +27,7 @@ func TestTraces(t *testing.T) {
 				d.MaybeScanArgs(t, "funcs", &cfg.Funcs)
 				d.MaybeScanArgs(t, "offer", &cfg.OfferAfter)
 				d.MaybeScanArgs(t, "ttl", &cfg.BeaconTTL)
+				d.MaybeScanArgs(t, "nestedwait", &cfg.NestedWait)
 				var seed uint64
 				d.MaybeScanArgs(t, "seed", &seed)
 				cfg.Rand = rand.New(rand.NewPCG(seed, seed))
