@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dray-project/dray/p2p/p2ptest"
 )
 
 // hasMulticastInterface reports whether an up, non-loopback, multicast-capable interface
@@ -61,9 +63,6 @@ func TestMDNSInProcess(t *testing.T) {
 
 const mdnsHelperEnv = "DRAY_P2P_MDNS_HELPER"
 
-// netnsRuns makes namespace names unique across -count runs.
-var netnsRuns int
-
 // TestMDNSHelper is not a test: TestMDNSNetns runs this test binary inside a network
 // namespace with DRAY_P2P_MDNS_HELPER=1 to get a host with mDNS on. It prints
 // "ID <peer id>", then "PEER <peer id>" for the first peer it connects to, and exits
@@ -91,50 +90,12 @@ func TestMDNSHelper(t *testing.T) {
 // no bootstrap addresses, and checks that they find each other by mDNS. It needs root
 // and the ip command; otherwise it is skipped.
 func TestMDNSNetns(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
+	lan := p2ptest.LAN(t, "10.213.77")
 	ipCmd, err := exec.LookPath("ip")
-	if err != nil {
-		t.Skip("needs the ip command (iproute2) to create network namespaces")
-	}
-	ip := func(args ...string) error {
-		out, err := exec.Command(ipCmd, args...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
-	netnsRuns++
-	tag := fmt.Sprintf("dry%d-%d", os.Getpid()%100000, netnsRuns%100)
-	ns := []string{tag + "a", tag + "b"}
-	veth := []string{tag + "va", tag + "vb"}
-	if err := ip("netns", "add", ns[0]); err != nil {
-		t.Skipf("cannot create network namespaces here: %v", err)
-	}
-	t.Cleanup(func() { _ = ip("netns", "del", ns[0]) })
-	require.NoError(t, ip("netns", "add", ns[1]))
-	t.Cleanup(func() { _ = ip("netns", "del", ns[1]) })
-	require.NoError(t, ip("link", "add", veth[0], "netns", ns[0], "type", "veth", "peer", "name", veth[1], "netns", ns[1]))
-	for i := range 2 {
-		require.NoError(t, ip("-n", ns[i], "addr", "add", fmt.Sprintf("10.213.77.%d/24", i+1), "dev", veth[i]))
-		require.NoError(t, ip("-n", ns[i], "link", "set", veth[i], "up"))
-		require.NoError(t, ip("-n", ns[i], "link", "set", "lo", "up"))
-	}
-
+	require.NoError(t, err)
+	ns := lan.NS[:]
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	// zeroconf picks its interfaces at start: wait until both veth ends are
-	// operationally up (carrier), or the first announcements and queries are lost.
-	for i := range 2 {
-		eventually(ctx, t, "veth "+veth[i]+" to come up", func() bool {
-			out, err := exec.Command(ipCmd, "-n", ns[i], "-o", "link", "show", "dev", veth[i]).CombinedOutput()
-			return err == nil && strings.Contains(string(out), "LOWER_UP") && strings.Contains(string(out), "state UP")
-		})
-	}
 	type result struct {
 		id, found string
 		err       error

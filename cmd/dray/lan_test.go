@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -11,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dray-project/dray/p2p/p2ptest"
 )
 
 // TestLAN runs two `dray node` processes in two network namespaces joined
@@ -19,51 +19,10 @@ import (
 // them only through the CLI, run inside each namespace. It needs root and
 // iproute2 (CI has both) and skips otherwise.
 func TestLAN(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
+	lan := p2ptest.LAN(t, "10.213.78")
 	ipCmd, err := exec.LookPath("ip")
-	if err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
-	ip := func(args ...string) error {
-		out, err := exec.Command(ipCmd, args...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
-	tag := fmt.Sprintf("drl%d", os.Getpid()%100000)
-	ns := []string{tag + "a", tag + "b"}
-	veth := []string{tag + "va", tag + "vb"}
-	addr := []string{"10.213.78.1", "10.213.78.2"}
-	if err := ip("netns", "add", ns[0]); err != nil {
-		t.Skipf("cannot create network namespaces here: %v", err)
-	}
-	t.Cleanup(func() { _ = ip("netns", "del", ns[0]) })
-	require.NoError(t, ip("netns", "add", ns[1]))
-	t.Cleanup(func() { _ = ip("netns", "del", ns[1]) })
-	require.NoError(t, ip("link", "add", veth[0], "netns", ns[0], "type", "veth", "peer", "name", veth[1], "netns", ns[1]))
-	for i := range 2 {
-		require.NoError(t, ip("-n", ns[i], "addr", "add", addr[i]+"/24", "dev", veth[i]))
-		require.NoError(t, ip("-n", ns[i], "link", "set", veth[i], "up"))
-		require.NoError(t, ip("-n", ns[i], "link", "set", "lo", "up"))
-	}
-	// mDNS announces on the interfaces present at start: wait for carrier.
-	for i := range 2 {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			out, err := exec.Command(ipCmd, "-n", ns[i], "-o", "link", "show", "dev", veth[i]).CombinedOutput()
-			if err == nil && strings.Contains(string(out), "LOWER_UP") && strings.Contains(string(out), "state UP") {
-				break
-			}
-			require.True(t, time.Now().Before(deadline), "veth %s never came up: %s", veth[i], out)
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	require.NoError(t, err)
+	ns, addr := lan.NS, lan.Addr
 
 	var peers []*peerProc
 	for i := range 2 {
