@@ -130,19 +130,8 @@ func (e *encState) enc(p *plan, v reflect.Value) (any, error) {
 	}
 	switch p.kind {
 	case kScalar:
-		switch v.Kind() {
-		case reflect.Bool:
-			return v.Bool(), nil
-		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-			return v.Int(), nil
-		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-			return v.Uint(), nil
-		case reflect.Float32:
-			return float32(v.Float()), nil
-		case reflect.Float64:
-			return v.Float(), nil
-		case reflect.String:
-			return v.String(), nil
+		if x, ok := scalar(v); ok {
+			return x, nil
 		}
 	case kBytes:
 		if v.IsNil() {
@@ -249,6 +238,26 @@ func addressable(v reflect.Value) reflect.Value {
 	pv := reflect.New(v.Type())
 	pv.Elem().Set(v)
 	return pv
+}
+
+// scalar returns a scalar v in its plain Go form: bool, int64, uint64,
+// float32, float64 or string. ok is false for other kinds.
+func scalar(v reflect.Value) (x any, ok bool) {
+	switch v.Kind() {
+	case reflect.Bool:
+		return v.Bool(), true
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int(), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return v.Uint(), true
+	case reflect.Float32:
+		return float32(v.Float()), true
+	case reflect.Float64:
+		return v.Float(), true
+	case reflect.String:
+		return v.String(), true
+	}
+	return nil, false
 }
 
 func linkNode(c cid.Cid) any {

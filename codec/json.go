@@ -64,21 +64,15 @@ func (j *jsonConv) conv(v reflect.Value) (any, error) {
 	}
 	switch p.kind {
 	case kScalar:
-		switch v.Kind() {
-		case reflect.Bool:
-			return v.Bool(), nil
-		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-			return v.Int(), nil
-		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-			return v.Uint(), nil
-		case reflect.Float32, reflect.Float64:
+		if k := v.Kind(); k == reflect.Float32 || k == reflect.Float64 {
 			f := v.Float()
 			if math.IsNaN(f) || math.IsInf(f, 0) {
 				return nil, &EncodeError{Err: fmt.Errorf("float %v cannot be represented in JSON", f)}
 			}
 			return f, nil
-		case reflect.String:
-			return v.String(), nil
+		}
+		if x, ok := scalar(v); ok {
+			return x, nil
 		}
 	case kBytes:
 		if v.IsNil() {
