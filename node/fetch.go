@@ -165,6 +165,9 @@ func (n *Node) fetch(ctx context.Context, p peer.ID, ref cid.Cid) (cid.Cid, erro
 	if got != h.Size {
 		return cid.Undef, fmt.Errorf("%w: got %d of %d bytes", io.ErrUnexpectedEOF, got, h.Size)
 	}
+	n.netc.sent(len(ref.Bytes()))
+	n.netc.recv(len(payload) + int(got))
+	n.netc.fetches.Add(1)
 	return content, nil
 }
 

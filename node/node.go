@@ -97,6 +97,7 @@ type Node struct {
 	funcs  uint64         // hash of the function table, beaconed
 	// provides queues CIDs to announce in the DHT.
 	provides chan cid.Cid
+	netc     netCounters                    // swarm traffic
 	smu      sync.Mutex                     // guards idle
 	idle     map[streamKey][]network.Stream // streams to reuse, by peer and protocol
 
@@ -1036,6 +1037,7 @@ type Stats struct {
 	Tasks   int         // tasks submitted and not finished
 	Sched   sched.Stats // scheduler queues
 	Store   store.Stats // object store
+	Net     NetStats    // swarm traffic (zero without a network)
 }
 
 // Stats returns a snapshot of the node's tables.
@@ -1044,5 +1046,6 @@ func (n *Node) Stats() Stats {
 	s := Stats{Objects: len(n.objects), Tasks: len(n.tasks), Sched: n.sched.Stats()}
 	n.mu.Unlock()
 	s.Store = n.store.Stats()
+	s.Net = n.netc.snapshot()
 	return s
 }

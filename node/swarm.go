@@ -155,6 +155,7 @@ func (n *Node) beaconLoop(topic *p2p.Topic) {
 			n.log.Debug("publish beacon", "err", err)
 			continue
 		}
+		n.netc.sent(len(data))
 		last, lastSent = b, time.Now()
 	}
 }
@@ -168,6 +169,10 @@ func (n *Node) hearLoop(sub *p2p.Subscription) {
 		if err != nil {
 			return
 		}
+		if msg.From == n.net.ID() {
+			continue // our own beacon
+		}
+		n.netc.recv(len(msg.Data))
 		var b beacon
 		if err := codec.Unmarshal(msg.Data, &b); err != nil {
 			n.log.Debug("bad beacon", "peer", msg.From, "err", err)
@@ -311,6 +316,7 @@ func (n *Node) sendTask(f forward) error {
 	}
 	switch typ {
 	case frameAck:
+		n.netc.tasksOut.Add(1)
 		return nil
 	case frameRefuse:
 		return fmt.Errorf("refused: %s", reason)
@@ -347,6 +353,8 @@ func (n *Node) exchange(p peer.ID, proto protocol.ID, typ uint8, payload []byte)
 			var reply []byte
 			rtyp, reply, err = writeRead(s, typ, payload)
 			if err == nil {
+				n.netc.sent(len(payload))
+				n.netc.recv(len(reply))
 				n.putStream(key, s)
 				return rtyp, reply, nil
 			}
@@ -431,11 +439,13 @@ func (n *Node) serveFrames(s network.Stream, handle func(from peer.ID, typ uint8
 		if err != nil {
 			return
 		}
+		n.netc.recv(len(payload))
 		rtyp, reply := handle(from, typ, payload)
 		_ = s.SetWriteDeadline(time.Now().Add(streamWait))
 		if err := p2p.WriteFrame(s, rtyp, reply); err != nil {
 			return
 		}
+		n.netc.sent(len(reply))
 	}
 }
 
@@ -480,6 +490,7 @@ func (n *Node) handleTask(from peer.ID, typ uint8, payload []byte) (uint8, []byt
 	if err != nil {
 		return refuse(err.Error())
 	}
+	n.netc.tasksIn.Add(1)
 	n.start(runs)
 	n.startForwards(fwds)
 	return frameAck, nil
