@@ -77,6 +77,13 @@ type Config struct {
 	// See ResourceLimits.
 	MaxMemory int64
 	MaxFD     int
+	// AnnounceBacklog bounds the CIDs waiting to be announced in the DHT (Announce);
+	// past it the oldest are dropped. Zero means DefaultAnnounceBacklog. Besides the
+	// backlog, each worker holds at most 4096 CIDs in flight.
+	AnnounceBacklog int
+	// AnnounceWorkers is how many batches of announcements run concurrently. Zero
+	// means DefaultAnnounceWorkers.
+	AnnounceWorkers int
 	// Logger receives the host's log lines; nil means slog.Default().
 	Logger *slog.Logger
 	// Host, when non-nil, is used instead of building one (the simulator passes
@@ -89,12 +96,14 @@ type Config struct {
 // the "/dray" protocol prefix, and the default watermarks and message size.
 func DefaultConfig() Config {
 	return Config{
-		Listen:         append([]string(nil), DefaultListen...),
-		MDNS:           true,
-		ProtocolPrefix: DefaultProtocolPrefix,
-		ConnLow:        DefaultConnLow,
-		ConnHigh:       DefaultConnHigh,
-		MaxMessageSize: DefaultMaxMessageSize,
+		Listen:          append([]string(nil), DefaultListen...),
+		MDNS:            true,
+		ProtocolPrefix:  DefaultProtocolPrefix,
+		ConnLow:         DefaultConnLow,
+		ConnHigh:        DefaultConnHigh,
+		MaxMessageSize:  DefaultMaxMessageSize,
+		AnnounceBacklog: DefaultAnnounceBacklog,
+		AnnounceWorkers: DefaultAnnounceWorkers,
 	}
 }
 
@@ -111,6 +120,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.AnnounceBacklog == 0 {
+		c.AnnounceBacklog = DefaultAnnounceBacklog
+	}
+	if c.AnnounceWorkers == 0 {
+		c.AnnounceWorkers = DefaultAnnounceWorkers
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -141,6 +156,9 @@ func (c Config) Validate() error {
 	if c.MaxMemory < 0 || c.MaxFD < 0 {
 		return fmt.Errorf("%w: negative resource budget (memory %d, fds %d)", ErrInvalidConfig, c.MaxMemory, c.MaxFD)
 	}
+	if c.AnnounceBacklog < 0 || c.AnnounceWorkers < 0 || c.AnnounceWorkers > maxAnnounceWorkers {
+		return fmt.Errorf("%w: announce backlog %d and workers %d: want backlog >= 0 and workers in 0..%d", ErrInvalidConfig, c.AnnounceBacklog, c.AnnounceWorkers, maxAnnounceWorkers)
+	}
 	if c.Host == nil && c.SwarmKeyFile != "" {
 		addrs, _ := c.listenAddrs()
 		if len(tcpOnly(addrs)) == 0 {
@@ -149,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// maxAnnounceWorkers caps AnnounceWorkers.
+const maxAnnounceWorkers = 256
 
 // maxPubsubMessage caps MaxMessageSize: GossipSub messages are hints, not payloads.
 const maxPubsubMessage = 16 << 20

@@ -34,6 +34,10 @@ func TestConfigValidate(t *testing.T) {
 		{"negative message size", func(c *Config) { c.MaxMessageSize = -1 }, "message size"},
 		{"huge message size", func(c *Config) { c.MaxMessageSize = 1 << 30 }, "message size"},
 		{"negative memory", func(c *Config) { c.MaxMemory = -1 }, "resource budget"},
+		{"negative announce backlog", func(c *Config) { c.AnnounceBacklog = -1 }, "announce backlog"},
+		{"negative announce workers", func(c *Config) { c.AnnounceWorkers = -1 }, "announce backlog"},
+		{"too many announce workers", func(c *Config) { c.AnnounceWorkers = 1000 }, "workers in 0..256"},
+		{"small announce backlog", func(c *Config) { c.AnnounceBacklog, c.AnnounceWorkers = 1, 1 }, ""},
 		{"psk with quic only", func(c *Config) {
 			c.SwarmKeyFile = "x"
 			c.Listen = []string{"/ip4/0.0.0.0/udp/1/quic-v1"}

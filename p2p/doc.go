@@ -33,6 +33,31 @@
 // protocol is /dray/kad/1.0.0 and dray never joins IPFS's DHT). Provide and
 // FindProviders put and look up provider records for CIDs.
 //
+// # Announcing many CIDs
+//
+// Provide costs a DHT lookup and a round of record sends per CID, a few hundred
+// microseconds to milliseconds: too slow for objects made thousands of times a second.
+// Announce queues CIDs instead and never blocks: duplicates coalesce (queued, in
+// flight, or announced recently), the backlog is bounded (Config.AnnounceBacklog; when
+// full the oldest queued CID is dropped and counted), and AnnounceStats and Flush
+// report and wait for progress. Workers (Config.AnnounceWorkers) take everything
+// queued, up to 4096 CIDs, and place the batch's records like go-libp2p-kad-dht's
+// sweeping provider: CIDs are sorted by Kademlia key, a few lookups per region of the
+// keyspace find every peer in a subtree holding at least k peers, and each CID's k
+// closest peers are then picked locally. Regions are cached for two minutes, or until
+// the routing table changes size (any change below 10 peers, 10% above) or a peer in
+// them fails. In networks of at most k (20) peers every CID goes to every peer, and a
+// batch costs at most one lookup. Records for one peer go on one DHT stream, written
+// back to back; the peer closing the stream cleanly acknowledges them all. A CID whose
+// record reached no peer is retried twice, then counted as failed. While the routing
+// table is empty the backlog waits.
+//
+// Provider records expire after ProviderRecordTTL (48 h). The host does not keep the
+// set of CIDs it announced, which would grow without bound: the owner of the data
+// does. StartReprovider takes a KeySource listing the CIDs still held and re-announces
+// them every DefaultReprovideInterval (22 h), through the same queue, waiting for room
+// rather than dropping. A CID dropped from a full backlog is healed by the next round.
+//
 // # Gossip
 //
 // Join returns a GossipSub Topic (signed messages, strict verification). Payloads are

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
@@ -63,4 +65,47 @@ func Example() {
 	// Output:
 	// b's peers are [a]: true
 	// 2 6869 <nil>
+}
+
+// Announce queues CIDs for the DHT without waiting; Flush waits until they are out.
+func ExampleHost_Announce() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := p2p.Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: quiet}
+	a, err := p2p.New(ctx, cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer a.Close()
+	b, err := p2p.New(ctx, cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	var objects []cid.Cid
+	for i := range 1000 {
+		objects = append(objects, codec.Sum(fmt.Appendf(nil, "object %d", i)))
+	}
+	a.Announce(objects...) // returns at once
+	a.Announce(objects[0]) // coalesced: already queued
+	if err := a.Flush(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	st := a.AnnounceStats()
+	fmt.Println("announced:", st.Announced, "coalesced:", st.Coalesced, "failed:", st.Failed)
+
+	provs, err := b.FindProviders(ctx, objects[999], 1)
+	fmt.Println("b finds a:", err == nil && len(provs) == 1 && provs[0].ID == a.ID())
+	// Output:
+	// announced: 1000 coalesced: 1 failed: 0
+	// b finds a: true
 }

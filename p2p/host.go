@@ -59,6 +59,7 @@ type Host struct {
 	ownsHost bool
 	rm       network.ResourceManager // closed by Close when we built it
 	dht      *dht.IpfsDHT
+	ann      *announcer // DHT announcements (Announce)
 	ps       *pubsub.PubSub
 	mdnsMu   sync.Mutex // guards mdns, restarted by mdnsLoop
 	mdns     mdns.Service
@@ -147,6 +148,25 @@ func (n *Host) start(ctx context.Context) error {
 		return fmt.Errorf("p2p: start DHT: %w", err)
 	}
 	n.dht = kad
+	n.ann = newAnnouncer(announceDeps{
+		self:   n.h.ID(),
+		k:      kad.BucketSize(),
+		router: kad,
+		sender: streamSender{h: n.h, proto: protocol.ID(cfg.ProtocolPrefix + "/kad/1.0.0")},
+		addLocal: func(ctx context.Context, key []byte) error {
+			return kad.ProviderStore().AddProvider(ctx, key, peer.AddrInfo{ID: n.h.ID()})
+		},
+		selfAddrs: kad.FilteredAddrs,
+		rtSize:    func() int { return kad.RoutingTable().Size() },
+		protect: func(p peer.ID, tag string, on bool) {
+			if on {
+				n.h.ConnManager().Protect(p, tag)
+			} else {
+				n.h.ConnManager().Unprotect(p, tag)
+			}
+		},
+	}, cfg.AnnounceBacklog, cfg.AnnounceWorkers, n.log)
+	n.ann.start()
 
 	ps, err := pubsub.NewGossipSub(n.ctx, n.h,
 		pubsub.WithMaxMessageSize(cfg.MaxMessageSize+pubsubOverhead),
@@ -352,6 +372,10 @@ func (n *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
 // Provide announces in the DHT that this host holds c: the record goes to the peers
 // closest to c. It fails with ErrNoPeers if the routing table is empty. Records expire
 // (after 48 h in the DHT); the caller re-provides what it keeps.
+//
+// Provide waits for a full DHT lookup and the record sends, for one CID: use it
+// when the caller needs to know. Announce queues CIDs without waiting and announces
+// them in batches, many times faster.
 func (n *Host) Provide(ctx context.Context, c cid.Cid) error {
 	if !c.Defined() {
 		return errors.New("p2p: provide: undefined CID")
@@ -470,6 +494,9 @@ func (n *Host) shutdown() error {
 		}
 	}
 	n.cancel() // stops GossipSub, the bootstrap and mDNS loops, mDNS dials and the event queue
+	if n.ann != nil {
+		n.ann.close() // before the DHT it uses
+	}
 	n.mdnsMu.Lock()
 	if n.mdns != nil {
 		if err := n.mdns.Close(); err != nil {
