@@ -3,6 +3,8 @@
 //	dray run add 1 2          # prints 3
 //	dray functions            # lists the built-in functions
 //	dray node                 # starts a peer that the other commands talk to
+//	dray fetch CID            # gets an object from the swarm into the node's store
+//	dray stats                # the node's figures as JSON
 //
 // The commands talk to a node's control API (package node/api) at --api,
 // else $DRAY_API, else 127.0.0.1:5050. An address given by --api or
@@ -77,8 +79,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newNodeCmd(&opts),
 		newRunCmd(&opts), newMapCmd(&opts), newSubmitCmd(&opts),
-		newGetCmd(&opts), newPutCmd(&opts),
-		newIDCmd(&opts), newPeersCmd(&opts), newFunctionsCmd(&opts),
+		newGetCmd(&opts), newPutCmd(&opts), newFetchCmd(&opts),
+		newIDCmd(&opts), newPeersCmd(&opts), newStatsCmd(&opts), newFunctionsCmd(&opts),
 	)
 	return root
 }

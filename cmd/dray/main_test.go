@@ -23,7 +23,12 @@ var (
 )
 
 // TestMain builds the dray binary once; the tests run it as a user would.
+// With DRAY_BENCH_ROLE set, the binary is a benchmark's child process
+// instead (see runBenchRole).
 func TestMain(m *testing.M) {
+	if role := os.Getenv(benchRoleEnv); role != "" {
+		os.Exit(runBenchRole(role))
+	}
 	dir, err := os.MkdirTemp("", "dray-bin-")
 	if err != nil {
 		panic(err)

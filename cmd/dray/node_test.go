@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dray-project/dray/node/api"
 	"github.com/dray-project/dray/p2p"
 )
 
@@ -46,16 +49,19 @@ func (p *peerProc) errText() string {
 }
 
 // startPeer starts `dray node` on loopback with its own data directory and
-// reads its start-up lines: peer, addr..., api.
-func startPeer(t *testing.T, args ...string) *peerProc {
+// reads its start-up lines: peer, addr..., api. Later flags in args win
+// over the defaults (--slots 2 --memory 64MiB).
+func startPeer(t testing.TB, args ...string) *peerProc {
 	t.Helper()
 	all := append([]string{"node", "--data", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0",
 		"--api", "127.0.0.1:0", "--no-mdns", "--slots", "2", "--memory", "64MiB"}, args...)
 	return startCmd(t, exec.Command(drayBin, all...))
 }
 
-// startCmd starts a prepared `dray node` command (see startPeer).
-func startCmd(t *testing.T, cmd *exec.Cmd) *peerProc {
+// startCmd starts a prepared `dray node` command (see startPeer). The
+// test's cleanup stops it with SIGTERM (and kills it if it does not exit in
+// time), whether the test passed or not.
+func startCmd(t testing.TB, cmd *exec.Cmd) *peerProc {
 	t.Helper()
 	p := &peerProc{cmd: cmd, exited: make(chan struct{})}
 	p.cmd.Env = testEnv()
@@ -66,7 +72,13 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *peerProc {
 	t.Cleanup(func() {
 		select {
 		case <-p.exited:
+			return
 		default:
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(stopGrace):
 			_ = p.cmd.Process.Kill()
 			<-p.exited
 		}
@@ -110,14 +122,17 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *peerProc {
 	return p
 }
 
+// stopGrace is how long a stopped process gets to exit before it is killed.
+const stopGrace = 30 * time.Second
+
 // stop sends SIGTERM and checks a clean exit.
-func (p *peerProc) stop(t *testing.T) {
+func (p *peerProc) stop(t testing.TB) {
 	t.Helper()
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("dray node did not stop within 30s of SIGTERM: %s", p.errText())
+	case <-time.After(stopGrace):
+		t.Fatalf("dray node did not stop within %s of SIGTERM: %s", stopGrace, p.errText())
 	}
 	assert.Equal(t, 0, p.cmd.ProcessState.ExitCode(), "stderr: %s", p.errText())
 }
@@ -244,6 +259,56 @@ func TestNodes(t *testing.T) {
 		assert.True(t, bytes.Equal(data, got3), "bytes fetched by node 3 differ")
 	})
 
+	t.Run("fetch and stats", func(t *testing.T) {
+		data := make([]byte, 1<<20)
+		_, _ = rand.Read(data)
+		in := filepath.Join(t.TempDir(), "in.bin")
+		require.NoError(t, os.WriteFile(in, data, 0o600))
+		c := strings.TrimSpace(ok(t, p1.api, "put", in))
+		// Node 2 finds the value through the DHT (the provider record may
+		// need a moment to spread), fetches and verifies it.
+		var line string
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, errOut, code := at(t, p2.api, "fetch", c)
+			if code == 0 {
+				line = out
+				break
+			}
+			require.Contains(t, errOut, "unknown ref", "only a missing provider record is worth a retry")
+			require.True(t, time.Now().Before(deadline), "node 2 never fetched %s: %s", c, errOut)
+			time.Sleep(100 * time.Millisecond)
+		}
+		f := strings.Fields(line)
+		require.Len(t, f, 4, "CID SIZE SECONDS GB/s, got %q", line)
+		assert.Equal(t, c, f[0])
+		assert.Equal(t, fmt.Sprint(len(data)+5), f[1], "the bytes and a 5-byte CBOR head")
+		secs, err := strconv.ParseFloat(f[2], 64)
+		require.NoError(t, err)
+		assert.Positive(t, secs)
+		rate, err := strconv.ParseFloat(f[3], 64)
+		require.NoError(t, err)
+		assert.Positive(t, rate)
+		// Fetched once: the value is local now, and so are its bytes.
+		again := strings.Fields(ok(t, p2.api, "fetch", c))
+		require.Len(t, again, 4)
+		assert.Equal(t, []string{c, f[1], "-"}, []string{again[0], again[1], again[3]})
+		outFile := filepath.Join(t.TempDir(), "out.bin")
+		ok(t, p2.api, "get", "--out", outFile, c)
+		got, err := os.ReadFile(outFile)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(data, got), "bytes fetched by node 2 differ")
+
+		var st api.Stats
+		dec := json.NewDecoder(strings.NewReader(ok(t, p2.api, "stats")))
+		dec.DisallowUnknownFields()
+		require.NoError(t, dec.Decode(&st))
+		assert.GreaterOrEqual(t, st.Net.Fetches, uint64(1))
+		assert.GreaterOrEqual(t, st.Net.BytesRecv, uint64(len(data)))
+		assert.GreaterOrEqual(t, st.Store.Objects, 1)
+		assert.Equal(t, 2, st.Sched.Slots)
+	})
+
 	t.Run("placement with --on", func(t *testing.T) {
 		for _, target := range []*peerProc{p3, p2, p1} {
 			assert.Equal(t, `"`+target.peer+`"`+"\n", ok(t, p1.api, "run", "--on", target.peer, "whoami"))
@@ -311,6 +376,8 @@ func TestNodes(t *testing.T) {
 			{[]string{"get", "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"}, "unknown ref"},
 			{[]string{"put", "/nonexistent/file"}, "no such file"},
 			{[]string{"submit", "add", "x", "1"}, "invalid JSON"},
+			{[]string{"fetch", "notacid"}, `bad CID "notacid"`},
+			{[]string{"fetch", "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"}, "no peer in the swarm holds it"},
 		} {
 			out, errOut, code := at(t, p1.api, tc.args...)
 			assert.NotEqual(t, 0, code, "%v", tc.args)
@@ -352,6 +419,8 @@ func TestNoNode(t *testing.T) {
 		{[]string{"submit", "add", "1", "2"}, "", "no dray node at"},
 		{[]string{"map", "fib", "1"}, "", "no dray node at"},
 		{[]string{"put", "-"}, "", "no dray node at"},
+		{[]string{"fetch", "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"}, "", "no dray node at"},
+		{[]string{"stats"}, "", "no dray node at"},
 		// An explicit address must answer: no in-process fallback.
 		{[]string{"run", "add", "1", "2"}, deadAPI, "no dray node at " + deadAPI + " (from DRAY_API)"},
 		{[]string{"--api", deadAPI, "functions"}, "", "no dray node at " + deadAPI + " (from --api)"},

@@ -273,6 +273,10 @@ func TestBadRequests(t *testing.T) {
 		{"put without length", "POST", "/v1/put", "abc", true, 411, api.CodeBadRequest, "Content-Length"},
 		{"wrong method", "GET", "/v1/call", "", false, 405, api.CodeBadRequest, "method not allowed (use POST)"},
 		{"unknown endpoint", "GET", "/v2/id", "", false, 404, api.CodeNotFound, "no endpoint GET /v2/id"},
+		{"fetch by GET", "GET", "/v1/fetch/bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", "", false, 405, api.CodeBadRequest, "method not allowed (use POST)"},
+		{"stats by POST", "POST", "/v1/stats", "", false, 405, api.CodeBadRequest, "method not allowed (use GET)"},
+		{"fetch bad cid", "POST", "/v1/fetch/notacid", "", false, 400, api.CodeBadRequest, `bad CID "notacid"`},
+		{"fetch bad timeout", "POST", "/v1/fetch/bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy?timeout=soon", "", false, 400, api.CodeBadRequest, "timeout: bad duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var body io.Reader = strings.NewReader(tc.body)

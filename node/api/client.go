@@ -132,8 +132,29 @@ func (c *Client) Put(ctx context.Context, r io.Reader, size int64) (cid.Cid, err
 	return out.CID, nil
 }
 
+// Fetch has the node get the object id into its store: one it already has
+// (or is computing), else one it finds in the swarm (DHT), fetches and
+// verifies. The node keeps it while it runs. timeout bounds the whole fetch
+// (0: no limit).
+func (c *Client) Fetch(ctx context.Context, id cid.Cid, timeout time.Duration) (FetchResult, error) {
+	var out FetchResult
+	return out, c.doJSON(ctx, http.MethodPost, cidPath("/v1/fetch/", id, "", timeout), nil, &out)
+}
+
+// Stats returns a snapshot of the node's tables: objects, tasks, scheduler
+// queues, object store and swarm traffic.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var out Stats
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/stats", nil, &out)
+}
+
 func getPath(id cid.Cid, suffix string, timeout time.Duration) string {
-	p := "/v1/get/" + url.PathEscape(id.String()) + suffix
+	return cidPath("/v1/get/", id, suffix, timeout)
+}
+
+// cidPath is prefix + id + suffix, with ?timeout= when timeout is set.
+func cidPath(prefix string, id cid.Cid, suffix string, timeout time.Duration) string {
+	p := prefix + url.PathEscape(id.String()) + suffix
 	if timeout > 0 {
 		p += "?timeout=" + url.QueryEscape(timeout.String())
 	}

@@ -16,6 +16,14 @@
 //	GET  /v1/get/{cid}           the value as JSON (?timeout=30s bounds the wait)
 //	GET  /v1/get/{cid}/raw       a byte-string value's bytes, streamed, with Content-Length
 //	POST /v1/put                 raw body (Content-Length required) -> {"cid": {"/": CID}}
+//	POST /v1/fetch/{cid}         get the object into this node's store -> FetchResult (?timeout=)
+//	GET  /v1/stats               the node's tables and swarm traffic -> Stats
+//
+// Fetch resolves a CID on the node: a value it has or is computing, else
+// one it finds in the swarm through the DHT, fetches from a holder and
+// verifies against the CID as the bytes stream in. The answer says how big
+// the value is and how long that took; the node keeps the object (like a
+// put value) while it runs.
 //
 // Arguments are JSON, one value per parameter, converted to the function's
 // parameter types as the CLI always did (ArgFromJSON): {"/":"<cid>"} is a
@@ -28,10 +36,10 @@
 // # Refs and lifetime
 //
 // The node releases an object once no ref to it is held. The Server holds
-// every ref it hands out (call and map outputs, put values) in a table, so a
-// CID printed by `dray submit` or `dray put` can be fetched later; those
-// objects are released only when the server closes (with the node). A
-// `dray free` to drop them earlier is left for later.
+// every ref it hands out (call and map outputs, put and fetched values) in
+// a table, so a CID printed by `dray submit` or `dray put` can be fetched
+// later; those objects are released only when the server closes (with the
+// node). A `dray free` to drop them earlier is left for later.
 //
 // # Limits
 //

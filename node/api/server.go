@@ -46,9 +46,9 @@ type Options struct {
 
 // Server serves a node's control API over HTTP/JSON (see the package
 // documentation for the endpoints). It keeps every ref it hands out — call
-// and map outputs, put values — in a table, so a CID printed by the CLI can
-// be fetched later; those objects are released only when the server is
-// closed (together with the node, in `dray node`). It is safe for
+// and map outputs, put and fetched values — in a table, so a CID printed by
+// the CLI can be fetched later; those objects are released only when the
+// server is closed (together with the node, in `dray node`). It is safe for
 // concurrent use.
 type Server struct {
 	n       *node.Node
@@ -92,6 +92,8 @@ func NewServer(n *node.Node, opts Options) *Server {
 	mux.HandleFunc("GET /v1/get/{cid}", s.handleGet)
 	mux.HandleFunc("GET /v1/get/{cid}/raw", s.handleRaw)
 	mux.HandleFunc("POST /v1/put", s.handlePut)
+	mux.HandleFunc("POST /v1/fetch/{cid}", s.handleFetch)
+	mux.HandleFunc("GET /v1/stats", s.handleStats)
 	mux.HandleFunc("/", s.handleUnknown)
 	s.mux = mux
 	s.hs = &http.Server{
@@ -345,18 +347,28 @@ func getOpts(timeout Duration) []node.GetOption {
 	return []node.GetOption{node.WithTimeout(time.Duration(timeout))}
 }
 
-// target reads the {cid} path value and the timeout query parameter.
-func (s *Server) target(r *http.Request) (node.ObjectRef, []node.GetOption, error) {
+// cidAndTimeout reads the {cid} path value and the timeout query
+// parameter (0 when absent).
+func (s *Server) cidAndTimeout(r *http.Request) (cid.Cid, Duration, error) {
 	raw := r.PathValue("cid")
 	c, err := cid.Decode(raw)
 	if err != nil {
-		return node.ObjectRef{}, nil, badRequest(fmt.Sprintf("bad CID %q: %v", raw, err))
+		return cid.Undef, 0, badRequest(fmt.Sprintf("bad CID %q: %v", raw, err))
 	}
 	var timeout Duration
 	if q := r.URL.Query().Get("timeout"); q != "" {
 		if err := timeout.UnmarshalText([]byte(q)); err != nil {
-			return node.ObjectRef{}, nil, badRequest("timeout: " + err.Error())
+			return cid.Undef, 0, badRequest("timeout: " + err.Error())
 		}
+	}
+	return c, timeout, nil
+}
+
+// target reads the {cid} path value and the timeout query parameter.
+func (s *Server) target(r *http.Request) (node.ObjectRef, []node.GetOption, error) {
+	c, timeout, err := s.cidAndTimeout(r)
+	if err != nil {
+		return node.ObjectRef{}, nil, err
 	}
 	ref, err := s.ref(r.Context(), c)
 	if err != nil {
@@ -435,11 +447,15 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleUnknown(w http.ResponseWriter, r *http.Request) {
 	methods := map[string]string{
 		"/v1/id": "GET", "/v1/peers": "GET", "/v1/functions": "GET",
-		"/v1/call": "POST", "/v1/map": "POST", "/v1/put": "POST",
+		"/v1/call": "POST", "/v1/map": "POST", "/v1/put": "POST", "/v1/stats": "GET",
 	}
 	want, ok := methods[r.URL.Path]
-	if !ok && strings.HasPrefix(r.URL.Path, "/v1/get/") {
+	switch {
+	case ok:
+	case strings.HasPrefix(r.URL.Path, "/v1/get/"):
 		want, ok = "GET", true
+	case strings.HasPrefix(r.URL.Path, "/v1/fetch/"):
+		want, ok = "POST", true
 	}
 	if ok {
 		w.Header().Set("Allow", want)
