@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -39,39 +40,108 @@ func init() { codec.MustRegister[have]("dray/have/1") }
 // fetchTimeout bounds one fetch from one holder (headers and bytes).
 const fetchTimeout = 5 * time.Minute
 
-// provideQueue is how many announcements may wait for the DHT; producers
-// wait when it is full.
-const provideQueue = 4096
+// announceDelay is how long a new object waits before it is announced in
+// the DHT. Objects dropped sooner — the intermediate values of a pipeline,
+// most small results fetched at once — are never announced: the DHT only
+// learns of objects that live, and nobody could fetch the others anyway.
+const announceDelay = time.Second
 
-// provideLoop announces objects in the DHT, one at a time, off the hot path.
-func (n *Node) provideLoop() {
-	defer n.loops.Done()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case c := <-n.provides:
-			ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
-			if err := n.net.Provide(ctx, c); err != nil && n.ctx.Err() == nil {
-				n.log.Debug("provide", "cid", c, "err", err)
-			}
-			cancel()
-		}
-	}
+// annItem is an object waiting to be announced.
+type annItem struct {
+	c  cid.Cid
+	at time.Time
 }
 
-// announce queues CIDs for the DHT (a no-op without a network).
+// announce queues CIDs for the DHT (a no-op without a network). It never
+// blocks: the host's announcer batches and dedupes.
 func (n *Node) announce(cs ...cid.Cid) {
 	if n.net == nil {
 		return
 	}
+	now := time.Now()
+	n.amu.Lock()
 	for _, c := range cs {
+		n.anns = append(n.anns, annItem{c: c, at: now})
+	}
+	n.amu.Unlock()
+}
+
+// announceLoop hands the host's announcer the queued objects that are
+// still alive after announceDelay.
+func (n *Node) announceLoop() {
+	defer n.loops.Done()
+	t := time.NewTicker(announceDelay / 4)
+	defer t.Stop()
+	var due []cid.Cid
+	for {
 		select {
-		case n.provides <- c:
 		case <-n.ctx.Done():
 			return
+		case <-t.C:
+		}
+		cut := time.Now().Add(-announceDelay)
+		n.amu.Lock()
+		k := 0
+		for k < len(n.anns) && n.anns[k].at.Before(cut) {
+			k++
+		}
+		items := slices.Clone(n.anns[:k])
+		n.anns = append(n.anns[:0], n.anns[k:]...)
+		n.amu.Unlock()
+		if len(items) == 0 {
+			continue
+		}
+		due = due[:0]
+		n.mu.Lock()
+		for _, it := range items {
+			if n.heldLocked(it.c) {
+				due = append(due, it.c)
+			}
+		}
+		n.mu.Unlock()
+		n.net.Announce(due...)
+		n.netc.announced.Add(uint64(len(due)))
+		n.netc.unannounced.Add(uint64(len(items) - len(due)))
+	}
+}
+
+// heldLocked reports whether this node can serve c: a ready object here, a
+// result it lends, or bytes in its store.
+func (n *Node) heldLocked(c cid.Cid) bool {
+	if o := n.objects[c]; o != nil {
+		return o.state == ready && !o.away
+	}
+	if _, ok := n.loans[c]; ok {
+		return true
+	}
+	return n.store.Has(c)
+}
+
+// heldKeys lists what this node holds and announces, for the reprovider.
+func (n *Node) heldKeys(ctx context.Context, yield func(cid.Cid) bool) error {
+	n.mu.Lock()
+	keys := make([]cid.Cid, 0, len(n.objects)+len(n.loans))
+	for c, o := range n.objects {
+		if o.state == ready && !o.away {
+			keys = append(keys, c)
+			if o.content != c {
+				keys = append(keys, o.content)
+			}
 		}
 	}
+	for c, l := range n.loans {
+		keys = append(keys, c, l.content)
+	}
+	n.mu.Unlock()
+	for _, c := range keys {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !yield(c) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // serveFetch answers a want frame with the object's bytes.
@@ -90,12 +160,14 @@ func (n *Node) serveFetch(s network.Stream) {
 	n.mu.Lock()
 	content := ref
 	if o := n.objects[ref]; o != nil {
-		if o.state != ready {
+		if o.state != ready || o.away {
 			n.mu.Unlock()
 			_ = p2p.WriteFrame(s, frameMissing, []byte("not ready"))
 			return
 		}
 		content = o.content
+	} else if l, ok := n.loans[ref]; ok {
+		content = l.content
 	}
 	n.mu.Unlock()
 	rc, size, err := n.store.Open(n.ctx, content)
@@ -180,30 +252,111 @@ func (n *Node) Resolve(ctx context.Context, c cid.Cid) (ObjectRef, error) {
 	if err == nil || n.net == nil || !errors.Is(err, ErrUnknownRef) {
 		return r, err
 	}
-	provs, ferr := n.net.FindProviders(ctx, c, 8)
-	if ferr != nil {
-		return ObjectRef{}, fmt.Errorf("node: resolve %s: %w", c, ferr)
+	content, err := n.fetchAny(ctx, c, nil)
+	if err != nil {
+		return ObjectRef{}, fmt.Errorf("node: resolve %s: %w", c, err)
 	}
+	return n.adopt(c, content)
+}
+
+// fetchAny fetches ref into the store from the first of holders that has
+// it, or else from the peers the DHT names, and returns its content CID.
+func (n *Node) fetchAny(ctx context.Context, ref cid.Cid, holders []peer.ID) (cid.Cid, error) {
 	var errs []error
+	try := func(p peer.ID) (cid.Cid, bool) {
+		if p == n.net.ID() {
+			return cid.Undef, false
+		}
+		content, err := n.fetch(ctx, p, ref)
+		if err != nil {
+			n.log.Warn("fetch failed; trying another holder", "cid", ref, "peer", p, "err", err)
+			errs = append(errs, fmt.Errorf("from %s: %w", p, err))
+			return cid.Undef, false
+		}
+		return content, true
+	}
+	for _, p := range holders {
+		if content, ok := try(p); ok {
+			return content, nil
+		}
+	}
+	provs, err := n.net.FindProviders(ctx, ref, 8)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	for _, ai := range provs {
-		if ai.ID == n.net.ID() {
+		if slices.Contains(holders, ai.ID) {
 			continue
 		}
 		if len(ai.Addrs) > 0 {
 			_ = n.net.Connect(ctx, ai)
 		}
-		content, err := n.fetch(ctx, ai.ID, c)
-		if err != nil {
-			n.log.Warn("fetch failed; trying another holder", "cid", c, "peer", ai.ID, "err", err)
-			errs = append(errs, fmt.Errorf("from %s: %w", ai.ID, err))
-			continue
+		if content, ok := try(ai.ID); ok {
+			return content, nil
 		}
-		return n.adopt(c, content)
 	}
 	if len(errs) == 0 {
-		return ObjectRef{}, fmt.Errorf("node: resolve %s: no peer in the swarm holds it: %w", c, ErrUnknownRef)
+		return cid.Undef, fmt.Errorf("no peer in the swarm holds it: %w", ErrUnknownRef)
 	}
-	return ObjectRef{}, fmt.Errorf("node: resolve %s: %w", c, errors.Join(errs...))
+	return cid.Undef, errors.Join(errs...)
+}
+
+// fetchArg returns the bytes of a task argument passed by content CID:
+// from the store if they are here, else fetched from its holders.
+func (n *Node) fetchArg(ctx context.Context, a argument) ([]byte, error) {
+	if data, err := n.store.Get(ctx, a.content); err == nil {
+		return data, nil
+	}
+	if _, err := n.fetchAny(ctx, a.content, a.holders); err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", a.content, err)
+	}
+	return n.store.Get(ctx, a.content)
+}
+
+// localize brings the bytes of id, a result another peer keeps for this
+// node, into the store (one fetch at a time per object; concurrent callers
+// wait for it).
+func (n *Node) localize(ctx context.Context, id cid.Cid) error {
+	for {
+		n.mu.Lock()
+		o := n.objects[id]
+		if o == nil || !o.away {
+			n.mu.Unlock()
+			return nil // dropped (the caller held it, so only at Close) or here
+		}
+		if wait := o.fetch; wait != nil {
+			n.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return fmt.Errorf("node: get %s: %w", id, ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		o.fetch = done
+		holder, content := o.holder, o.content
+		n.mu.Unlock()
+
+		got, err := n.fetchAny(ctx, content, []peer.ID{holder})
+		if err == nil && got != content {
+			err = fmt.Errorf("fetched %s, want %s", got, content)
+		}
+		n.mu.Lock()
+		o.fetch = nil
+		close(done)
+		if err == nil {
+			err = n.store.Pin(content)
+		}
+		if err == nil {
+			o.away = false
+		}
+		n.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("node: get %s (%s) from peer %s: %w", id, o.describe(), holder, err)
+		}
+		return nil
+	}
 }
 
 // adopt records a fetched object (ref → content) and returns a counted ref.

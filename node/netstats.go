@@ -11,15 +11,20 @@ type NetStats struct {
 	MsgsRecv  uint64 // frames and gossip messages received
 	BytesSent uint64
 	BytesRecv uint64
-	TasksOut  uint64 // tasks handed to other peers (and acknowledged)
+	TasksOut  uint64 // tasks handed to other peers
 	TasksIn   uint64 // tasks accepted from other peers
 	Fetches   uint64 // objects fetched from other peers
+	// Announced counts CIDs handed to the DHT announcer; Unannounced
+	// those dropped before they were due (see announceDelay).
+	Announced   uint64
+	Unannounced uint64
 }
 
 // netCounters are the live counters behind NetStats.
 type netCounters struct {
 	msgsSent, msgsRecv, bytesSent, bytesRecv atomic.Uint64
 	tasksOut, tasksIn, fetches               atomic.Uint64
+	announced, unannounced                   atomic.Uint64
 }
 
 func (c *netCounters) sent(payload int) {
@@ -37,5 +42,6 @@ func (c *netCounters) snapshot() NetStats {
 		MsgsSent: c.msgsSent.Load(), MsgsRecv: c.msgsRecv.Load(),
 		BytesSent: c.bytesSent.Load(), BytesRecv: c.bytesRecv.Load(),
 		TasksOut: c.tasksOut.Load(), TasksIn: c.tasksIn.Load(), Fetches: c.fetches.Load(),
+		Announced: c.announced.Load(), Unannounced: c.unannounced.Load(),
 	}
 }

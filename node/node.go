@@ -18,7 +18,6 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
 
@@ -53,12 +52,23 @@ type object struct {
 	memo    bool            // output of a deterministic function: remember on release
 	links   []cid.Cid       // refs inside the value, held while this object lives
 	waiters []chan struct{} // each has room for one wake-up signal
+	// holder is the peer that ran the task and keeps a large result for
+	// us (it is released when the object is dropped); away says its bytes
+	// are not in our store yet (a Get fetches them); size is known for
+	// lent results.
+	holder peer.ID
+	away   bool
+	size   int64
+	fetch  chan struct{} // closed when a fetch in progress ends
 }
 
-// argument is one argument of a task: inline encoded bytes or a ref.
+// argument is one argument of a task: inline encoded bytes, a ref, or (on
+// an executor) a value by content CID to fetch from its holders.
 type argument struct {
-	raw []byte
-	ref cid.Cid // defined when the argument is a ref (a dependency)
+	raw     []byte
+	ref     cid.Cid   // defined when the argument is a ref (a dependency)
+	content cid.Cid   // defined when the value must be fetched
+	holders []peer.ID // who holds content
 }
 
 // task is a submitted task the node has not finished. n.mu guards it,
@@ -67,15 +77,17 @@ type task struct {
 	id      cid.Cid
 	fn      *Function
 	args    []argument
-	outputs []cid.Cid // ref CIDs
-	held    []cid.Cid // refs held until the task finishes
-	blocked int       // Gets in progress that gave the slot back
-	nested  bool      // submitted by a task running on this node
-	spec    []byte    // the encoded spec (its CID is id), sent on hand-off
-	peer    peer.ID   // owner side: the peer the task was handed to
-	owner   peer.ID   // executor side: the peer that handed it to us
-	on      string    // pinned to this peer (placement hint)
-	ctx     taskCtx   // the context the function runs with
+	outputs []cid.Cid   // ref CIDs
+	held    []cid.Cid   // refs held until the task finishes
+	blocked int         // Gets in progress that gave the slot back
+	nested  bool        // submitted by a task running on this node
+	spec    []byte      // the encoded spec (its CID is id), sent on hand-off
+	peer    peer.ID     // owner side: the peer the task was handed to
+	owner   peer.ID     // executor side: the peer that handed it to us
+	sess    *session    // the session it was handed over on (either side)
+	acked   atomic.Bool // executor side: acknowledged (or completed)
+	on      string      // pinned to this peer (placement hint)
+	ctx     taskCtx     // the context the function runs with
 }
 
 // Node is one dray peer: a scheduler, a worker pool and an object store.
@@ -89,17 +101,23 @@ type Node struct {
 	salt  [8]byte
 	seq   atomic.Uint64
 
-	ctx    context.Context // cancelled by Close; parent of task contexts
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // running tasks and hand-offs
-	loops  sync.WaitGroup // swarm loops
-	net    *p2p.Host      // nil: a single peer
-	funcs  uint64         // hash of the function table, beaconed
-	// provides queues CIDs to announce in the DHT.
-	provides chan cid.Cid
-	netc     netCounters                    // swarm traffic
-	smu      sync.Mutex                     // guards idle
-	idle     map[streamKey][]network.Stream // streams to reuse, by peer and protocol
+	ctx     context.Context // cancelled by Close; parent of task contexts
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // running tasks and hand-offs
+	loops   sync.WaitGroup // swarm loops
+	net     *p2p.Host      // nil: a single peer
+	funcs   uint64         // hash of the function table, beaconed
+	amu     sync.Mutex     // guards anns
+	anns    []annItem      // objects to announce in the DHT, oldest first
+	netc    netCounters    // swarm traffic
+	offerq  chan []byte    // offers to gossip
+	claimed atomic.Int64   // offers claimed this tick
+
+	smu      sync.Mutex // guards the session tables
+	sclosed  bool
+	sessions map[peer.ID]*session // sessions this node opened, by peer
+	dialing  map[peer.ID]*dial
+	live     map[*session]struct{} // every live session, either way
 
 	mu      sync.Mutex
 	closed  bool
@@ -108,6 +126,7 @@ type Node struct {
 	tasks   map[string]*task // by task CID KeyString
 	runs    []*task          // tasks to start once mu is released
 	fwds    []forward        // tasks to hand to peers once mu is released
+	loans   map[cid.Cid]loan // results kept for their owners, by output ref
 	work    chan *task       // idle workers receive here
 	memo    *lru.Cache[cid.Cid, cid.Cid]
 }
@@ -131,9 +150,9 @@ func New(cfg Config) (*Node, error) {
 		funcs = funcsHash(reg)
 		schedCfg.Self = sched.PeerID(cfg.Network.ID().String())
 		schedCfg.Funcs = funcs
-		schedCfg.BeaconTTL = 5        // ticks of a second
-		schedCfg.NestedWait = 1       // a nested task waits up to a tick for a local slot
-		schedCfg.OfferAfter = 1 << 30 // gossip offers are not wired yet
+		schedCfg.BeaconTTL = 5  // ticks of a second
+		schedCfg.NestedWait = 1 // a nested task waits up to a tick for a local slot
+		schedCfg.OfferAfter = 2 // ticks a task waits before it is offered
 		if cfg.ID == "" {
 			cfg.ID = cfg.Network.ID().String()
 		}
@@ -206,7 +225,7 @@ func (n *Node) Close() error {
 	// Memoizable results stay, unpinned, as a cache the store may evict.
 	n.mu.Lock()
 	for id, o := range n.objects {
-		if o.state == ready {
+		if o.state == ready && !o.away {
 			if o.memo && len(o.links) == 0 {
 				_ = n.store.Unpin(o.content)
 			} else {
@@ -340,7 +359,7 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 	refs, err := n.submitLocked(t)
 	runs, fwds := n.takeRuns(), n.takeForwards()
 	n.mu.Unlock()
-	n.startForwards(fwds)
+	n.sendForwards(fwds)
 	// The caller's refs must stay reachable until submitLocked has taken
 	// the task's holds on them, or their cleanups could release them first.
 	runtime.KeepAlive(args)
@@ -419,6 +438,7 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 		}
 	}
 	var deps []sched.ObjectID
+	var inputs []sched.Input
 	var failedDep *DependencyError
 	for i, a := range t.args {
 		if !a.ref.Defined() {
@@ -440,6 +460,10 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 		switch o.state {
 		case pending:
 			deps = append(deps, sched.ObjectID(a.ref.KeyString()))
+		case ready:
+			if n.net != nil {
+				inputs = append(inputs, n.inputLocked(a.ref, o))
+			}
 		case failed:
 			if failedDep == nil {
 				failedDep = &DependencyError{Arg: i, Ref: a.ref, Err: o.err}
@@ -457,7 +481,7 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: failedDep})
 		return refs, nil
 	}
-	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps, Nested: t.nested, On: sched.PeerID(t.on)}); err != nil {
+	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps, Nested: t.nested, On: sched.PeerID(t.on), Inputs: inputs}); err != nil {
 		// Equal task IDs only arise for deterministic calls, which join
 		// the running task above; anything else is a bug worth surfacing.
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
@@ -465,6 +489,19 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 	}
 	n.actLocked()
 	return refs, nil
+}
+
+// inputLocked describes a ready object for locality: its size and holder.
+func (n *Node) inputLocked(id cid.Cid, o *object) sched.Input {
+	in := sched.Input{Object: sched.ObjectID(id.KeyString()), Size: o.size}
+	if o.holder != "" {
+		in.Holders = append(in.Holders, sched.PeerID(o.holder.String()))
+	}
+	if !o.away {
+		in.Size, _ = n.store.Size(o.content)
+		in.Holders = append(in.Holders, sched.PeerID(n.net.ID().String()))
+	}
+	return in
 }
 
 // outputRefsLocked returns a new counted ref to each of t's outputs, whose
@@ -537,8 +574,7 @@ func (n *Node) actLocked() {
 			case sched.Forward:
 				n.forwardLocked(t, a.Peer)
 			case sched.Offer:
-				// Gossip offers are not wired yet (OfferAfter keeps the
-				// scheduler from making them).
+				n.offerLocked(t)
 			case sched.Fail:
 				if a.Object == "" { // pinned to a peer that refused it or is gone
 					n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id,
@@ -627,7 +663,7 @@ func (n *Node) execute(t *task) {
 	} else if err == nil {
 		n.announceOutputs(t, outs)
 	}
-	n.startForwards(fwds)
+	n.sendForwards(fwds)
 	// Refs inside the results stay reachable until finishLocked has held
 	// them for the output objects.
 	runtime.KeepAlive(results)
@@ -644,10 +680,13 @@ func (n *Node) announceOutputs(t *task, outs []output) {
 	}
 }
 
-// output is a stored result: its content CID and the refs inside it.
+// output is a result: its content CID and the refs inside it, and, for a
+// result another peer keeps for us, that peer and the size.
 type output struct {
 	content cid.Cid
 	links   []cid.Cid
+	holder  peer.ID
+	size    int64
 }
 
 // run resolves t's arguments, calls the function and stores its results.
@@ -660,6 +699,14 @@ func (n *Node) run(t *task) (outs []output, results []any, err error) {
 	}
 	args := make([][]byte, len(t.args))
 	for i, a := range t.args {
+		if a.content.Defined() {
+			data, err := n.fetchArg(n.ctx, a)
+			if err != nil {
+				return nil, nil, fail(fmt.Errorf("argument %d: %w", i+1, err))
+			}
+			args[i] = data
+			continue
+		}
 		if !a.ref.Defined() {
 			args[i] = a.raw
 			continue
@@ -720,24 +767,32 @@ func (n *Node) finishLocked(t *task, outs []output, err error) {
 		o := n.objects[id]
 		if o.state != pending {
 			// Kept from an earlier run of this deterministic task: the
-			// record stands; give back this run's pin of equal bytes.
+			// record stands; give back this run's copy of equal bytes.
 			if err == nil {
-				_, _ = n.store.Release(outs[i].content)
+				n.dropOutputLocked(id, outs[i])
 			}
 			continue
 		}
+		ev := sched.Event{Kind: sched.ObjectReady, Object: sched.ObjectID(id.KeyString())}
 		if err == nil {
-			o.state, o.content = ready, outs[i].content
-			n.holdLinksLocked(o, outs[i].links)
+			out := outs[i]
+			o.state, o.content = ready, out.content
+			o.holder, o.away, o.size = out.holder, out.holder != "", out.size
+			n.holdLinksLocked(o, out.links)
+			if n.net != nil {
+				ev.Holder, ev.Size = sched.PeerID(n.net.ID().String()), out.size
+				if out.holder != "" {
+					ev.Holder = sched.PeerID(out.holder.String())
+				} else {
+					ev.Size, _ = n.store.Size(out.content)
+				}
+			}
 		} else {
 			o.state, o.err = failed, err
+			ev.Kind = sched.ObjectFailed
 		}
 		n.wake(o)
-		kind := sched.ObjectReady
-		if err != nil {
-			kind = sched.ObjectFailed
-		}
-		_ = n.sched.Step(sched.Event{Kind: kind, Object: sched.ObjectID(id.KeyString())})
+		_ = n.sched.Step(ev)
 		n.maybeDropLocked(id, o)
 	}
 	if key := t.id.KeyString(); n.tasks[key] == t {
@@ -746,6 +801,18 @@ func (n *Node) finishLocked(t *task, outs []output, err error) {
 	n.releaseAllLocked(t.held)
 	t.held = nil
 	n.actLocked()
+}
+
+// dropOutputLocked gives back a result not kept (output id of a task that
+// ran twice): local bytes leave the store, lent ones go back to their
+// holder.
+func (n *Node) dropOutputLocked(id cid.Cid, out output) {
+	if out.holder == "" {
+		_, _ = n.store.Release(out.content)
+		return
+	}
+	n.wg.Add(1)
+	go n.sendRelease(out.holder, id)
 }
 
 // holdLinksLocked holds the refs inside a ready object's value for as long
@@ -834,12 +901,18 @@ func (n *Node) maybeDropLocked(id cid.Cid, o *object) {
 	if o.state != ready {
 		return
 	}
-	if o.memo && n.memo != nil && len(o.links) == 0 {
+	if o.holder != "" {
+		n.wg.Add(1)
+		go n.sendRelease(o.holder, id)
+	}
+	switch {
+	case o.away: // never fetched: no bytes here
+	case o.memo && n.memo != nil && len(o.links) == 0:
 		// A memoized value must not name objects that are released
 		// now, so only values without refs inside are remembered.
 		n.memo.Add(id, o.content)
 		_ = n.store.Unpin(o.content)
-	} else {
+	default:
 		_, _ = n.store.Release(o.content)
 	}
 	links := o.links
@@ -991,11 +1064,17 @@ func (n *Node) resolve(ctx context.Context, id cid.Cid, opts []GetOption, hold b
 		release()
 		return cid.Undef, func() {}, fmt.Errorf("%w: cannot get %s", ErrClosed, id)
 	}
-	state, content, oerr := obj.state, obj.content, obj.err
+	state, content, oerr, away := obj.state, obj.content, obj.err, obj.away
 	n.mu.Unlock()
 	if state == failed {
 		release()
 		return cid.Undef, func() {}, oerr
+	}
+	if away {
+		if err := n.localize(ctx, id); err != nil {
+			release()
+			return cid.Undef, func() {}, err
+		}
 	}
 	return content, release, nil
 }

@@ -1,47 +1,41 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
 	"github.com/dray-project/dray/sched"
 )
 
-// The swarm protocols. Load beacons travel on a GossipSub topic; tasks and
-// their completions travel on direct streams, acknowledged, in bounded
-// frames whose payloads are canonical CBOR.
+// The swarm protocols. Load beacons and offers travel on GossipSub topics;
+// tasks, completions, claims and releases travel on sessions (see
+// sessionProtocol), objects on the fetch protocol.
 const (
-	loadTopic    = "/dray/load/1"
-	taskProtocol = protocol.ID("/dray/task/1")
-	doneProtocol = protocol.ID("/dray/done/1")
+	loadTopic  = "/dray/load/1"
+	offerTopic = "/dray/offer/1"
 
-	// maxFrame bounds every frame of the task protocols. Arguments and
-	// results travel inline for now, so it also bounds their size.
+	// maxFrame bounds every session frame, so it bounds inline arguments
+	// and results too; larger values travel by reference (inlineMax).
 	maxFrame = 16 << 20
+
+	// inlineMax is the largest value that travels inside a hand-off or a
+	// completion. A larger argument is fetched by the executor from its
+	// holder; a larger result stays on the executor, which lends it to
+	// the owner until the owner releases it, and is fetched on Get.
+	inlineMax = 64 << 10
 
 	beaconEvery = 250 * time.Millisecond // at most this often, on change
 	beaconIdle  = 2 * time.Second        // at least this often
 	tickEvery   = time.Second            // one scheduler tick
-	streamWait  = 10 * time.Second       // bound on one hand-off exchange
-)
-
-// Frame types on the task protocols.
-const (
-	frameSubmit uint8 = iota + 1
-	frameAck
-	frameRefuse
-	frameDone
-	frameFailed
+	streamWait  = 10 * time.Second       // bound on opening a stream or one write
+	ackDelay    = 5 * time.Millisecond   // a hand-off is acknowledged by then
 )
 
 // beacon is what a peer gossips about its load.
@@ -50,27 +44,67 @@ type beacon struct {
 	Free  int    `codec:"f"`
 	Queue int    `codec:"q"`
 	Funcs uint64 `codec:"h"`
+	Held  int64  `codec:"b"` // bytes of objects in the store
 }
 
 // handoff hands a task to another peer: the spec (whose CID is the task
-// ID) and every argument's encoded value, dependencies included, inline.
+// ID) and every argument, inline or by reference.
 type handoff struct {
-	Spec []byte   `codec:"spec"`
-	Args [][]byte `codec:"args"`
+	Spec []byte    `codec:"spec"`
+	Args []handArg `codec:"args"`
+}
+
+// handArg is one argument of a handed-off task: its encoded value (Data),
+// or, for a value above inlineMax or one this peer does not hold, its
+// content CID, size and the peers that hold it.
+type handArg struct {
+	Data    []byte   `codec:"d"`
+	Content []byte   `codec:"c"`
+	Size    int64    `codec:"n"`
+	Holders [][]byte `codec:"p"`
 }
 
 // completion reports a forwarded task's outcome to its owner.
 type completion struct {
 	Task    []byte   `codec:"task"`
-	Results [][]byte `codec:"results"`
+	Results []result `codec:"results"`
 	Error   string   `codec:"error"`
 	Stack   string   `codec:"stack"`
+}
+
+// result is one result of a completed task: its encoded value (Data), or,
+// above inlineMax, the content CID and size of the bytes the executor
+// keeps for the owner, with the refs inside the value.
+type result struct {
+	Data    []byte   `codec:"d"`
+	Content []byte   `codec:"c"`
+	Size    int64    `codec:"n"`
+	Links   [][]byte `codec:"l"`
+}
+
+// refusal says why an executor did not take a task.
+type refusal struct {
+	Task []byte `codec:"t"`
+	Why  string `codec:"w"`
+}
+
+// offer announces a task nobody took: an idle peer with the same function
+// table claims it on a session to the owner, and the owner hands it to
+// the first claimer.
+type offer struct {
+	Task  []byte `codec:"t"`
+	Funcs uint64 `codec:"h"`
+	Bytes int64  `codec:"n"` // input bytes (locality)
 }
 
 func init() {
 	codec.MustRegister[beacon]("dray/beacon/1")
 	codec.MustRegister[handoff]("dray/handoff/1")
+	codec.MustRegister[handArg]("dray/arg/1")
 	codec.MustRegister[completion]("dray/completion/1")
+	codec.MustRegister[result]("dray/result/1")
+	codec.MustRegister[refusal]("dray/refusal/1")
+	codec.MustRegister[offer]("dray/offer/1")
 }
 
 // RemoteError is the cause of a TaskError for a task that failed on
@@ -92,37 +126,55 @@ func funcsHash(r *Registry) uint64 {
 	return h.Sum64()
 }
 
-// startSwarm joins the load topic, serves the task protocols and starts
-// the loops that feed the scheduler: beacons heard, ticks, peers lost.
+// startSwarm joins the gossip topics, serves the session and fetch
+// protocols and starts the loops that feed the scheduler: beacons and
+// offers heard, ticks, peers lost.
 func (n *Node) startSwarm() error {
 	h := n.net.Libp2p()
-	topic, err := n.net.Join(loadTopic)
+	load, err := n.net.Join(loadTopic)
 	if err != nil {
 		return fmt.Errorf("node: join load topic: %w", err)
 	}
-	sub, err := topic.Subscribe()
+	loadSub, err := load.Subscribe()
 	if err != nil {
 		return fmt.Errorf("node: subscribe load topic: %w", err)
 	}
-	h.SetStreamHandler(taskProtocol, n.serveTask)
-	h.SetStreamHandler(doneProtocol, n.serveDone)
+	offers, err := n.net.Join(offerTopic)
+	if err != nil {
+		loadSub.Cancel()
+		return fmt.Errorf("node: join offer topic: %w", err)
+	}
+	offerSub, err := offers.Subscribe()
+	if err != nil {
+		loadSub.Cancel()
+		return fmt.Errorf("node: subscribe offer topic: %w", err)
+	}
+	n.sessions = make(map[peer.ID]*session)
+	n.dialing = make(map[peer.ID]*dial)
+	n.live = make(map[*session]struct{})
+	n.loans = make(map[cid.Cid]loan)
+	n.offerq = make(chan []byte, 256)
+	h.SetStreamHandler(sessionProtocol, n.serveSession)
 	h.SetStreamHandler(fetchProtocol, n.serveFetch)
-	n.provides = make(chan cid.Cid, provideQueue)
-	n.loops.Add(5)
-	go n.provideLoop()
-	go n.beaconLoop(topic)
-	go n.hearLoop(sub)
+	if err := n.net.StartReprovider(0, n.heldKeys); err != nil {
+		n.log.Debug("reprovider", "err", err)
+	}
+	n.loops.Add(7)
+	go n.announceLoop()
+	go n.beaconLoop(load)
+	go n.hearLoop(loadSub)
+	go n.offerLoop(offers)
+	go n.claimLoop(offerSub)
 	go n.tickLoop()
 	go n.peerLoop()
 	return nil
 }
 
 func (n *Node) stopSwarm() {
-	n.closeStreams()
 	h := n.net.Libp2p()
-	h.RemoveStreamHandler(taskProtocol)
-	h.RemoveStreamHandler(doneProtocol)
+	h.RemoveStreamHandler(sessionProtocol)
 	h.RemoveStreamHandler(fetchProtocol)
+	n.closeSessions()
 }
 
 // beaconLoop publishes this peer's load when it changed (at most every
@@ -142,8 +194,10 @@ func (n *Node) beaconLoop(topic *p2p.Topic) {
 		n.mu.Lock()
 		st := n.sched.Stats()
 		n.mu.Unlock()
-		b := beacon{Slots: st.Slots, Free: max(st.Slots-st.Running, 0), Queue: st.Queued, Funcs: n.funcs}
-		if b == last && time.Since(lastSent) < beaconIdle {
+		ss := n.store.Stats()
+		b := beacon{Slots: st.Slots, Free: max(st.Slots-st.Running, 0), Queue: st.Queued, Funcs: n.funcs,
+			Held: ss.MemBytes + ss.DiskBytes}
+		if b.sameLoad(last) && time.Since(lastSent) < beaconIdle {
 			continue
 		}
 		data, err := codec.Marshal(b)
@@ -158,6 +212,13 @@ func (n *Node) beaconLoop(topic *p2p.Topic) {
 		n.netc.sent(len(data))
 		last, lastSent = b, time.Now()
 	}
+}
+
+// sameLoad reports whether b says what last said about the load (the bytes
+// held change with every object and alone do not warrant a beacon).
+func (b beacon) sameLoad(last beacon) bool {
+	b.Held = last.Held
+	return b == last
 }
 
 // hearLoop turns beacons heard into scheduler events.
@@ -192,12 +253,14 @@ func (n *Node) tickLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
+			n.claimed.Store(0)
 			n.step(sched.Event{Kind: sched.Tick})
 		}
 	}
 }
 
-// peerLoop reports lost peers to the scheduler, which re-places their work.
+// peerLoop reports lost peers to the scheduler, which re-places their work,
+// and stops pinning results lent to owners that are gone.
 func (n *Node) peerLoop() {
 	defer n.loops.Done()
 	events := n.net.PeerEvents()
@@ -211,6 +274,7 @@ func (n *Node) peerLoop() {
 			}
 			if ev.Kind == p2p.PeerDisconnected {
 				n.step(sched.Event{Kind: sched.PeerGone, Peer: sched.PeerID(ev.Peer.String())})
+				n.endLoans(ev.Peer)
 			}
 		}
 	}
@@ -230,14 +294,15 @@ func (n *Node) step(ev sched.Event) {
 	runs, fwds := n.takeRuns(), n.takeForwards()
 	n.mu.Unlock()
 	n.start(runs)
-	n.startForwards(fwds)
+	n.sendForwards(fwds)
 }
 
 // forward is a task to hand to a peer once n.mu is released.
 type forward struct {
 	t    *task
 	peer peer.ID
-	args [][]byte
+	args []handArg
+	sess *session // the session to send on; nil: open one
 }
 
 func (n *Node) takeForwards() []forward {
@@ -251,11 +316,14 @@ func (n *Node) takeForwards() []forward {
 func (n *Node) forwardLocked(t *task, to sched.PeerID) {
 	pid, err := peer.Decode(string(to))
 	if err == nil {
-		var args [][]byte
-		args, err = n.argsLocked(t)
+		var args []handArg
+		args, err = n.handArgsLocked(t)
 		if err == nil {
-			t.peer = pid
-			n.fwds = append(n.fwds, forward{t: t, peer: pid, args: args})
+			n.smu.Lock()
+			ss := n.sessions[pid]
+			n.smu.Unlock()
+			t.peer, t.sess = pid, ss
+			n.fwds = append(n.fwds, forward{t: t, peer: pid, args: args, sess: ss})
 			return
 		}
 	}
@@ -264,223 +332,112 @@ func (n *Node) forwardLocked(t *task, to sched.PeerID) {
 	_ = n.sched.Step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(t.id.KeyString()), Peer: to})
 }
 
-// argsLocked returns t's arguments as encoded values, reading ready
-// dependencies from the store.
-func (n *Node) argsLocked(t *task) ([][]byte, error) {
-	args := make([][]byte, len(t.args))
+// handArgsLocked returns t's arguments for a hand-off: values inline, ready
+// dependencies inline when this node holds them and they are small, by
+// reference (content CID, size, holder) otherwise.
+func (n *Node) handArgsLocked(t *task) ([]handArg, error) {
+	args := make([]handArg, len(t.args))
 	for i, a := range t.args {
 		if !a.ref.Defined() {
-			args[i] = a.raw
+			args[i].Data = a.raw
 			continue
 		}
 		o := n.objects[a.ref]
 		if o == nil || o.state != ready {
 			return nil, fmt.Errorf("argument %d (%s) is not ready", i+1, a.ref)
 		}
+		size := o.size
+		if !o.away {
+			size, _ = n.store.Size(o.content)
+		}
+		if o.away || size > inlineMax {
+			holder := n.net.ID()
+			if o.away {
+				holder = o.holder
+			}
+			args[i] = handArg{Content: o.content.Bytes(), Size: size, Holders: [][]byte{[]byte(holder)}}
+			continue
+		}
 		data, err := n.store.Get(n.ctx, o.content)
 		if err != nil {
 			return nil, fmt.Errorf("argument %d: %w", i+1, err)
 		}
-		args[i] = data
+		args[i].Data = data
 	}
 	return args, nil
 }
 
-func (n *Node) startForwards(fs []forward) {
+// sendForwards hands tasks to their executors on the sessions to them. A
+// task whose session cannot be opened goes back to the scheduler at once;
+// one whose session dies goes back when it does (see lost).
+func (n *Node) sendForwards(fs []forward) {
 	for _, f := range fs {
-		n.wg.Add(1)
-		go n.handOff(f)
-	}
-}
-
-// handOff sends a task to its executor and waits for the acknowledgement.
-// A refusal or a failed exchange gives the task back to the scheduler.
-func (n *Node) handOff(f forward) {
-	defer n.wg.Done()
-	err := n.sendTask(f)
-	if err == nil {
-		return
-	}
-	n.log.Debug("hand-off failed", "task", f.t.id, "peer", f.peer, "err", err)
-	n.step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(f.t.id.KeyString()), Peer: sched.PeerID(f.peer.String())})
-}
-
-func (n *Node) sendTask(f forward) error {
-	msg, err := codec.Marshal(handoff{Spec: f.t.spec, Args: f.args})
-	if err != nil {
-		return err
-	}
-	typ, reason, err := n.exchange(f.peer, taskProtocol, frameSubmit, msg)
-	if err != nil {
-		return err
-	}
-	switch typ {
-	case frameAck:
-		n.netc.tasksOut.Add(1)
-		return nil
-	case frameRefuse:
-		return fmt.Errorf("refused: %s", reason)
-	}
-	return fmt.Errorf("unexpected frame type %d", typ)
-}
-
-// streamKey names a pool of idle streams to one peer for one protocol.
-type streamKey struct {
-	peer  peer.ID
-	proto protocol.ID
-}
-
-// idleStreams bounds the idle streams kept per peer and protocol.
-const idleStreams = 8
-
-// exchange sends one request frame to p on proto and reads the reply,
-// over a stream from the pool when one is idle (streams are reused, so an
-// exchange costs one round trip, not a stream negotiation as well). A
-// failed attempt — an idle stream that died, or a stream the peer reset,
-// say under its resource limits — is retried on a fresh stream, a few
-// times with a growing pause.
-func (n *Node) exchange(p peer.ID, proto protocol.ID, typ uint8, payload []byte) (uint8, []byte, error) {
-	key := streamKey{p, proto}
-	pause := 20 * time.Millisecond
-	var err error
-	for attempt := 0; attempt < exchangeAttempts; attempt++ {
-		var s network.Stream
-		var pooled bool
-		s, pooled, err = n.takeStream(key)
-		if err == nil {
-			_ = s.SetDeadline(time.Now().Add(streamWait))
-			var rtyp uint8
-			var reply []byte
-			rtyp, reply, err = writeRead(s, typ, payload)
-			if err == nil {
-				n.netc.sent(len(payload))
-				n.netc.recv(len(reply))
-				n.putStream(key, s)
-				return rtyp, reply, nil
+		ss := f.sess
+		if ss == nil {
+			var err error
+			ss, err = n.sessionTo(f.peer)
+			if err != nil {
+				n.log.Debug("hand-off failed", "task", f.t.id, "peer", f.peer, "err", err)
+				n.step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(f.t.id.KeyString()), Peer: sched.PeerID(f.peer.String())})
+				continue
 			}
-			_ = s.Reset()
-			if pooled {
-				continue // a stale idle stream: retry at once
+			n.mu.Lock()
+			if f.t.peer != f.peer || n.tasks[f.t.id.KeyString()] != f.t {
+				n.mu.Unlock()
+				continue // re-placed or finished meanwhile
 			}
+			f.t.sess = ss
+			n.mu.Unlock()
 		}
-		select {
-		case <-time.After(pause):
-			pause *= 4
-		case <-n.ctx.Done():
-			return 0, nil, err
-		}
-	}
-	return 0, nil, err
-}
-
-// exchangeAttempts bounds the tries of one exchange.
-const exchangeAttempts = 4
-
-func writeRead(s network.Stream, typ uint8, payload []byte) (uint8, []byte, error) {
-	if err := p2p.WriteFrame(s, typ, payload); err != nil {
-		return 0, nil, err
-	}
-	return p2p.ReadFrame(s, maxFrame)
-}
-
-func (n *Node) takeStream(key streamKey) (network.Stream, bool, error) {
-	n.smu.Lock()
-	if ss := n.idle[key]; len(ss) > 0 {
-		s := ss[len(ss)-1]
-		n.idle[key] = ss[:len(ss)-1]
-		n.smu.Unlock()
-		return s, true, nil
-	}
-	n.smu.Unlock()
-	ctx, cancel := context.WithTimeout(n.ctx, streamWait)
-	defer cancel()
-	s, err := n.net.Libp2p().NewStream(ctx, key.peer, key.proto)
-	return s, false, err
-}
-
-func (n *Node) putStream(key streamKey, s network.Stream) {
-	n.smu.Lock()
-	if n.idle == nil {
-		n.idle = make(map[streamKey][]network.Stream)
-	}
-	if len(n.idle[key]) < idleStreams && n.ctx.Err() == nil {
-		n.idle[key] = append(n.idle[key], s)
-		n.smu.Unlock()
-		return
-	}
-	n.smu.Unlock()
-	_ = s.Close()
-}
-
-// closeStreams closes every idle stream (at Close).
-func (n *Node) closeStreams() {
-	n.smu.Lock()
-	idle := n.idle
-	n.idle = nil
-	n.smu.Unlock()
-	for _, ss := range idle {
-		for _, s := range ss {
-			_ = s.Reset()
-		}
-	}
-}
-
-// serveIdle is how long a served stream may wait for its next frame.
-const serveIdle = 5 * time.Minute
-
-// serveFrames answers request frames on s with handle until the peer
-// closes it or stays silent for serveIdle.
-func (n *Node) serveFrames(s network.Stream, handle func(from peer.ID, typ uint8, payload []byte) (uint8, []byte)) {
-	defer s.Close()
-	from := s.Conn().RemotePeer()
-	for {
-		_ = s.SetReadDeadline(time.Now().Add(serveIdle))
-		typ, payload, err := p2p.ReadFrame(s, maxFrame)
+		msg, err := codec.Marshal(handoff{Spec: f.t.spec, Args: f.args})
 		if err != nil {
-			return
+			n.log.Error("encode hand-off", "task", f.t.id, "err", err)
+			ss.close(err) // gives the task back with the session's others
+			continue
 		}
-		n.netc.recv(len(payload))
-		rtyp, reply := handle(from, typ, payload)
-		_ = s.SetWriteDeadline(time.Now().Add(streamWait))
-		if err := p2p.WriteFrame(s, rtyp, reply); err != nil {
-			return
+		if ss.send(frameSubmit, msg) == nil { // a failed send kills ss, which gives the task back
+			n.netc.tasksOut.Add(1)
 		}
-		n.netc.sent(len(reply))
 	}
 }
 
-func (n *Node) serveTask(s network.Stream) { n.serveFrames(s, n.handleTask) }
-
-func (n *Node) serveDone(s network.Stream) { n.serveFrames(s, n.handleDone) }
-
-// handleTask accepts a task from another peer: it checks the spec, refuses
-// what it cannot run, and queues the rest to run here.
-func (n *Node) handleTask(from peer.ID, typ uint8, payload []byte) (uint8, []byte) {
-	refuse := func(why string) (uint8, []byte) {
-		n.log.Debug("refusing task", "peer", from, "why", why)
-		return frameRefuse, []byte(why)
-	}
-	if typ != frameSubmit {
-		return refuse("expected a submit frame")
-	}
+// acceptTask takes a task another peer handed over on ss: it checks the
+// spec, refuses what it cannot run, queues the rest to run here, and
+// acknowledges.
+func (n *Node) acceptTask(ss *session, payload []byte) {
 	var h handoff
 	if err := codec.Unmarshal(payload, &h); err != nil {
-		return refuse("bad hand-off: " + err.Error())
+		// Without a spec there is no task to refuse by name: the session
+		// is unusable, and closing it gives the owner its tasks back.
+		n.log.Warn("bad hand-off; closing the session", "peer", ss.peer, "err", err)
+		ss.close(fmt.Errorf("bad hand-off: %w", err))
+		return
+	}
+	id := codec.Sum(h.Spec)
+	refuse := func(why string) {
+		n.log.Debug("refusing task", "peer", ss.peer, "task", id, "why", why)
+		data, err := codec.Marshal(refusal{Task: id.Bytes(), Why: why})
+		if err == nil {
+			_ = ss.send(frameRefuse, data)
+		}
 	}
 	t, err := n.taskFromSpec(h.Spec, h.Args)
 	if err != nil {
-		return refuse(err.Error())
+		refuse(err.Error())
+		return
 	}
-	t.owner = from
+	t.owner, t.sess = ss.peer, ss
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return refuse("peer is closing")
+		refuse("peer is closing")
+		return
 	}
 	key := t.id.KeyString()
 	if _, dup := n.tasks[key]; dup {
 		n.mu.Unlock()
-		return refuse("task already here")
+		refuse("task already here")
+		return
 	}
 	n.tasks[key] = t
 	err = n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Here: true})
@@ -488,18 +445,26 @@ func (n *Node) handleTask(from peer.ID, typ uint8, payload []byte) (uint8, []byt
 	runs, fwds := n.takeRuns(), n.takeForwards()
 	n.mu.Unlock()
 	if err != nil {
-		return refuse(err.Error())
+		refuse(err.Error())
+		return
 	}
 	n.netc.tasksIn.Add(1)
+	// The acknowledgement is delayed, as TCP delays its ACKs: a task that
+	// finishes within ackDelay is acknowledged by its completion, which
+	// saves a frame and a write on each side for short tasks.
+	time.AfterFunc(ackDelay, func() {
+		if t.acked.CompareAndSwap(false, true) {
+			_ = ss.send(frameAck, t.id.Bytes())
+		}
+	})
 	n.start(runs)
-	n.startForwards(fwds)
-	return frameAck, nil
+	n.sendForwards(fwds)
 }
 
 // taskFromSpec rebuilds a task sent by its owner: the task ID is the
 // spec's CID, the function must be registered here, and every argument
-// must decode into its parameter type.
-func (n *Node) taskFromSpec(spec []byte, args [][]byte) (*task, error) {
+// must be a value or a well-formed reference.
+func (n *Node) taskFromSpec(spec []byte, args []handArg) (*task, error) {
 	var parts codec.Tuple
 	if err := codec.Unmarshal(spec, &parts); err != nil || len(parts) != 5 {
 		return nil, fmt.Errorf("bad task spec")
@@ -518,7 +483,20 @@ func (n *Node) taskFromSpec(spec []byte, args [][]byte) (*task, error) {
 	}
 	t := &task{id: codec.Sum(spec), fn: fn, args: make([]argument, len(args)), outputs: make([]cid.Cid, len(fn.Results)), spec: spec}
 	for i, a := range args {
-		t.args[i].raw = a
+		if len(a.Data) > 0 {
+			t.args[i].raw = a.Data
+			continue
+		}
+		c, err := cid.Cast(a.Content)
+		if err != nil || c.Type() != codec.Prefix.Codec {
+			return nil, fmt.Errorf("argument %d: neither a value nor a content CID", i+1)
+		}
+		t.args[i].content = c
+		for _, h := range a.Holders {
+			if p, err := peer.IDFromBytes(h); err == nil {
+				t.args[i].holders = append(t.args[i].holders, p)
+			}
+		}
 	}
 	for i := range t.outputs {
 		if t.outputs[i], err = outputID(t.id, i); err != nil {
@@ -528,10 +506,13 @@ func (n *Node) taskFromSpec(spec []byte, args [][]byte) (*task, error) {
 	return t, nil
 }
 
-// report sends a remote task's outcome back to its owner and drops the
-// executor's copies of the results (the owner stores them).
+// report sends a remote task's outcome back to its owner on the session
+// the task came on (or a new one, if that one died). Small results travel
+// inline and leave this store; larger ones stay, lent to the owner and
+// announced, until the owner releases them.
 func (n *Node) report(t *task, outs []output, err error) {
 	c := completion{Task: t.id.Bytes()}
+	var inline, lent []int
 	if err != nil {
 		c.Error = err.Error()
 		var te *TaskError
@@ -540,99 +521,350 @@ func (n *Node) report(t *task, outs []output, err error) {
 			c.Stack = te.Stack
 		}
 	} else {
-		for _, o := range outs {
+		for i, o := range outs {
+			size, _ := n.store.Size(o.content)
+			if size > inlineMax {
+				r := result{Content: o.content.Bytes(), Size: size}
+				for _, l := range o.links {
+					r.Links = append(r.Links, l.Bytes())
+				}
+				c.Results = append(c.Results, r)
+				lent = append(lent, i)
+				continue
+			}
 			data, gerr := n.store.Get(n.ctx, o.content)
 			if gerr != nil {
-				c.Results, c.Error = nil, "result lost on the executor: "+gerr.Error()
+				c.Results, c.Error, lent = nil, "result lost on the executor: "+gerr.Error(), nil
 				break
 			}
-			c.Results = append(c.Results, data)
+			c.Results = append(c.Results, result{Data: data})
+			inline = append(inline, i)
 		}
 	}
-	if serr := n.sendCompletion(t.owner, c); serr != nil {
+	if len(lent) > 0 {
+		n.mu.Lock()
+		for _, i := range lent {
+			n.loans[t.outputs[i]] = loan{owner: t.owner, content: outs[i].content}
+		}
+		n.mu.Unlock()
+	}
+	serr := n.sendCompletion(t, c)
+	if serr != nil {
 		n.log.Warn("cannot report task", "task", t.id, "owner", t.owner, "err", serr)
 	}
-	for _, o := range outs {
-		_, _ = n.store.Release(o.content)
+	for _, i := range inline {
+		_, _ = n.store.Release(outs[i].content)
+	}
+	if c.Error != "" && err == nil { // results not sent: release them all
+		for _, o := range outs {
+			_, _ = n.store.Release(o.content)
+		}
+	}
+	for _, i := range lent {
+		if serr != nil {
+			n.endLoan(t.outputs[i])
+			continue
+		}
+		n.announce(t.outputs[i], outs[i].content)
 	}
 }
 
-func (n *Node) sendCompletion(to peer.ID, c completion) error {
+func (n *Node) sendCompletion(t *task, c completion) error {
 	msg, err := codec.Marshal(c)
 	if err != nil {
 		return err
 	}
-	typ, _, err := n.exchange(to, doneProtocol, frameDone, msg)
+	t.acked.Store(true) // the completion acknowledges the task too
+	if ss := t.sess; ss != nil {
+		if ss.send(frameDone, msg) == nil {
+			return nil
+		}
+	}
+	ss, err := n.sessionTo(t.owner)
 	if err != nil {
 		return err
 	}
-	if typ != frameAck {
-		return fmt.Errorf("owner did not acknowledge (frame %d)", typ)
-	}
-	return nil
+	return ss.send(frameDone, msg)
 }
 
-// serveDone records the outcome of a task this node handed to the peer on
-// the other end: results are stored (verified by their own CIDs) and the
-// outputs resolved, as for a task that ran here.
-func (n *Node) handleDone(from peer.ID, typ uint8, payload []byte) (uint8, []byte) {
-	if typ != frameDone {
-		return frameRefuse, []byte("expected a done frame")
-	}
+// handleDone records the outcome of a task this node handed to from: inline
+// results are stored (verified by their own CIDs), lent ones recorded with
+// from as their holder, and the outputs resolved as for a task that ran
+// here.
+func (n *Node) handleDone(from peer.ID, payload []byte) {
 	var c completion
 	if err := codec.Unmarshal(payload, &c); err != nil {
 		n.log.Warn("bad completion", "peer", from, "err", err)
-		return frameRefuse, []byte("bad completion")
+		return
 	}
 	id, err := cid.Cast(c.Task)
 	if err != nil {
-		return frameRefuse, []byte("bad task CID")
+		n.log.Warn("bad completion: task CID", "peer", from, "err", err)
+		return
 	}
 	n.mu.Lock()
 	t := n.tasks[id.KeyString()]
 	if t == nil || t.peer != from {
 		n.mu.Unlock()
-		return frameAck, nil // stale: already re-placed or done
+		n.releaseLent(from, c, nil) // stale: already re-placed or done
+		return
 	}
 	n.mu.Unlock()
 	var outs []output
 	var terr error
+	remote := func(msg string) error {
+		return &TaskError{Func: t.fn.Name, Task: t.id, Cause: &RemoteError{Peer: from.String(), Message: msg}}
+	}
 	if c.Error != "" {
 		terr = &TaskError{Func: t.fn.Name, Task: t.id, Cause: &RemoteError{Peer: from.String(), Message: c.Error}, Stack: c.Stack}
 	} else if len(c.Results) != len(t.outputs) {
-		terr = &TaskError{Func: t.fn.Name, Task: t.id, Cause: &RemoteError{Peer: from.String(),
-			Message: fmt.Sprintf("sent %d results, want %d", len(c.Results), len(t.outputs))}}
+		terr = remote(fmt.Sprintf("sent %d results, want %d", len(c.Results), len(t.outputs)))
 	} else {
-		for i, data := range c.Results {
-			var o output
-			o.links = linksOf(data)
-			o.content, err = n.store.PutPinned(n.ctx, data)
-			if err != nil {
-				for _, p := range outs {
-					_, _ = n.store.Release(p.content)
-				}
-				outs, terr = nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: fmt.Errorf("result %d: %w", i+1, err)}
-				break
-			}
-			outs = append(outs, o)
-		}
+		outs, terr = n.storeResults(t, from, c.Results)
 	}
 	n.mu.Lock()
 	if n.tasks[id.KeyString()] != t || t.peer != from { // re-placed meanwhile
 		n.mu.Unlock()
-		for _, o := range outs {
-			_, _ = n.store.Release(o.content)
-		}
-		return frameAck, nil
+		n.releaseOutputs(outs)
+		return
 	}
 	_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(id.KeyString())})
 	n.finishLocked(t, outs, terr)
 	runs, fwds := n.takeRuns(), n.takeForwards()
 	n.mu.Unlock()
 	n.start(runs)
-	n.startForwards(fwds)
+	n.sendForwards(fwds)
 	if terr == nil {
 		n.announceOutputs(t, outs)
 	}
-	return frameAck, nil
+}
+
+// storeResults stores inline results and records lent ones.
+func (n *Node) storeResults(t *task, from peer.ID, rs []result) ([]output, error) {
+	outs := make([]output, 0, len(rs))
+	fail := func(i int, err error) ([]output, error) {
+		n.releaseOutputs(outs)
+		n.releaseLent(from, completion{Results: rs[i:]}, t.outputs[i:])
+		return nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: fmt.Errorf("result %d: %w", i+1, err)}
+	}
+	for i, r := range rs {
+		if len(r.Data) > 0 {
+			content, err := n.store.PutPinned(n.ctx, r.Data)
+			if err != nil {
+				return fail(i, err)
+			}
+			outs = append(outs, output{content: content, links: linksOf(r.Data)})
+			continue
+		}
+		content, err := cid.Cast(r.Content)
+		if err != nil || content.Type() != codec.Prefix.Codec || r.Size <= 0 {
+			return fail(i, &RemoteError{Peer: from.String(), Message: "result is neither a value nor a content CID"})
+		}
+		o := output{content: content, holder: from, size: r.Size}
+		for _, l := range r.Links {
+			if lc, err := cid.Cast(l); err == nil {
+				o.links = append(o.links, lc)
+			}
+		}
+		outs = append(outs, o)
+	}
+	return outs, nil
+}
+
+// releaseOutputs gives back outputs not kept: local bytes leave the store,
+// lent ones go back to their holder.
+func (n *Node) releaseOutputs(outs []output) {
+	for _, o := range outs {
+		if o.holder == "" {
+			_, _ = n.store.Release(o.content)
+		}
+	}
+}
+
+// releaseLent tells from to drop the results of c it lent us (refs are
+// outputs' refs, when known; else computed from c's task).
+func (n *Node) releaseLent(from peer.ID, c completion, refs []cid.Cid) {
+	for i, r := range c.Results {
+		if len(r.Data) > 0 {
+			continue
+		}
+		var ref cid.Cid
+		if i < len(refs) {
+			ref = refs[i]
+		} else if task, err := cid.Cast(c.Task); err == nil {
+			ref, _ = outputID(task, i)
+		}
+		if ref.Defined() {
+			n.wg.Add(1)
+			go n.sendRelease(from, ref)
+		}
+	}
+}
+
+// sendRelease tells holder that this node no longer needs the lent output
+// ref.
+func (n *Node) sendRelease(holder peer.ID, ref cid.Cid) {
+	defer n.wg.Done()
+	ss, err := n.sessionTo(holder)
+	if err == nil {
+		err = ss.send(frameRelease, ref.Bytes())
+	}
+	if err != nil {
+		n.log.Debug("cannot release lent result", "ref", ref, "peer", holder, "err", err)
+	}
+}
+
+// loan is a result this node keeps for the owner of the task that made it.
+type loan struct {
+	owner   peer.ID
+	content cid.Cid
+}
+
+// handleRelease drops a result lent to from.
+func (n *Node) handleRelease(from peer.ID, payload []byte) {
+	ref, err := cid.Cast(payload)
+	if err != nil {
+		return
+	}
+	n.mu.Lock()
+	l, ok := n.loans[ref]
+	if !ok || l.owner != from {
+		n.mu.Unlock()
+		return
+	}
+	delete(n.loans, ref)
+	n.mu.Unlock()
+	_, _ = n.store.Release(l.content)
+}
+
+// endLoan stops keeping one lent result for sure: its bytes stay in the
+// store as a cache it may evict.
+func (n *Node) endLoan(ref cid.Cid) {
+	n.mu.Lock()
+	l, ok := n.loans[ref]
+	delete(n.loans, ref)
+	n.mu.Unlock()
+	if ok {
+		_ = n.store.Unpin(l.content)
+	}
+}
+
+// endLoans ends the loans to an owner that is gone.
+func (n *Node) endLoans(owner peer.ID) {
+	n.mu.Lock()
+	var refs []cid.Cid
+	for ref, l := range n.loans {
+		if l.owner == owner {
+			refs = append(refs, ref)
+		}
+	}
+	n.mu.Unlock()
+	for _, ref := range refs {
+		n.endLoan(ref)
+	}
+}
+
+// handleRefuse gives a refused task back to the scheduler.
+func (n *Node) handleRefuse(ss *session, payload []byte) {
+	var r refusal
+	if err := codec.Unmarshal(payload, &r); err != nil {
+		n.log.Warn("bad refusal", "peer", ss.peer, "err", err)
+		return
+	}
+	id, err := cid.Cast(r.Task)
+	if err != nil {
+		return
+	}
+	n.log.Debug("task refused", "task", id, "peer", ss.peer, "why", r.Why)
+	n.mu.Lock()
+	t := n.tasks[id.KeyString()]
+	ours := t != nil && t.peer == ss.peer
+	n.mu.Unlock()
+	if ours {
+		n.step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(id.KeyString()), Peer: sched.PeerID(ss.peer.String())})
+	}
+}
+
+// offerLocked queues a gossip offer of t, a task nobody took.
+func (n *Node) offerLocked(t *task) {
+	var bytes int64
+	for _, a := range t.args {
+		bytes += int64(len(a.raw))
+		if o := n.objects[a.ref]; a.ref.Defined() && o != nil {
+			bytes += o.size
+		}
+	}
+	data, err := codec.Marshal(offer{Task: t.id.Bytes(), Funcs: n.funcs, Bytes: bytes})
+	if err != nil {
+		return
+	}
+	select {
+	case n.offerq <- data:
+	default: // offers are a hint; a full queue drops them
+	}
+}
+
+// offerLoop publishes queued offers.
+func (n *Node) offerLoop(topic *p2p.Topic) {
+	defer n.loops.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case data := <-n.offerq:
+			if err := topic.Publish(n.ctx, data); err != nil {
+				if n.ctx.Err() == nil {
+					n.log.Debug("publish offer", "err", err)
+				}
+				continue
+			}
+			n.netc.sent(len(data))
+		}
+	}
+}
+
+// claimLoop claims offered tasks while this peer has idle slots: at most
+// its free slots' worth a tick, so it cannot bite off more than it runs.
+func (n *Node) claimLoop(sub *p2p.Subscription) {
+	defer n.loops.Done()
+	defer sub.Cancel()
+	for {
+		msg, err := sub.Next(n.ctx)
+		if err != nil {
+			return
+		}
+		if msg.From == n.net.ID() {
+			continue
+		}
+		n.netc.recv(len(msg.Data))
+		var o offer
+		if err := codec.Unmarshal(msg.Data, &o); err != nil || o.Funcs != n.funcs {
+			continue
+		}
+		n.mu.Lock()
+		st := n.sched.Stats()
+		n.mu.Unlock()
+		free := st.Slots - st.Running - st.Queued
+		if int64(free) <= n.claimed.Load() {
+			continue
+		}
+		n.claimed.Add(1)
+		ss, err := n.sessionTo(msg.From)
+		if err == nil {
+			err = ss.send(frameClaim, o.Task)
+		}
+		if err != nil {
+			n.log.Debug("cannot claim offer", "peer", msg.From, "err", err)
+		}
+	}
+}
+
+// handleClaim lets the scheduler hand a queued task to the peer that
+// claimed it (the first claim of a task wins; the rest are ignored).
+func (n *Node) handleClaim(from peer.ID, payload []byte) {
+	id, err := cid.Cast(payload)
+	if err != nil {
+		return
+	}
+	n.step(sched.Event{Kind: sched.Claim, Task: sched.TaskID(id.KeyString()), Peer: sched.PeerID(from.String())})
 }

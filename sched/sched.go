@@ -278,7 +278,7 @@ func (s *Scheduler) Step(ev Event) error {
 	case Submit:
 		return s.submit(ev)
 	case ObjectReady:
-		s.objectReady(ev.Object)
+		s.objectReady(ev)
 	case ObjectFailed:
 		s.objectFailed(ev.Object)
 	case Done:
@@ -293,6 +293,11 @@ func (s *Scheduler) Step(ev Event) error {
 			s.blocked--
 		case forwarded:
 			s.forwards--
+			// The peer finished it: a place there is free again, which
+			// its next beacon would say too late for short tasks.
+			if p := s.peers[t.peer]; p != nil {
+				p.est = min(p.est+1, 2*p.load.Slots)
+			}
 		default:
 			return fmt.Errorf("%w: done for %s task %x", ErrState, t.state, ev.Task)
 		}
@@ -398,7 +403,8 @@ func (s *Scheduler) forward(t *task, p PeerID) {
 	s.actions = append(s.actions, Action{Kind: Forward, Task: t.id, Peer: p})
 }
 
-func (s *Scheduler) objectReady(o ObjectID) {
+func (s *Scheduler) objectReady(ev Event) {
+	o := ev.Object
 	ws, ok := s.waiters[o]
 	if !ok {
 		return
@@ -407,6 +413,9 @@ func (s *Scheduler) objectReady(o ObjectID) {
 	for _, t := range ws {
 		if !s.live(t) || t.state != waiting {
 			continue // failed meanwhile through another dependency
+		}
+		if ev.Holder != "" {
+			t.inputs = append(t.inputs, Input{Object: o, Size: ev.Size, Holders: []PeerID{ev.Holder}})
 		}
 		t.pending--
 		if t.pending == 0 {

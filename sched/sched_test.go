@@ -137,7 +137,14 @@ func parseEvent(line string) (Event, error) {
 	case "refused":
 		return Event{Kind: Refused, Task: TaskID(f[1]), Peer: PeerID(f[2])}, nil
 	case "ready":
-		return Event{Kind: ObjectReady, Object: ObjectID(f[1])}, nil
+		// ready OBJECT [HOLDER:SIZE]
+		ev := Event{Kind: ObjectReady, Object: ObjectID(f[1])}
+		if len(f) > 2 {
+			h, size, _ := strings.Cut(f[2], ":")
+			ev.Holder = PeerID(h)
+			ev.Size, _ = strconv.ParseInt(size, 10, 64)
+		}
+		return ev, nil
 	case "failed":
 		return Event{Kind: ObjectFailed, Object: ObjectID(f[1])}, nil
 	case "done":

@@ -1,0 +1,285 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/dray-project/dray/p2p"
+	"github.com/dray-project/dray/sched"
+)
+
+// sessionProtocol carries tasks, their acknowledgements and completions,
+// claims of offered tasks and releases of lent results between two peers.
+// A peer opens one session stream to each peer it hands tasks to and keeps
+// it; the executor answers on the same stream. Frames are p2p frames with
+// canonical CBOR payloads, bounded by maxFrame.
+//
+// One long-lived stream per peer, rather than a stream per exchange, keeps
+// a remote call at one network round trip (submit out, done back; the
+// acknowledgement travels alongside), keeps the stream count per peer at
+// one or two whatever the task rate, and lets the writer batch frames that
+// queue up while a write is in flight into one write.
+const sessionProtocol = protocol.ID("/dray/session/1")
+
+// Frame types on a session.
+const (
+	frameSubmit  uint8 = iota + 1 // owner → executor: a handoff
+	frameAck                      // executor → owner: task CID; the task is accepted (a done frame implies it)
+	frameRefuse                   // executor → owner: a refusal
+	frameDone                     // executor → owner: a completion
+	frameRelease                  // owner → holder: output ref whose lent bytes may go
+	frameClaim                    // idle peer → owner: task CID of an offer it claims
+)
+
+// errSessionClosed ends sessions when their node closes.
+var errSessionClosed = errors.New("session closed")
+
+// session is one stream to a peer, either opened by this node (out) or by
+// the peer. Either side may send any frame on it.
+type session struct {
+	n    *Node
+	peer peer.ID
+	s    network.Stream
+	out  bool // opened by this node: n.sessions[peer] while it lives
+
+	mu       sync.Mutex
+	buf      []byte // frames waiting for the flusher
+	spare    []byte
+	flushing bool
+	err      error // set once: the session is dead
+	once     sync.Once
+}
+
+// appendFrame appends one frame in p2p.WriteFrame's layout:
+// [uvarint 1+len(payload)][typ][payload].
+func appendFrame(b []byte, typ uint8, payload []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(payload))+1)
+	b = append(b, typ)
+	return append(b, payload...)
+}
+
+// send queues one frame and returns once it is written, or once the writer
+// in flight has taken it (group commit: frames queued during a write go
+// out together in the next). A failed write kills the session, and the
+// tasks sent on it go back to the scheduler (see lost).
+func (ss *session) send(typ uint8, payload []byte) error {
+	ss.mu.Lock()
+	if ss.err != nil {
+		err := ss.err
+		ss.mu.Unlock()
+		return err
+	}
+	ss.buf = appendFrame(ss.buf, typ, payload)
+	ss.n.netc.sent(len(payload))
+	if ss.flushing {
+		ss.mu.Unlock()
+		return nil
+	}
+	ss.flushing = true
+	for len(ss.buf) > 0 && ss.err == nil {
+		b := ss.buf
+		ss.buf = ss.spare[:0]
+		ss.mu.Unlock()
+		_ = ss.s.SetWriteDeadline(time.Now().Add(streamWait))
+		_, err := ss.s.Write(b)
+		ss.mu.Lock()
+		ss.spare = nil
+		if cap(b) <= 1<<20 {
+			ss.spare = b[:0]
+		}
+		if err != nil && ss.err == nil {
+			ss.err = fmt.Errorf("write to peer %s: %w", ss.peer, err)
+		}
+	}
+	ss.flushing = false
+	err := ss.err
+	ss.mu.Unlock()
+	if err != nil {
+		ss.close(err)
+	}
+	return err
+}
+
+// readLoop dispatches the frames the peer sends until the stream ends.
+func (ss *session) readLoop() {
+	defer ss.n.loops.Done()
+	r := bufio.NewReaderSize(ss.s, 64<<10)
+	for {
+		typ, payload, err := p2p.ReadFrame(r, maxFrame)
+		if err != nil {
+			ss.close(fmt.Errorf("read from peer %s: %w", ss.peer, err))
+			return
+		}
+		ss.n.netc.recv(len(payload))
+		ss.n.handleFrame(ss, typ, payload)
+	}
+}
+
+// close kills the session once: the stream is reset, the node forgets it,
+// and tasks handed over on it go back to the scheduler.
+func (ss *session) close(cause error) {
+	ss.once.Do(func() {
+		ss.mu.Lock()
+		if ss.err == nil {
+			ss.err = cause
+		}
+		ss.buf = nil
+		ss.mu.Unlock()
+		_ = ss.s.Reset()
+		n := ss.n
+		n.smu.Lock()
+		if n.sessions[ss.peer] == ss {
+			delete(n.sessions, ss.peer)
+		}
+		delete(n.live, ss)
+		n.smu.Unlock()
+		if !errors.Is(cause, errSessionClosed) {
+			n.log.Debug("session ended", "peer", ss.peer, "err", cause)
+		}
+		n.lost(ss)
+	})
+}
+
+// dial is a session being opened; waiters read err after done closes.
+type dial struct {
+	done chan struct{}
+	err  error
+}
+
+// sessionTo returns the session to p, opening one if there is none.
+func (n *Node) sessionTo(p peer.ID) (*session, error) {
+	n.smu.Lock()
+	for {
+		if n.sclosed {
+			n.smu.Unlock()
+			return nil, errSessionClosed
+		}
+		if ss := n.sessions[p]; ss != nil {
+			n.smu.Unlock()
+			return ss, nil
+		}
+		d := n.dialing[p]
+		if d == nil {
+			break
+		}
+		n.smu.Unlock()
+		<-d.done
+		if d.err != nil {
+			return nil, d.err
+		}
+		n.smu.Lock()
+	}
+	d := &dial{done: make(chan struct{})}
+	n.dialing[p] = d
+	n.smu.Unlock()
+
+	ctx, cancel := context.WithTimeout(n.ctx, streamWait)
+	s, err := n.net.Libp2p().NewStream(ctx, p, sessionProtocol)
+	cancel()
+	var ss *session
+	n.smu.Lock()
+	delete(n.dialing, p)
+	switch {
+	case err != nil:
+		d.err = fmt.Errorf("open session to peer %s: %w", p, err)
+	case n.sclosed:
+		_ = s.Reset()
+		d.err = errSessionClosed
+	default:
+		ss = &session{n: n, peer: p, s: s, out: true}
+		n.sessions[p] = ss
+		n.live[ss] = struct{}{}
+		n.loops.Add(1)
+		go ss.readLoop()
+	}
+	n.smu.Unlock()
+	close(d.done)
+	return ss, d.err
+}
+
+// serveSession runs a session a peer opened.
+func (n *Node) serveSession(s network.Stream) {
+	n.smu.Lock()
+	if n.sclosed {
+		n.smu.Unlock()
+		_ = s.Reset()
+		return
+	}
+	ss := &session{n: n, peer: s.Conn().RemotePeer(), s: s}
+	n.live[ss] = struct{}{}
+	n.loops.Add(1)
+	n.smu.Unlock()
+	ss.readLoop()
+}
+
+// closeSessions ends every session (at Close).
+func (n *Node) closeSessions() {
+	n.smu.Lock()
+	n.sclosed = true
+	live := make([]*session, 0, len(n.live))
+	for ss := range n.live {
+		live = append(live, ss)
+	}
+	n.smu.Unlock()
+	for _, ss := range live {
+		ss.close(errSessionClosed)
+	}
+}
+
+// lost gives back to the scheduler the tasks this node handed over on a
+// session that died: they may never have arrived, and their completions
+// cannot come back on it. (A completion that comes back later on another
+// session finds the task re-placed and is ignored.)
+func (n *Node) lost(ss *session) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	var back []*task
+	for _, t := range n.tasks {
+		if t.sess == ss && t.peer == ss.peer {
+			back = append(back, t)
+		}
+	}
+	for _, t := range back {
+		t.sess = nil
+		_ = n.sched.Step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(ss.peer.String())})
+	}
+	n.actLocked()
+	runs, fwds := n.takeRuns(), n.takeForwards()
+	n.mu.Unlock()
+	n.start(runs)
+	n.sendForwards(fwds)
+}
+
+// handleFrame dispatches one frame a peer sent on ss.
+func (n *Node) handleFrame(ss *session, typ uint8, payload []byte) {
+	switch typ {
+	case frameSubmit:
+		n.acceptTask(ss, payload)
+	case frameAck:
+		// Nothing to do: the task is the executor's until its completion
+		// or the session's end.
+	case frameRefuse:
+		n.handleRefuse(ss, payload)
+	case frameDone:
+		n.handleDone(ss.peer, payload)
+	case frameRelease:
+		n.handleRelease(ss.peer, payload)
+	case frameClaim:
+		n.handleClaim(ss.peer, payload)
+	default:
+		n.log.Warn("unknown session frame; closing the session", "peer", ss.peer, "type", typ)
+		ss.close(fmt.Errorf("unknown frame type %d", typ))
+	}
+}

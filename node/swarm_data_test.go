@@ -1,0 +1,140 @@
+package node_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dray-project/dray/codec"
+	"github.com/dray-project/dray/node"
+	"github.com/dray-project/dray/node/builtin"
+)
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		require.True(t, time.Now().Before(deadline), "timed out waiting until %s", what)
+		runtime.GC() // refs dropped by the test are released by cleanups
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitAll waits until every ref is resolved, without fetching any.
+func waitAll(t *testing.T, n *node.Node, refs []node.ObjectRef) {
+	t.Helper()
+	_, rest, err := n.Wait(ctxT(t), refs, len(refs), 0)
+	require.NoError(t, err)
+	require.Empty(t, rest)
+}
+
+// TestSwarmLargeResults runs tasks with results above the inline limit on
+// other peers: the results stay on their executors until a Get fetches
+// them, a task on a third peer takes such a result as its argument
+// straight from the executor (the owner never fetches it), and dropping
+// the owner's ref frees the executor's copy.
+func TestSwarmLargeResults(t *testing.T) {
+	nodes := swarm(t, 3, 1)
+	ctx := ctxT(t)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	const size = 1 << 20
+	want, err := builtin.Bytes(size, 42)
+	require.NoError(t, err)
+	enc, err := codec.Marshal(want)
+	require.NoError(t, err)
+	content := codec.Sum(enc)
+
+	r, err := a.CallWith(ctx, node.CallOptions{On: b.ID()}, "bytes", size, uint64(42))
+	require.NoError(t, err)
+	waitAll(t, a, r)
+	assert.False(t, a.Store().Has(content), "the owner holds the result before anyone asked for it")
+	assert.True(t, b.Store().Has(content), "the executor keeps the result")
+
+	// A task on C takes it as its argument, fetched from B.
+	h, err := a.CallWith(ctx, node.CallOptions{On: c.ID()}, "sha256", r[0])
+	require.NoError(t, err)
+	sum, err := node.As[string](h[0]).Get(ctx)
+	require.NoError(t, err)
+	d := sha256.Sum256(want)
+	assert.Equal(t, hex.EncodeToString(d[:]), sum)
+	assert.False(t, a.Store().Has(content), "the owner fetched an argument it only passed on")
+	assert.EqualValues(t, 1, c.Stats().Net.Fetches)
+	assert.EqualValues(t, 0, a.Stats().Net.Fetches)
+
+	// A Get on the owner fetches it, verified, once.
+	got, err := node.As[[]byte](r[0]).Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.True(t, a.Store().Has(content))
+	assert.EqualValues(t, 1, a.Stats().Net.Fetches)
+	_, err = node.As[[]byte](r[0]).Get(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, a.Stats().Net.Fetches, "a second Get fetched again")
+
+	// Dropping the owner's refs releases the executor's copy.
+	runtime.KeepAlive(r)
+	r, h = nil, nil
+	waitFor(t, "the executor released the lent result", func() bool { return !b.Store().Has(content) })
+}
+
+// TestSwarmLocality places tasks whose inputs are large results held by
+// one peer: of the peers with room, the holder wins every time (by chance
+// 1 in 32), and nobody fetches.
+func TestSwarmLocality(t *testing.T) {
+	nodes := swarm(t, 3, 1)
+	ctx := ctxT(t)
+	a, b := nodes[0], nodes[1]
+	const k = 5
+	var inputs []node.ObjectRef
+	for i := range k {
+		r, err := a.CallWith(ctx, node.CallOptions{On: b.ID()}, "bytes", 1<<20, uint64(i))
+		require.NoError(t, err)
+		inputs = append(inputs, r...)
+	}
+	waitAll(t, a, inputs)
+	in := b.Stats().Net.TasksIn
+	// Keep A's own slot busy so the tasks must go to a peer.
+	busy, err := a.CallWith(ctx, node.CallOptions{On: a.ID()}, "sleep", 1000)
+	require.NoError(t, err)
+	for _, r := range inputs {
+		h, err := a.Call(ctx, "sha256", r)
+		require.NoError(t, err)
+		waitAll(t, a, h)
+	}
+	waitAll(t, a, busy)
+	for _, n := range nodes {
+		assert.EqualValues(t, 0, n.Stats().Net.Fetches, "peer %s fetched an input", n.ID())
+	}
+	assert.EqualValues(t, k, b.Stats().Net.TasksIn-in, "the holder did not run every task")
+}
+
+// TestSwarmMessagesPerTask counts the frames a remote call costs: the
+// hand-off and the completion (the acknowledgement of a short task rides
+// on its completion).
+func TestSwarmMessagesPerTask(t *testing.T) {
+	nodes := swarm(t, 2, 1)
+	ctx := ctxT(t)
+	a, b := nodes[0], nodes[1]
+	before := a.Stats().Net.MsgsSent + b.Stats().Net.MsgsSent
+	const calls = 200
+	for i := range calls {
+		r, err := a.CallWith(ctx, node.CallOptions{On: b.ID()}, "add", int64(i), int64(1))
+		require.NoError(t, err)
+		v, err := node.As[int64](r[0]).Get(ctx)
+		require.NoError(t, err)
+		require.EqualValues(t, i+1, v)
+	}
+	sent := a.Stats().Net.MsgsSent + b.Stats().Net.MsgsSent - before
+	// Beacons go out every 250 ms at most: a few of those may land in the
+	// window too.
+	perTask := float64(sent) / calls
+	t.Logf("%d messages for %d remote calls: %.2f a task", sent, calls, perTask)
+	assert.LessOrEqual(t, perTask, 2.2)
+	assert.GreaterOrEqual(t, perTask, 2.0)
+}
