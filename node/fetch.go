@@ -15,6 +15,7 @@ import (
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
+	"github.com/dray-project/dray/store"
 )
 
 // fetchProtocol serves objects to peers: a want frame names a ref (a put
@@ -29,13 +30,24 @@ const (
 	frameMissing
 )
 
-// have announces the bytes that follow on a fetch stream.
+// want asks a holder for an object's bytes from Offset on (a fetch that
+// lost its holder resumes from another at the offset it reached).
+type want struct {
+	Ref    []byte `codec:"r"`
+	Offset int64  `codec:"o"`
+}
+
+// have announces the bytes that follow on a fetch stream: the whole
+// object's content CID and size; the bytes start at the wanted offset.
 type have struct {
 	Content []byte `codec:"c"`
 	Size    int64  `codec:"n"`
 }
 
-func init() { codec.MustRegister[have]("dray/have/1") }
+func init() {
+	codec.MustRegister[want]("dray/want/1")
+	codec.MustRegister[have]("dray/have/1")
+}
 
 // fetchTimeout bounds one fetch from one holder (headers and bytes).
 const fetchTimeout = 5 * time.Minute
@@ -144,7 +156,8 @@ func (n *Node) heldKeys(ctx context.Context, yield func(cid.Cid) bool) error {
 	return nil
 }
 
-// serveFetch answers a want frame with the object's bytes.
+// serveFetch answers a want frame with the object's bytes from the
+// wanted offset on.
 func (n *Node) serveFetch(s network.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(fetchTimeout))
@@ -152,7 +165,12 @@ func (n *Node) serveFetch(s network.Stream) {
 	if err != nil || typ != frameWant {
 		return
 	}
-	ref, err := cid.Cast(payload)
+	var w want
+	if err := codec.Unmarshal(payload, &w); err != nil || w.Offset < 0 {
+		_ = p2p.WriteFrame(s, frameMissing, []byte("bad want frame"))
+		return
+	}
+	ref, err := cid.Cast(w.Ref)
 	if err != nil {
 		_ = p2p.WriteFrame(s, frameMissing, []byte("bad CID"))
 		return
@@ -176,6 +194,13 @@ func (n *Node) serveFetch(s network.Stream) {
 		return
 	}
 	defer rc.Close()
+	if w.Offset > size {
+		_ = p2p.WriteFrame(s, frameMissing, []byte("offset past the end"))
+		return
+	}
+	if _, err := io.CopyN(io.Discard, rc, w.Offset); err != nil {
+		return
+	}
 	msg, err := codec.Marshal(have{Content: content.Bytes(), Size: size})
 	if err != nil {
 		return
@@ -191,56 +216,182 @@ func (n *Node) serveFetch(s network.Stream) {
 // fetch gets object ref from peer p into the store, verifying every byte
 // against the content CID the peer names, and returns that content CID.
 func (n *Node) fetch(ctx context.Context, p peer.ID, ref cid.Cid) (cid.Cid, error) {
+	return n.fetchFrom(ctx, ref, func() (peer.ID, bool) {
+		q := p
+		p = ""
+		return q, q != ""
+	})
+}
+
+// fetchFrom fetches ref into the store from the holders next yields, and
+// returns its content CID. The first holder that answers names the content
+// CID and size; when a holder fails mid-stream the fetch resumes at the
+// same offset from the next holder (which must name the same content), so
+// no byte crosses the network twice. Every byte is verified against the
+// content CID as it arrives; if the whole does not match, the holders that
+// served it are named in the error and the fetch starts over with the
+// next.
+func (n *Node) fetchFrom(ctx context.Context, ref cid.Cid, next func() (peer.ID, bool)) (cid.Cid, error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
-	s, err := n.net.Libp2p().NewStream(ctx, p, fetchProtocol)
-	if err != nil {
-		return cid.Undef, err
+	var errs []error
+	for {
+		r := &resumer{n: n, ctx: ctx, ref: ref, next: next}
+		if err := r.open(); err != nil {
+			errs = append(errs, r.errs...)
+			if len(errs) == 0 {
+				errs = append(errs, err)
+			}
+			return cid.Undef, errors.Join(errs...)
+		}
+		got, err := n.store.PutStreamVerified(ctx, r.content, r, r.size)
+		r.close()
+		errs = append(errs, r.errs...)
+		if err == nil && got != r.size {
+			err = fmt.Errorf("%w: got %d of %d bytes", io.ErrUnexpectedEOF, got, r.size)
+		}
+		if err == nil {
+			n.netc.fetches.Add(1)
+			return r.content, nil
+		}
+		if errors.Is(err, store.ErrMismatch) {
+			n.log.Warn("holders served bytes that do not match the CID; dropping them for this fetch",
+				"cid", ref, "peers", r.served)
+			errs = append(errs, fmt.Errorf("from %v: %w", r.served, err))
+			continue
+		}
+		return cid.Undef, errors.Join(append(errs, err)...)
 	}
-	defer s.Close()
-	if dl, ok := ctx.Deadline(); ok {
+}
+
+// resumer reads one object's bytes from a holder, and from the next
+// holder at the same offset when one fails.
+type resumer struct {
+	n    *Node
+	ctx  context.Context
+	ref  cid.Cid
+	next func() (peer.ID, bool)
+
+	content cid.Cid // named by the first holder
+	size    int64
+	off     int64 // bytes read so far
+	peer    peer.ID
+	s       network.Stream
+	body    io.Reader
+	served  []peer.ID // holders bytes came from
+	errs    []error   // holders that failed
+}
+
+// open connects to the next holder that has the object and names the same
+// content, asking for the bytes from r.off on.
+func (r *resumer) open() error {
+	for {
+		p, ok := r.next()
+		if !ok {
+			return fmt.Errorf("no other holder to fetch %s from: %w", r.ref, ErrUnknownRef)
+		}
+		if p == r.n.net.ID() {
+			continue
+		}
+		err := r.openAt(p)
+		if err == nil {
+			return nil
+		}
+		r.n.log.Warn("fetch failed; trying another holder", "cid", r.ref, "peer", p, "offset", r.off, "err", err)
+		r.errs = append(r.errs, fmt.Errorf("from %s: %w", p, err))
+	}
+}
+
+func (r *resumer) openAt(p peer.ID) error {
+	s, err := r.n.net.Libp2p().NewStream(r.ctx, p, fetchProtocol)
+	if err != nil {
+		return err
+	}
+	if dl, ok := r.ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	if err := p2p.WriteFrame(s, frameWant, ref.Bytes()); err != nil {
-		return cid.Undef, err
+	fail := func(err error) error {
+		_ = s.Reset()
+		return err
+	}
+	msg, err := codec.Marshal(want{Ref: r.ref.Bytes(), Offset: r.off})
+	if err != nil {
+		return fail(err)
+	}
+	if err := p2p.WriteFrame(s, frameWant, msg); err != nil {
+		return fail(err)
 	}
 	typ, payload, err := p2p.ReadFrame(s, 1024)
 	if err != nil {
-		return cid.Undef, err
+		return fail(err)
 	}
+	r.n.netc.sent(len(msg))
+	r.n.netc.recv(len(payload))
 	if typ == frameMissing {
-		return cid.Undef, fmt.Errorf("peer does not have it: %s", payload)
+		return fail(fmt.Errorf("peer does not have it: %s", payload))
 	}
 	if typ != frameHave {
-		return cid.Undef, fmt.Errorf("unexpected frame type %d", typ)
+		return fail(fmt.Errorf("unexpected frame type %d", typ))
 	}
 	var h have
 	if err := codec.Unmarshal(payload, &h); err != nil {
-		return cid.Undef, err
+		return fail(err)
 	}
 	content, err := cid.Cast(h.Content)
 	if err != nil {
-		return cid.Undef, err
+		return fail(err)
 	}
-	if ref.Type() != cid.DagCBOR && content != ref {
+	if r.ref.Type() != cid.DagCBOR && content != r.ref {
 		// Only task outputs (DAG-CBOR descriptors) name other content; a
 		// put value's ref is its content CID.
-		return cid.Undef, fmt.Errorf("peer named content %s for value %s", content, ref)
+		return fail(fmt.Errorf("peer named content %s for value %s", content, r.ref))
 	}
 	if h.Size < 0 {
-		return cid.Undef, fmt.Errorf("negative size")
+		return fail(fmt.Errorf("negative size"))
 	}
-	got, err := n.store.PutStreamVerified(ctx, content, io.LimitReader(s, h.Size), h.Size)
-	if err != nil {
-		return cid.Undef, err
+	if r.content.Defined() && (content != r.content || h.Size != r.size) {
+		return fail(fmt.Errorf("peer names content %s (%d bytes), the first holder %s (%d bytes)", content, h.Size, r.content, r.size))
 	}
-	if got != h.Size {
-		return cid.Undef, fmt.Errorf("%w: got %d of %d bytes", io.ErrUnexpectedEOF, got, h.Size)
+	if r.s != nil {
+		r.n.netc.resumed.Add(1)
 	}
-	n.netc.sent(len(ref.Bytes()))
-	n.netc.recv(len(payload) + int(got))
-	n.netc.fetches.Add(1)
-	return content, nil
+	r.content, r.size = content, h.Size
+	r.peer, r.s, r.body = p, s, io.LimitReader(s, h.Size-r.off)
+	r.served = append(r.served, p)
+	return nil
+}
+
+// Read reads the object's next bytes, switching holders on failure.
+func (r *resumer) Read(b []byte) (int, error) {
+	for {
+		if r.off == r.size {
+			return 0, io.EOF
+		}
+		k, err := r.body.Read(b)
+		r.off += int64(k)
+		r.n.netc.bytesRecv.Add(uint64(k))
+		if k > 0 || err == nil {
+			return k, nil
+		}
+		if r.ctx.Err() != nil {
+			return 0, r.ctx.Err()
+		}
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		r.n.log.Warn("holder failed mid-fetch; resuming from another", "cid", r.ref, "peer", r.peer, "offset", r.off, "err", err)
+		r.errs = append(r.errs, fmt.Errorf("from %s at byte %d: %w", r.peer, r.off, err))
+		_ = r.s.Reset()
+		if oerr := r.open(); oerr != nil {
+			return 0, fmt.Errorf("%w (%w)", err, oerr)
+		}
+	}
+}
+
+func (r *resumer) close() {
+	if r.s != nil {
+		_ = r.s.Close()
+	}
 }
 
 // Resolve returns a counted ref to the object with ID c, wherever it is:
@@ -259,46 +410,44 @@ func (n *Node) Resolve(ctx context.Context, c cid.Cid) (ObjectRef, error) {
 	return n.adopt(c, content)
 }
 
-// fetchAny fetches ref into the store from the first of holders that has
-// it, or else from the peers the DHT names, and returns its content CID.
+// fetchAny fetches ref into the store from holders, tried first, or else
+// from the peers the DHT names (looked up only if needed), and returns its
+// content CID.
 func (n *Node) fetchAny(ctx context.Context, ref cid.Cid, holders []peer.ID) (cid.Cid, error) {
-	var errs []error
-	try := func(p peer.ID) (cid.Cid, bool) {
-		if p == n.net.ID() {
-			return cid.Undef, false
+	var dht []peer.AddrInfo
+	looked := false
+	var lookErr error
+	next := func() (peer.ID, bool) {
+		if len(holders) > 0 {
+			p := holders[0]
+			holders = holders[1:]
+			return p, true
 		}
-		content, err := n.fetch(ctx, p, ref)
-		if err != nil {
-			n.log.Warn("fetch failed; trying another holder", "cid", ref, "peer", p, "err", err)
-			errs = append(errs, fmt.Errorf("from %s: %w", p, err))
-			return cid.Undef, false
+		if !looked {
+			looked = true
+			dht, lookErr = n.net.FindProviders(ctx, ref, 8)
 		}
-		return content, true
+		for len(dht) > 0 {
+			ai := dht[0]
+			dht = dht[1:]
+			if ai.ID == n.net.ID() {
+				continue
+			}
+			if len(ai.Addrs) > 0 {
+				_ = n.net.Connect(ctx, ai)
+			}
+			return ai.ID, true
+		}
+		return "", false
 	}
-	for _, p := range holders {
-		if content, ok := try(p); ok {
-			return content, nil
-		}
+	content, err := n.fetchFrom(ctx, ref, next)
+	if err != nil && lookErr != nil {
+		err = errors.Join(err, lookErr)
 	}
-	provs, err := n.net.FindProviders(ctx, ref, 8)
 	if err != nil {
-		errs = append(errs, err)
+		return cid.Undef, err
 	}
-	for _, ai := range provs {
-		if slices.Contains(holders, ai.ID) {
-			continue
-		}
-		if len(ai.Addrs) > 0 {
-			_ = n.net.Connect(ctx, ai)
-		}
-		if content, ok := try(ai.ID); ok {
-			return content, nil
-		}
-	}
-	if len(errs) == 0 {
-		return cid.Undef, fmt.Errorf("no peer in the swarm holds it: %w", ErrUnknownRef)
-	}
-	return cid.Undef, errors.Join(errs...)
+	return content, nil
 }
 
 // fetchArg returns the bytes of a task argument passed by content CID:

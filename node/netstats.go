@@ -14,6 +14,7 @@ type NetStats struct {
 	TasksOut  uint64 // tasks handed to other peers
 	TasksIn   uint64 // tasks accepted from other peers
 	Fetches   uint64 // objects fetched from other peers
+	Resumed   uint64 // fetches resumed from another holder mid-stream
 	// Announced counts CIDs handed to the DHT announcer; Unannounced
 	// those dropped before they were due (see announceDelay).
 	Announced   uint64
@@ -23,7 +24,7 @@ type NetStats struct {
 // netCounters are the live counters behind NetStats.
 type netCounters struct {
 	msgsSent, msgsRecv, bytesSent, bytesRecv atomic.Uint64
-	tasksOut, tasksIn, fetches               atomic.Uint64
+	tasksOut, tasksIn, fetches, resumed      atomic.Uint64
 	announced, unannounced                   atomic.Uint64
 }
 
@@ -41,7 +42,7 @@ func (c *netCounters) snapshot() NetStats {
 	return NetStats{
 		MsgsSent: c.msgsSent.Load(), MsgsRecv: c.msgsRecv.Load(),
 		BytesSent: c.bytesSent.Load(), BytesRecv: c.bytesRecv.Load(),
-		TasksOut: c.tasksOut.Load(), TasksIn: c.tasksIn.Load(), Fetches: c.fetches.Load(),
+		TasksOut: c.tasksOut.Load(), TasksIn: c.tasksIn.Load(), Fetches: c.fetches.Load(), Resumed: c.resumed.Load(),
 		Announced: c.announced.Load(), Unannounced: c.unannounced.Load(),
 	}
 }
