@@ -56,6 +56,11 @@ type NetStats struct {
 	TasksOut  uint64 `json:"tasks_out"` // tasks handed to other peers (and acknowledged)
 	TasksIn   uint64 `json:"tasks_in"`  // tasks accepted from other peers
 	Fetches   uint64 `json:"fetches"`   // objects fetched from other peers
+	Resumed   uint64 `json:"resumed"`   // fetches resumed from another holder mid-stream
+	// Announced counts CIDs handed to the DHT announcer, Unannounced
+	// those dropped before they were due.
+	Announced   uint64 `json:"announced"`
+	Unannounced uint64 `json:"unannounced"`
 }
 
 // StatsFrom converts a node's stats into their JSON form; Refs is left zero.
@@ -77,6 +82,7 @@ func StatsFrom(s node.Stats) Stats {
 		Net: NetStats{
 			MsgsSent: s.Net.MsgsSent, MsgsRecv: s.Net.MsgsRecv, BytesSent: s.Net.BytesSent,
 			BytesRecv: s.Net.BytesRecv, TasksOut: s.Net.TasksOut, TasksIn: s.Net.TasksIn, Fetches: s.Net.Fetches,
+			Resumed: s.Net.Resumed, Announced: s.Net.Announced, Unannounced: s.Net.Unannounced,
 		},
 	}
 }
