@@ -368,36 +368,51 @@ func (n *Node) handArgsLocked(t *task) ([]handArg, error) {
 }
 
 // sendForwards hands tasks to their executors on the sessions to them. A
-// task whose session cannot be opened goes back to the scheduler at once;
-// one whose session dies goes back when it does (see lost).
+// task whose session is not open yet is sent by a goroutine that opens it,
+// so neither a caller nor a session's reader waits for a dial. A task whose
+// session cannot be opened goes back to the scheduler at once; one whose
+// session dies goes back when it does (see lost).
 func (n *Node) sendForwards(fs []forward) {
 	for _, f := range fs {
-		ss := f.sess
-		if ss == nil {
-			var err error
-			ss, err = n.sessionTo(f.peer)
-			if err != nil {
-				n.log.Debug("hand-off failed", "task", f.t.id, "peer", f.peer, "err", err)
-				n.step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(f.t.id.KeyString()), Peer: sched.PeerID(f.peer.String())})
-				continue
-			}
-			n.mu.Lock()
-			if f.t.peer != f.peer || n.tasks[f.t.id.KeyString()] != f.t {
-				n.mu.Unlock()
-				continue // re-placed or finished meanwhile
-			}
-			f.t.sess = ss
-			n.mu.Unlock()
-		}
-		msg, err := codec.Marshal(handoff{Spec: f.t.spec, Args: f.args})
-		if err != nil {
-			n.log.Error("encode hand-off", "task", f.t.id, "err", err)
-			ss.close(err) // gives the task back with the session's others
+		if f.sess == nil {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.dialForward(f)
+			}()
 			continue
 		}
-		if ss.send(frameSubmit, msg) == nil { // a failed send kills ss, which gives the task back
-			n.netc.tasksOut.Add(1)
-		}
+		n.sendForward(f.sess, f)
+	}
+}
+
+// dialForward opens the session for f, then sends f on it.
+func (n *Node) dialForward(f forward) {
+	ss, err := n.sessionTo(f.peer)
+	if err != nil {
+		n.log.Debug("hand-off failed", "task", f.t.id, "peer", f.peer, "err", err)
+		n.step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(f.t.id.KeyString()), Peer: sched.PeerID(f.peer.String())})
+		return
+	}
+	n.mu.Lock()
+	if f.t.peer != f.peer || n.tasks[f.t.id.KeyString()] != f.t {
+		n.mu.Unlock()
+		return // re-placed or finished meanwhile
+	}
+	f.t.sess = ss
+	n.mu.Unlock()
+	n.sendForward(ss, f)
+}
+
+func (n *Node) sendForward(ss *session, f forward) {
+	msg, err := codec.Marshal(handoff{Spec: f.t.spec, Args: f.args})
+	if err != nil {
+		n.log.Error("encode hand-off", "task", f.t.id, "err", err)
+		ss.close(err) // gives the task back with the session's others
+		return
+	}
+	if ss.send(frameSubmit, msg) == nil { // a failed send kills ss, which gives the task back
+		n.netc.tasksOut.Add(1)
 	}
 }
 
