@@ -77,5 +77,8 @@
 //
 // A Store is safe for concurrent use. One mutex guards its index; hashing
 // and file I/O happen outside it, so concurrent Puts hash in parallel and
-// a spill does not stall Gets of other objects.
+// a spill does not stall Gets of other objects. PutStream and
+// PutStreamVerified hash (and write their spill file) on goroutines of
+// their own while they read, so storing a stream from the network costs
+// about the slower of receiving and hashing it, not their sum.
 package store

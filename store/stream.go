@@ -7,19 +7,24 @@ import (
 	"io"
 	"os"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 )
 
 // PutStream stores the bytes read from r until io.EOF and returns their
-// CID and size. The bytes are hashed as they arrive (on a second goroutine
-// once the stream passes 1 MiB, so reading and hashing overlap). They are
-// held in memory when they fit the memory budget, and otherwise written
-// straight to a spill file (a temp file, renamed to the CID when
-// complete). Every buffer is reserved in the memory budget as it is
-// allocated, and the object is never held twice in memory: PutStream holds
-// at most the object plus 4 MiB.
+// CID and size. They are held in memory when they fit the memory budget,
+// and otherwise written straight to a spill file (a temp file, renamed to
+// the CID when complete). Every buffer is reserved in the memory budget as
+// it is allocated, and the object is never held twice in memory: PutStream
+// holds at most the object plus 4 MiB.
+//
+// The bytes are hashed as they arrive, on a goroutine of its own once the
+// stream passes 1 MiB (from the first byte when sizeHint says it will), so
+// that reading overlaps hashing and the call ends about when the last byte
+// arrives or is hashed, whichever is later. In memory, r is read straight
+// into the object's final buffer, and the reader never waits for the
+// hasher; on disk, the bytes pass through at most 4 buffers of 1 MiB, and
+// writing the spill file overlaps hashing too.
 //
 // sizeHint is the expected size (<= 0 if unknown). An accurate hint lets
 // PutStream allocate the object as one slice, without copies, and choose
@@ -31,9 +36,10 @@ import (
 // end, a larger one stays in segments until its first Get joins them (see
 // Get; Open streams them as they are).
 //
-// The context, and Close, are checked between reads of up to 1 MiB; to
-// abort a Read that blocks, close the reader. Close does not wait for
-// streams: one still running fails with ErrClosed.
+// The context, and Close, are checked between reads of up to 1 MiB and
+// while waiting for the hasher; to abort a Read that blocks, close the
+// reader. Close does not wait for streams: one still running fails with
+// ErrClosed.
 func (s *Store) PutStream(ctx context.Context, r io.Reader, sizeHint int64) (cid.Cid, int64, error) {
 	dg, err := newDigester(defaultPrefix)
 	if err != nil {
@@ -61,7 +67,7 @@ const (
 	streamChunk = 1 << 20  // bytes read (and hashed) between context checks
 	minSeg      = 16 << 10 // first segment size for streams of unknown size
 	maxSeg      = 4 << 20  // largest segment added for a stream of unknown size
-	pipeDepth   = 4        // chunks in flight between reader and hasher
+	pipeDepth   = 4        // chunk buffers in flight in a stream to disk
 )
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, streamChunk); return &b }}
@@ -98,6 +104,9 @@ func (s *Store) putStream(ctx context.Context, r io.Reader, sizeHint int64, dg *
 	if want.Defined() && got != want {
 		return cid.Undef, p.n, &MismatchError{Want: want, Got: got}
 	}
+	if err := ctx.Err(); err != nil { // canceled while the hasher caught up
+		return cid.Undef, p.n, fmt.Errorf("%s: %w", what, err)
+	}
 	if err := p.commit(got); err != nil {
 		return cid.Undef, p.n, fmt.Errorf("%s: %w", what, err)
 	}
@@ -129,7 +138,7 @@ type streamPut struct {
 	f       *os.File
 	diskRes int64
 
-	pipe *pipe // hashes (and writes) on a second goroutine; nil until needed
+	pipe *pipe // hashes (and writes) on goroutines of its own; nil until needed
 }
 
 // start allocates room for a stream of sizeHint bytes. The hint only
@@ -146,6 +155,9 @@ func (p *streamPut) start(sizeHint int64) error {
 		}
 	default:
 		err := p.addSeg(sizeHint)
+		if err == nil && sizeHint > streamChunk {
+			p.pipe = newPipe(p.dg, nil) // large: hash on the worker from the first byte
+		}
 		if errors.Is(err, ErrFull) {
 			if s.dir != "" {
 				return p.toDisk(sizeHint)
@@ -232,10 +244,10 @@ func (p *streamPut) segRoom() int {
 func (p *streamPut) emitMem(b []byte) {
 	p.n += int64(len(b))
 	if p.pipe == nil && p.n > streamChunk {
-		p.pipe = newPipe(p.dg)
+		p.pipe = newPipe(p.dg, nil)
 	}
 	if p.pipe != nil {
-		p.pipe.work <- pipeItem{b: b}
+		p.pipe.send(pipeItem{b: b})
 		return
 	}
 	_, _ = p.dg.Write(b)
@@ -250,7 +262,7 @@ func (p *streamPut) emitDisk(b []byte, chunk *[]byte) error {
 		}
 	}
 	p.n += int64(len(b))
-	p.pipe.work <- pipeItem{b: b, chunk: chunk, f: p.f}
+	p.pipe.send(pipeItem{b: b, chunk: chunk})
 	return nil
 }
 
@@ -330,7 +342,7 @@ func (p *streamPut) reserveMem(n int64) error {
 
 // toDisk moves the stream to a temp file, reserving sizeHint bytes of disk
 // up front when known. The bytes read so far are written here; all later
-// ones go through the pipe, in order.
+// ones go through a new pipe, in order.
 func (p *streamPut) toDisk(sizeHint int64) error {
 	s := p.s
 	if err := p.reserveDisk(max(sizeHint, p.n)); err != nil {
@@ -346,11 +358,14 @@ func (p *streamPut) toDisk(sizeHint int64) error {
 			return fmt.Errorf("write spill file: %w", err)
 		}
 	}
+	// The hasher may still be reading the segments: they stay reserved
+	// until it is done with them.
+	if err := p.finishPipe(); err != nil {
+		return err
+	}
 	p.segs = nil
 	p.releaseMem()
-	if p.pipe == nil {
-		p.pipe = newPipe(p.dg)
-	}
+	p.pipe = newPipe(p.dg, f)
 	return nil
 }
 
@@ -385,12 +400,13 @@ func (p *streamPut) releaseMem() {
 	p.memRes = 0
 }
 
-// finishPipe waits for the hasher to process everything sent to it.
+// finishPipe waits for the hasher to process everything handed to it (it
+// gives up when the context is done or the store closes).
 func (p *streamPut) finishPipe() error {
 	if p.pipe == nil {
 		return nil
 	}
-	err := p.pipe.close()
+	err := p.pipe.finish(p.ctx, p.s.closing)
 	p.pipe = nil
 	return err
 }
@@ -504,7 +520,10 @@ func (p *streamPut) commit(c cid.Cid) error {
 
 // abort releases whatever an unfinished stream still holds.
 func (p *streamPut) abort() {
-	_ = p.finishPipe()
+	if p.pipe != nil {
+		p.pipe.abandon()
+		p.pipe = nil
+	}
 	p.segs = nil
 	p.releaseMem()
 	if p.f != nil {
@@ -520,74 +539,4 @@ func (p *streamPut) abort() {
 		p.s.mu.Unlock()
 		p.diskRes = 0
 	}
-}
-
-// pipe hashes, and writes to a file, the chunks a stream reads, on its own
-// goroutine, so that reading, hashing and writing overlap.
-type pipe struct {
-	dg     *digester
-	work   chan pipeItem
-	free   chan *[]byte // chunk buffers the worker is done with
-	chunks int          // chunk buffers taken from chunkPool
-	done   chan struct{}
-	failed atomic.Bool
-	err    error // first write error; read after done
-}
-
-type pipeItem struct {
-	b     []byte
-	chunk *[]byte  // buffer holding b, returned to free when done
-	f     *os.File // write b here after hashing it, if set
-}
-
-func newPipe(dg *digester) *pipe {
-	pp := &pipe{
-		dg:   dg,
-		work: make(chan pipeItem, pipeDepth),
-		free: make(chan *[]byte, pipeDepth),
-		done: make(chan struct{}),
-	}
-	go pp.loop()
-	return pp
-}
-
-func (pp *pipe) loop() {
-	defer close(pp.done)
-	for it := range pp.work {
-		_, _ = pp.dg.Write(it.b)
-		if it.f != nil && pp.err == nil {
-			if _, err := it.f.Write(it.b); err != nil {
-				pp.err = fmt.Errorf("write spill file: %w", err)
-				pp.failed.Store(true)
-			}
-		}
-		if it.chunk != nil {
-			pp.free <- it.chunk
-		}
-	}
-}
-
-// getChunk returns a free chunk buffer, waiting for the worker when all
-// pipeDepth buffers are in flight.
-func (pp *pipe) getChunk() *[]byte {
-	select {
-	case c := <-pp.free:
-		return c
-	default:
-	}
-	if pp.chunks < pipeDepth {
-		pp.chunks++
-		return chunkPool.Get().(*[]byte)
-	}
-	return <-pp.free
-}
-
-// close waits for the worker to finish and returns its error.
-func (pp *pipe) close() error {
-	close(pp.work)
-	<-pp.done
-	for range len(pp.free) {
-		chunkPool.Put(<-pp.free)
-	}
-	return pp.err
 }

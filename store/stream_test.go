@@ -139,6 +139,7 @@ func TestPutStreamFailuresStoreNothing(t *testing.T) {
 			defer cancel()
 			_, _, err = s.PutStream(cctx, tt.reader(cancel), tt.hint)
 			require.ErrorIs(t, err, tt.wantErr)
+			requireNoWorkers(t)
 			st := s.Stats()
 			require.Equal(t, 1, st.Objects)
 			require.True(t, s.Has(keep))
@@ -245,6 +246,7 @@ func TestStreamVerifiedMismatchOnDisk(t *testing.T) {
 	n, err := s.PutStreamVerified(ctx, want, bytes.NewReader(obj(2, 3<<20)), -1)
 	var me *MismatchError
 	require.ErrorAs(t, err, &me)
+	requireNoWorkers(t)
 	require.Equal(t, int64(3<<20), n)
 	require.Equal(t, sum(obj(2, 3<<20)), me.Got)
 	require.Zero(t, s.Stats().Objects)
@@ -287,6 +289,7 @@ func TestCloseDoesNotWaitForBlockedStream(t *testing.T) {
 		require.NoError(t, s.Close())
 		close(r.unblock)
 		require.ErrorIs(t, <-done, ErrClosed)
+		requireNoWorkers(t)
 		require.Empty(t, tempFiles(t, dir))
 		require.Empty(t, spillFiles(t, dir))
 	}
