@@ -287,8 +287,11 @@ type resumer struct {
 func (r *resumer) open() error {
 	for {
 		p, ok := r.next()
+		if !ok && !r.content.Defined() && len(r.errs) == 0 {
+			return fmt.Errorf("no peer in the swarm holds it: %w", ErrUnknownRef)
+		}
 		if !ok {
-			return fmt.Errorf("no other holder to fetch %s from: %w", r.ref, ErrUnknownRef)
+			return fmt.Errorf("no other peer in the swarm holds it: %w", ErrUnknownRef)
 		}
 		if p == r.n.net.ID() {
 			continue

@@ -62,7 +62,7 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 						args[0], i+1, args[0], params, strings.TrimSuffix(strings.Repeat("1,", params), ","))
 				}
 			}
-			res, err := c.Map(ctx, api.MapRequest{Func: args[0], Args: calls, Wait: true, Timeout: api.Duration(timeout), On: on})
+			res, err := c.Map(ctx, api.MapRequest{Func: args[0], Args: calls, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on})
 			if err != nil {
 				return t.remoteErr(err)
 			}

@@ -79,7 +79,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newNodeCmd(&opts),
 		newRunCmd(&opts), newMapCmd(&opts), newSubmitCmd(&opts),
-		newGetCmd(&opts), newPutCmd(&opts), newFetchCmd(&opts),
+		newGetCmd(&opts), newPutCmd(&opts), newFetchCmd(&opts), newFreeCmd(&opts),
 		newIDCmd(&opts), newPeersCmd(&opts), newStatsCmd(&opts), newFunctionsCmd(&opts),
 	)
 	return root

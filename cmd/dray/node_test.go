@@ -307,6 +307,10 @@ func TestNodes(t *testing.T) {
 		assert.GreaterOrEqual(t, st.Net.BytesRecv, uint64(len(data)))
 		assert.GreaterOrEqual(t, st.Store.Objects, 1)
 		assert.Equal(t, 2, st.Sched.Slots)
+
+		// The API kept a ref for the fetched value; free drops it, once.
+		assert.Equal(t, c+" freed\n", ok(t, p2.api, "free", c))
+		assert.Equal(t, c+" not kept\n", ok(t, p2.api, "free", c))
 	})
 
 	t.Run("placement with --on", func(t *testing.T) {
@@ -377,6 +381,7 @@ func TestNodes(t *testing.T) {
 			{[]string{"put", "/nonexistent/file"}, "no such file"},
 			{[]string{"submit", "add", "x", "1"}, "invalid JSON"},
 			{[]string{"fetch", "notacid"}, `bad CID "notacid"`},
+			{[]string{"free", "notacid"}, `bad CID "notacid"`},
 			{[]string{"fetch", "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"}, "no peer in the swarm holds it"},
 		} {
 			out, errOut, code := at(t, p1.api, tc.args...)

@@ -43,7 +43,7 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 				return err
 			}
 			res, err := t.client().Call(cmd.Context(), api.CallRequest{
-				Func: args[0], Args: raw, Wait: true, Timeout: api.Duration(timeout), On: on,
+				Func: args[0], Args: raw, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on,
 			})
 			if errors.Is(err, api.ErrNoNode) && !t.explicit {
 				if on != "" {

@@ -182,6 +182,36 @@ func TestRefsOutliveTheRequest(t *testing.T) {
 	}
 }
 
+// TestFree forgets refs: a waited call with Free keeps none, DELETE
+// /v1/refs/{cid} drops one the server kept (and says whether it did), and
+// a ref handed out twice survives one Free.
+func TestFree(t *testing.T) {
+	f := start(t, api.Options{})
+	ctx := context.Background()
+	base := f.srv.Refs()
+	res, err := f.c.Call(ctx, api.CallRequest{Func: "add", Args: raws("1", "2"), Wait: true, Free: true})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"3"}, strs(res.Results))
+	assert.Equal(t, base, f.srv.Refs(), "a waited call with free kept its refs")
+	calls, err := f.c.Map(ctx, api.MapRequest{Func: "add", Args: [][]json.RawMessage{raws("1", "3"), raws("2", "3")}, Wait: true, Free: true})
+	require.NoError(t, err)
+	require.Len(t, calls, 2)
+	assert.Equal(t, base, f.srv.Refs(), "a waited map with free kept its refs")
+
+	kept, err := f.c.Call(ctx, api.CallRequest{Func: "add", Args: raws("5", "5")})
+	require.NoError(t, err)
+	_, err = f.c.Call(ctx, api.CallRequest{Func: "add", Args: raws("5", "5"), Wait: true, Free: true})
+	require.NoError(t, err)
+	assert.Equal(t, base+1, f.srv.Refs(), "a free of a ref handed out twice dropped it")
+	ok, err := f.c.Free(ctx, kept.Refs[0])
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, base, f.srv.Refs())
+	ok, err = f.c.Free(ctx, kept.Refs[0])
+	require.NoError(t, err)
+	assert.False(t, ok, "a second free found the ref still kept")
+}
+
 func TestMap(t *testing.T) {
 	f := start(t, api.Options{})
 	ctx := context.Background()

@@ -141,6 +141,15 @@ func (c *Client) Fetch(ctx context.Context, id cid.Cid, timeout time.Duration) (
 	return out, c.doJSON(ctx, http.MethodPost, cidPath("/v1/fetch/", id, "", timeout), nil, &out)
 }
 
+// Free tells the server to forget the ref it keeps for id, so the object is
+// freed unless something else holds it. It reports whether the server kept
+// one.
+func (c *Client) Free(ctx context.Context, id cid.Cid) (bool, error) {
+	var out FreeResult
+	err := c.doJSON(ctx, http.MethodDelete, "/v1/refs/"+id.String(), nil, &out)
+	return out.Kept, err
+}
+
 // Stats returns a snapshot of the node's tables: objects, tasks, scheduler
 // queues, object store and swarm traffic.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {

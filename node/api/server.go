@@ -61,7 +61,7 @@ type Server struct {
 	cancel  context.CancelFunc
 
 	mu     sync.Mutex
-	refs   map[cid.Cid]node.ObjectRef
+	refs   map[cid.Cid]*kept
 	addr   string
 	closed bool
 }
@@ -74,7 +74,7 @@ func NewServer(n *node.Node, opts Options) *Server {
 		opts:    opts,
 		log:     opts.Logger,
 		maxBody: opts.MaxRequestBytes,
-		refs:    make(map[cid.Cid]node.ObjectRef),
+		refs:    make(map[cid.Cid]*kept),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -94,6 +94,7 @@ func NewServer(n *node.Node, opts Options) *Server {
 	mux.HandleFunc("POST /v1/put", s.handlePut)
 	mux.HandleFunc("POST /v1/fetch/{cid}", s.handleFetch)
 	mux.HandleFunc("GET /v1/stats", s.handleStats)
+	mux.HandleFunc("DELETE /v1/refs/{cid}", s.handleFree)
 	mux.HandleFunc("/", s.handleUnknown)
 	s.mux = mux
 	s.hs = &http.Server{
@@ -171,6 +172,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
 }
 
+// kept is a ref the server keeps for a CID it handed out, and how many
+// answers handed it out.
+type kept struct {
+	ref   node.ObjectRef
+	count int
+}
+
 // keep records refs in the table so their CIDs stay valid.
 func (s *Server) keep(refs ...node.ObjectRef) {
 	s.mu.Lock()
@@ -179,8 +187,24 @@ func (s *Server) keep(refs ...node.ObjectRef) {
 		return
 	}
 	for _, r := range refs {
-		if _, ok := s.refs[r.CID()]; !ok {
-			s.refs[r.CID()] = r
+		if k := s.refs[r.CID()]; k != nil {
+			k.count++
+		} else {
+			s.refs[r.CID()] = &kept{ref: r, count: 1}
+		}
+	}
+}
+
+// unkeep undoes one keep of each ref: a waited call whose request asked to
+// free its refs once answered.
+func (s *Server) unkeep(refs ...node.ObjectRef) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range refs {
+		if k := s.refs[r.CID()]; k != nil {
+			if k.count--; k.count <= 0 {
+				delete(s.refs, r.CID())
+			}
 		}
 	}
 }
@@ -189,10 +213,10 @@ func (s *Server) keep(refs ...node.ObjectRef) {
 // node (an object it tracks, holds in its store, or finds in the swarm).
 func (s *Server) ref(ctx context.Context, c cid.Cid) (node.ObjectRef, error) {
 	s.mu.Lock()
-	r, ok := s.refs[c]
+	k, ok := s.refs[c]
 	s.mu.Unlock()
 	if ok {
-		return r, nil
+		return k.ref, nil
 	}
 	return s.n.Resolve(ctx, c)
 }
@@ -267,6 +291,9 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	}
 	s.keep(refs...)
 	res, err := s.result(ctx, fn, refs, req.Wait, req.Timeout)
+	if req.Free && req.Wait {
+		s.unkeep(refs...)
+	}
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -307,6 +334,13 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.keep(refs[i]...)
+	}
+	if req.Free && req.Wait {
+		defer func() {
+			for _, rs := range refs {
+				s.unkeep(rs...)
+			}
+		}()
 	}
 	out := MapResult{Calls: make([]CallResult, len(refs))}
 	for i := range refs {
@@ -444,6 +478,21 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, PutResult{CID: ref.CID()})
 }
 
+// handleFree forgets the ref the server keeps for a CID, so the object is
+// freed unless something else holds it.
+func (s *Server) handleFree(w http.ResponseWriter, r *http.Request) {
+	c, err := cid.Decode(r.PathValue("cid"))
+	if err != nil {
+		s.fail(w, badRequest(fmt.Sprintf("bad CID %q: %v", r.PathValue("cid"), err)))
+		return
+	}
+	s.mu.Lock()
+	_, ok := s.refs[c]
+	delete(s.refs, c)
+	s.mu.Unlock()
+	s.reply(w, FreeResult{CID: c, Kept: ok})
+}
+
 func (s *Server) handleUnknown(w http.ResponseWriter, r *http.Request) {
 	methods := map[string]string{
 		"/v1/id": "GET", "/v1/peers": "GET", "/v1/functions": "GET",
@@ -456,6 +505,8 @@ func (s *Server) handleUnknown(w http.ResponseWriter, r *http.Request) {
 		want, ok = "GET", true
 	case strings.HasPrefix(r.URL.Path, "/v1/fetch/"):
 		want, ok = "POST", true
+	case strings.HasPrefix(r.URL.Path, "/v1/refs/"):
+		want, ok = "DELETE", true
 	}
 	if ok {
 		w.Header().Set("Allow", want)

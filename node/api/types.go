@@ -70,6 +70,10 @@ type CallRequest struct {
 	Wait    bool              `json:"wait,omitempty"`
 	Timeout Duration          `json:"timeout,omitempty"`
 	On      string            `json:"on,omitempty"` // peer ID to run on
+	// Free, with Wait, lets the server forget the call's refs once it has
+	// answered with the values (dray run does this): the objects are freed
+	// unless something else holds them.
+	Free bool `json:"free,omitempty"`
 }
 
 // CallResult is the answer of a call: one ref per result of the function,
@@ -89,6 +93,8 @@ type MapRequest struct {
 	Wait    bool                `json:"wait,omitempty"`
 	Timeout Duration            `json:"timeout,omitempty"`
 	On      string              `json:"on,omitempty"` // peer ID to run on
+	// Free is CallRequest.Free for every call.
+	Free bool `json:"free,omitempty"`
 }
 
 // MapResult is the answer of POST /v1/map: the calls in argument order.
@@ -105,4 +111,11 @@ type PutResult struct {
 type errorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+}
+
+// FreeResult is the answer of DELETE /v1/refs/{cid}: whether the server
+// kept a ref for the CID (and now no longer does).
+type FreeResult struct {
+	CID  cid.Cid `json:"cid"`
+	Kept bool    `json:"kept"`
 }
