@@ -34,7 +34,7 @@ func loopHost(t *testing.T, boot ...*p2p.Host) *p2p.Host {
 	return h
 }
 
-func loopNode(t *testing.T, h *p2p.Host) *Node {
+func loopNode(t *testing.T, h *p2p.Host, opts ...func(*Config)) *Node {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Slots = 1
@@ -42,6 +42,9 @@ func loopNode(t *testing.T, h *p2p.Host) *Node {
 	cfg.Store.Dir = t.TempDir()
 	cfg.Store.MemoryBudget = 64 << 20
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	for _, o := range opts {
+		o(&cfg)
+	}
 	n, err := New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = n.Close() })

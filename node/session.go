@@ -14,7 +14,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/dray-project/dray/p2p"
-	"github.com/dray-project/dray/sched"
 )
 
 // sessionProtocol carries tasks, their acknowledgements and completions,
@@ -252,8 +251,7 @@ func (n *Node) lost(ss *session) {
 		}
 	}
 	for _, t := range back {
-		t.sess = nil
-		_ = n.sched.Step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(ss.peer.String())})
+		n.takeBackLocked(t, ss.peer)
 	}
 	n.actLocked()
 	runs, fwds := n.takeRuns(), n.takeForwards()

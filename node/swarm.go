@@ -273,7 +273,7 @@ func (n *Node) peerLoop() {
 				return
 			}
 			if ev.Kind == p2p.PeerDisconnected {
-				n.step(sched.Event{Kind: sched.PeerGone, Peer: sched.PeerID(ev.Peer.String())})
+				n.peerGone(ev.Peer)
 				n.endLoans(ev.Peer)
 			}
 		}
@@ -329,7 +329,56 @@ func (n *Node) forwardLocked(t *task, to sched.PeerID) {
 	}
 	// Cannot hand it over: the scheduler takes it back.
 	n.log.Warn("cannot forward task", "task", t.id, "peer", to, "err", err)
+	t.peer, t.sess = "", nil
 	_ = n.sched.Step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(t.id.KeyString()), Peer: to})
+}
+
+// takeBackLocked gives the scheduler back t, which was handed to p and is
+// refused or lost there. The node forgets the hand-off first, so a
+// completion that still comes from p is stale and ignored.
+func (n *Node) takeBackLocked(t *task, p peer.ID) {
+	if t.peer != p || n.tasks[t.id.KeyString()] != t {
+		return // placed elsewhere or finished meanwhile
+	}
+	t.peer, t.sess = "", nil
+	_ = n.sched.Step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(p.String())})
+}
+
+// takeBack is takeBackLocked followed by the actions it leads to.
+func (n *Node) takeBack(t *task, p peer.ID) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.takeBackLocked(t, p)
+	n.actLocked()
+	runs, fwds := n.takeRuns(), n.takeForwards()
+	n.mu.Unlock()
+	n.start(runs)
+	n.sendForwards(fwds)
+}
+
+// peerGone tells the scheduler p is gone, after forgetting the hand-offs
+// to p (their completions can no longer come, and if p comes back they are
+// stale): the scheduler re-places those tasks.
+func (n *Node) peerGone(p peer.ID) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	for _, t := range n.tasks {
+		if t.peer == p {
+			t.peer, t.sess = "", nil
+		}
+	}
+	_ = n.sched.Step(sched.Event{Kind: sched.PeerGone, Peer: sched.PeerID(p.String())})
+	n.actLocked()
+	runs, fwds := n.takeRuns(), n.takeForwards()
+	n.mu.Unlock()
+	n.start(runs)
+	n.sendForwards(fwds)
 }
 
 // handArgsLocked returns t's arguments for a hand-off: values inline, ready
@@ -391,7 +440,7 @@ func (n *Node) dialForward(f forward) {
 	ss, err := n.sessionTo(f.peer)
 	if err != nil {
 		n.log.Debug("hand-off failed", "task", f.t.id, "peer", f.peer, "err", err)
-		n.step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(f.t.id.KeyString()), Peer: sched.PeerID(f.peer.String())})
+		n.takeBack(f.t, f.peer)
 		return
 	}
 	n.mu.Lock()
@@ -793,10 +842,9 @@ func (n *Node) handleRefuse(ss *session, payload []byte) {
 	n.log.Debug("task refused", "task", id, "peer", ss.peer, "why", r.Why)
 	n.mu.Lock()
 	t := n.tasks[id.KeyString()]
-	ours := t != nil && t.peer == ss.peer
 	n.mu.Unlock()
-	if ours {
-		n.step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(id.KeyString()), Peer: sched.PeerID(ss.peer.String())})
+	if t != nil {
+		n.takeBack(t, ss.peer)
 	}
 }
 

@@ -1,0 +1,89 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// napRegistry has one function: nap sleeps ms milliseconds and returns the
+// ID of the node that ran it.
+func napRegistry(t *testing.T) *Registry {
+	t.Helper()
+	reg := NewRegistry()
+	require.NoError(t, reg.Register("nap", func(ctx context.Context, ms int) (string, error) {
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		return FromContext(ctx).ID(), nil
+	}))
+	return reg
+}
+
+// TestLateCompletionAfterSessionLoss kills the session a task was handed
+// over on while the executor runs it. The owner takes the task back and
+// places it again; the executor's completion, which comes later on a new
+// session, is stale and must be ignored — before, it finished a task the
+// scheduler had queued again, and the scheduler's later Run of it named a
+// task the node had forgotten, leaking a slot.
+func TestLateCompletionAfterSessionLoss(t *testing.T) {
+	reg := napRegistry(t)
+	ha := loopHost(t)
+	hb := loopHost(t, ha)
+	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
+	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	deadline := time.Now().Add(20 * time.Second)
+	for a.Stats().Sched.Peers < 1 || b.Stats().Sched.Peers < 1 {
+		require.True(t, time.Now().Before(deadline), "the nodes never heard each other's beacons")
+		time.Sleep(20 * time.Millisecond) // poll: beacons come every 250 ms
+	}
+
+	// A's one slot is busy, so the task goes to B.
+	busy, err := a.CallWith(ctx, CallOptions{On: a.ID()}, "nap", 600)
+	require.NoError(t, err)
+	r, err := a.Call(ctx, "nap", 300)
+	require.NoError(t, err)
+	var ss *session
+	for ss == nil {
+		require.True(t, time.Now().Before(deadline), "the task never went to B")
+		a.smu.Lock()
+		ss = a.sessions[hb.ID()]
+		a.smu.Unlock()
+		time.Sleep(5 * time.Millisecond) // poll: the hand-off is asynchronous
+	}
+	for b.Stats().Net.TasksIn == 0 {
+		require.True(t, time.Now().Before(deadline), "B never got the task")
+		time.Sleep(5 * time.Millisecond)
+	}
+	// B looks full (one running, one queued), so A does not hand the task
+	// back to B at once; B's completion then finds it queued at A.
+	bq, err := b.CallWith(ctx, CallOptions{On: b.ID()}, "nap", 600)
+	require.NoError(t, err)
+	ss.close(errors.New("test: session lost"))
+	defer func() { _, _ = As[string](bq[0]).Get(ctx) }()
+
+	who, err := As[string](r[0]).Get(ctx)
+	require.NoError(t, err)
+	assert.Contains(t, []string{a.ID(), b.ID()}, who)
+	_, err = As[string](busy[0]).Get(ctx)
+	require.NoError(t, err)
+	// The scheduler and the node agree that nothing is left: no slot
+	// held, nothing queued or handed over.
+	for {
+		st := a.Stats()
+		q := st.Sched
+		if q.Running == 0 && q.Queued == 0 && q.Forwarded == 0 && q.Waiting == 0 && st.Tasks == 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "A's scheduler still has work after all finished: %+v (node tasks %d)", q, st.Tasks)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
