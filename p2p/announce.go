@@ -1,38 +1,40 @@
 package p2p
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p-kad-dht/amino"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	"github.com/libp2p/go-libp2p-kad-dht/provider"
+	"github.com/libp2p/go-libp2p-kad-dht/provider/keystore"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
-	ma "github.com/multiformats/go-multiaddr"
-	"google.golang.org/protobuf/proto"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // Defaults of the announcement queue (see Host.Announce).
 const (
-	// DefaultAnnounceBacklog is how many CIDs may wait to be announced
-	// (Config.AnnounceBacklog): 26 s of a 10k/s stream, some 30 MiB at most.
+	// DefaultAnnounceBacklog is how many CIDs may wait to be handed to the DHT
+	// provider, and how many handed over may wait for their first record to go out
+	// (Config.AnnounceBacklog): 26 s of a 10k/s stream, some 40 MiB at most, each.
 	DefaultAnnounceBacklog = 1 << 18
-	// DefaultAnnounceWorkers is how many batches are announced concurrently
-	// (Config.AnnounceWorkers).
+	// DefaultAnnounceWorkers is the size of the DHT provider's worker pool: how many
+	// keyspace regions are provided or reprovided at once (Config.AnnounceWorkers).
 	DefaultAnnounceWorkers = 4
-	// DefaultReprovideInterval is the reprovide period StartReprovider uses for a zero
-	// interval: kad-dht's, well inside the 48 h a provider record lives
-	// (ProviderRecordTTL).
+	// DefaultReprovideInterval is the period of the reprovide sweep: every CID the
+	// host keeps announcing is reprovided once per interval (plus at most an hour),
+	// well inside the 48 h a provider record lives (ProviderRecordTTL). It is also the
+	// period StartReprovider uses for a zero interval.
 	DefaultReprovideInterval = amino.DefaultReprovideInterval
 	// ProviderRecordTTL is how long DHT peers keep a provider record.
 	ProviderRecordTTL = amino.DefaultProvideValidity
@@ -40,92 +42,118 @@ const (
 
 // Internal limits and timings of the announcer.
 const (
-	// announceMaxBatch caps the CIDs one worker takes at once.
-	announceMaxBatch = 4096
-	// announceRecent is how many announced CIDs are remembered, so announcing one
-	// again soon after is coalesced.
-	announceRecent = 1 << 16
-	// announceMaxAttempts is how many times a CID whose record reached no peer is
-	// tried before it counts as failed.
-	announceMaxAttempts = 3
-	// announceRetry is the wait before the first retry; it doubles.
-	announceRetry = 500 * time.Millisecond
-	// announceNoPeersMin and Max bound the wait (doubling) for a first DHT peer.
-	announceNoPeersMin = 100 * time.Millisecond
-	announceNoPeersMax = 5 * time.Second
-	// announceSendTimeout bounds sending a batch's records to one peer, plus 1 ms a
-	// record.
-	announceSendTimeout = 10 * time.Second
-	// announcePeerSenders is how many peers one batch sends records to at once.
-	announcePeerSenders = 16
-	// announceProtectTag protects connections to peers being sent records.
-	announceProtectTag = "dray/announce"
+	// announceMaxBatch caps the CIDs handed to the provider at once.
+	announceMaxBatch = 1 << 14
+	// announceLinger is how long CIDs may wait in the queue for more to come, unless
+	// there are announceMaxBatch of them or Flush is waiting. The provider explores
+	// the keyspace region of every batch it is given (a lookup or more, even for one
+	// CID), so a stream of small Announce calls costs lookups at the rate of
+	// hand-overs: at most a few a second this way, whatever the stream's rate.
+	announceLinger = 200 * time.Millisecond
+	// sweepMaxReprovideDelay bounds how late the sweep may reprovide a region whose
+	// peers changed (kad-dht's default).
+	sweepMaxReprovideDelay = provider.DefaultMaxReprovideDelay
+	// sweepOfflineDelay is how long the provider may go without peers before it
+	// drops its queue of pending provides. Never, in practice: the queue is bounded
+	// by the in-flight limit (Config.AnnounceBacklog), and what it holds must still
+	// be announced when peers come back.
+	sweepOfflineDelay = 100 * 365 * 24 * time.Hour
+	// flushPollMin and flushPollMax bound the interval (doubling) at which Flush
+	// polls the provider for running provides.
+	flushPollMin = 200 * time.Microsecond
+	flushPollMax = 10 * time.Millisecond
+	// sweepLoggerName is the go-log logger of the DHT provider.
+	sweepLoggerName = "dray/p2p/provider"
 )
 
 // AnnounceStats are counters of the announcement queue (see Host.Announce). Counters
 // are totals since the Host started.
 type AnnounceStats struct {
-	// Queued is how many CIDs wait for a worker.
+	// Queued is how many CIDs wait to be handed to the DHT provider: while the host
+	// has no peers yet, while the provider is disconnected, or while InFlight is at
+	// its bound.
 	Queued int
-	// InFlight is how many CIDs workers hold: being announced, waiting to be retried,
-	// or waiting for a first DHT peer.
+	// InFlight is how many CIDs the provider holds whose first provider record has
+	// not reached any peer yet (including CIDs it retries after a failure).
 	InFlight int
-	// Announced counts CIDs whose provider record was sent to at least one DHT peer
-	// (all of their k closest peers, barring failures).
+	// Announced counts CIDs whose first provider record was sent to at least one DHT
+	// peer. The provider sends every record to all of the CID's k closest peers.
 	Announced uint64
-	// Failed counts CIDs given up on: their record reached no peer after retries. It
-	// also counts undefined CIDs passed to Announce.
+	// Failed counts undefined CIDs passed to Announce, and CIDs the keystore could
+	// not record.
 	Failed uint64
 	// Dropped counts CIDs discarded unannounced: the oldest queued CIDs when the
-	// backlog was full, and CIDs passed to Announce after Close.
+	// backlog was full, CIDs passed to Announce after Close, and CIDs queued or in
+	// flight when the host closed.
 	Dropped uint64
-	// Coalesced counts Announce calls for a CID already queued, in flight, or
-	// announced recently.
+	// Coalesced counts Announce calls for a CID that was already queued or in flight,
+	// or already in the keystore: announced before, and still reprovided.
 	Coalesced uint64
-	// Reprovided counts CIDs queued again by the reprovider (StartReprovider).
+	// Reprovided counts CIDs whose records the provider sent again: the reprovide
+	// sweep (each kept CID once per DefaultReprovideInterval), CIDs provided again
+	// after a partial failure, and CIDs handed over as the provider first came online,
+	// which both its first reprovide and the provide of the CIDs may send.
 	Reprovided uint64
-	// Lookups counts DHT lookups made to place records.
+	// Lookups counts the DHT lookups (GetClosestPeers) the provider made: to explore
+	// keyspace regions, to provide one or two CIDs alone, to estimate the network
+	// size and to check connectivity.
 	Lookups uint64
-	// Records counts provider records (ADD_PROVIDER messages) sent.
+	// Records counts provider records (ADD_PROVIDER messages) sent, first
+	// announcements and reprovides alike.
 	Records uint64
 }
 
 // KeySource lists the CIDs a host still holds, for StartReprovider: it calls yield
-// for each and stops early (returning nil) when yield returns false. yield waits
-// while the announcement backlog is more than half full, so a source should not hold
-// locks the rest of the program needs while it iterates.
+// for each and stops early (returning nil) when yield returns false, or when ctx ends
+// (the host closes). yield waits while the keystore takes the CIDs in, so a source
+// should not hold locks the rest of the program needs while it iterates. An error
+// abandons the keystore sync: the keystore keeps its previous content.
 type KeySource func(ctx context.Context, yield func(cid.Cid) bool) error
 
 // Announce queues CIDs to be announced in the DHT: provider records saying this host
 // holds them go to the k peers closest to each CID, and to the local record store.
-// It never blocks on the network and returns at once.
+// It never blocks on the network and returns at once. The records are sent by
+// go-libp2p-kad-dht's sweeping provider (provider.SweepingProvider), which also
+// keeps every announced CID in its keystore and reprovides it, region by region of
+// the keyspace, every DefaultReprovideInterval (see StartReprovider).
 //
-// Duplicates coalesce: a CID already queued, being announced, or announced
-// recently (the last 64Ki) is not queued again. The backlog is bounded by
-// Config.AnnounceBacklog: when it is full, the oldest queued CID is dropped
-// (AnnounceStats.Dropped). Undefined CIDs are counted as failed. See AnnounceStats
-// for the outcome and Flush to wait for the backlog to drain.
+// Duplicates coalesce: a CID already queued, in flight, or in the keystore is not
+// announced again. The backlog is bounded by Config.AnnounceBacklog: when it is
+// full, the oldest queued CID is dropped (AnnounceStats.Dropped). Undefined CIDs are
+// counted as failed. See AnnounceStats for the outcome and Flush to wait for the
+// backlog to drain.
 //
-// Workers take everything queued (up to 4096 CIDs) at once and place the records of
-// the whole batch with a few DHT lookups, not one per CID. While the routing table is
-// empty the backlog waits for a peer. Records expire (ProviderRecordTTL); see
-// StartReprovider.
+// CIDs wait in the backlog until the host has a DHT peer and the provider is online;
+// then they are handed over in batches of up to 16384, at most 200 ms after they
+// were queued (at once while Flush waits). The provider sorts them by keyspace region
+// and places the records of a whole region with a few DHT lookups, not one per CID.
 func (n *Host) Announce(cs ...cid.Cid) { n.ann.announce(cs) }
 
 // AnnounceStats returns the announcement queue's counters.
 func (n *Host) AnnounceStats() AnnounceStats { return n.ann.stats() }
 
-// Flush waits until no announcement is queued or in flight. It fails if ctx ends
-// first (also matching ErrNoPeers if the routing table is empty) or the host is
-// closed (ErrClosed). Announcements that failed are in AnnounceStats.Failed.
+// Flush waits until no announcement is queued or in flight, and no provide or
+// reprovide operation of the provider is running: the records of every CID announced
+// so far have been sent to its closest peers (or the CID was dropped, failed or
+// coalesced). It may so wait for the end of a reprovide of the sweep. A peer stores a
+// record as it reads it from its stream, a moment later: the DHT's ADD_PROVIDER
+// message has no reply. Flush fails if ctx ends first (also matching ErrNoPeers if the
+// routing table is empty) or the host is closed (ErrClosed). The provider retries
+// failed sends by itself, so a CID never leaves InFlight unsent.
 func (n *Host) Flush(ctx context.Context) error { return n.ann.flush(ctx) }
 
-// StartReprovider re-announces, every interval (DefaultReprovideInterval if zero),
-// every CID keys yields, so their provider records do not expire while this host
-// still holds the data. The first round is one interval after the call: CIDs held at
-// start are expected to be announced with Announce (or to have been, less than an
-// interval ago, by the previous run). Rounds bypass the "announced recently" filter
-// and never drop: they wait for room in the backlog. It can be started once per Host.
+// StartReprovider syncs the provider's keystore with keys now and then every
+// interval (DefaultReprovideInterval if zero): the keystore's content is replaced by
+// the CIDs keys yields, concurrent Announce calls included (go-libp2p-kad-dht's
+// ResettableKeystore.ResetCids, as kubo does it). CIDs the host no longer holds stop
+// being reprovided, and held CIDs missing from the keystore (after a restart: the
+// keystore lives in memory) join the reprovide sweep. The sweep itself reprovides the
+// keystore every DefaultReprovideInterval whatever interval is; a CID that enters the
+// keystore only through a sync is first provided when its region's turn comes (or
+// when the provider first comes online), so announce new CIDs with Announce.
+//
+// Without a reprovider, every CID announced stays in the keystore, and is
+// reprovided, until the host closes. It can be started once per Host.
 func (n *Host) StartReprovider(interval time.Duration, keys KeySource) error {
 	if keys == nil {
 		return errors.New("p2p: start reprovider: nil key source")
@@ -139,157 +167,159 @@ func (n *Host) StartReprovider(interval time.Duration, keys KeySource) error {
 	return n.ann.startReprovider(interval, keys)
 }
 
-// recordSender delivers provider records; streamSender is the real one.
-type recordSender interface {
-	// SendRecords sends p a provider record (self provides key) for each of keys and
-	// returns nil once p has stored them all.
-	SendRecords(ctx context.Context, p peer.ID, keys [][]byte, self peer.AddrInfo) error
+// trackingSender is the DHT's message sender, reporting every provider record sent.
+type trackingSender struct {
+	pb.MessageSender
+	sent func(key []byte)
 }
 
-// streamSender sends provider records on one DHT stream per call: ADD_PROVIDER
-// messages written back to back through a buffer (the DHT's own sender makes a
-// write, a yamux frame and a TLS record of each), then the write side is closed. The
-// DHT handler on the peer handles the messages in order and closes the stream once it
-// reads the end, or resets it on a message it rejects: a clean end of stream is the
-// acknowledgement that every record was stored.
-type streamSender struct {
-	h     host.Host
-	proto protocol.ID // the DHT protocol, e.g. /dray/kad/1.0.0
+// SendMessage implements pb.MessageSender.
+func (s trackingSender) SendMessage(ctx context.Context, p peer.ID, m *pb.Message) error {
+	err := s.MessageSender.SendMessage(ctx, p, m)
+	if err == nil && m.GetType() == pb.Message_ADD_PROVIDER {
+		s.sent(m.GetKey())
+	}
+	return err
 }
 
-// SendRecords implements recordSender.
-func (s streamSender) SendRecords(ctx context.Context, p peer.ID, keys [][]byte, self peer.AddrInfo) (err error) {
-	st, err := s.h.NewStream(ctx, p, s.proto)
-	if err != nil {
-		return fmt.Errorf("p2p: open DHT stream to %s: %w", p, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = st.Reset()
-		}
-	}()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = st.SetDeadline(dl)
-	}
-	pmes := pb.NewMessage(pb.Message_ADD_PROVIDER, nil, 0)
-	pmes.ProviderPeers = pb.RawPeerInfosToPBPeers([]peer.AddrInfo{self})
-	w := bufio.NewWriterSize(st, 64<<10)
-	var (
-		msg []byte
-		hdr [binary.MaxVarintLen64]byte
-	)
-	for _, k := range keys {
-		pmes.Key = k
-		if msg, err = (proto.MarshalOptions{}).MarshalAppend(msg[:0], pmes); err != nil {
-			return fmt.Errorf("p2p: encode provider record: %w", err)
-		}
-		if _, err = w.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(msg)))]); err == nil {
-			_, err = w.Write(msg)
-		}
-		if err != nil {
-			return fmt.Errorf("p2p: send provider records to %s: %w", p, err)
-		}
-	}
-	if err = w.Flush(); err == nil {
-		err = st.CloseWrite()
-	}
-	if err != nil {
-		return fmt.Errorf("p2p: send provider records to %s: %w", p, err)
-	}
-	if _, err = io.Copy(io.Discard, st); err != nil {
-		return fmt.Errorf("p2p: provider records to %s not acknowledged: %w", p, err)
-	}
-	return st.Close()
+// countingRouter is the DHT's lookup, counted.
+type countingRouter struct {
+	r provider.KadClosestPeersRouter
+	n *atomic.Uint64
 }
 
-// announceDeps is what the announcer needs from the host and the DHT.
-type announceDeps struct {
-	self      peer.ID
-	k         int // replication factor
-	router    closestPeersRouter
-	sender    recordSender
-	addLocal  func(ctx context.Context, key []byte) error
-	selfAddrs func() []ma.Multiaddr
-	rtSize    func() int
-	protect   func(p peer.ID, tag string, on bool)
+// GetClosestPeers implements provider.KadClosestPeersRouter.
+func (c countingRouter) GetClosestPeers(ctx context.Context, key string) ([]peer.ID, error) {
+	c.n.Add(1)
+	return c.r.GetClosestPeers(ctx, key)
 }
 
-type annEntry struct {
-	c        cid.Cid
-	attempts uint8
-}
+// Key states in announcer.known.
+const (
+	keyQueued   = false
+	keyInFlight = true
+)
 
-// announcer is the queue and workers behind Host.Announce.
+// announcer is the queue in front of the sweeping provider behind Host.Announce,
+// and the keystore sync behind StartReprovider.
 type announcer struct {
-	d       announceDeps
+	h       host.Host
+	kad     *dht.IpfsDHT
 	bound   int
 	workers int
 	log     *slog.Logger
-	sweep   *sweeper
+	// sweepInterval is the provider's reprovide period; tests shorten it before the
+	// provider starts.
+	sweepInterval time.Duration
+	linger        time.Duration // announceLinger; tests set 0
 
-	// Waits and sizes; tests shorten them.
-	retryBase, noPeersMin, noPeersMax time.Duration
-	recent                            int // announced keys remembered
+	ksStore ds.Batching // in memory: the keystore's
+	spStore ds.Batching // in memory: the provider's schedule state
+	ks      *keystore.ResettableKeystore
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	wake   chan struct{}
+	wake   chan struct{} // work may be ready for the hand-over loop
+	peer   chan struct{} // the host connected to a peer
 
 	mu       sync.Mutex
-	queue    ring[annEntry]
-	known    map[string]bool // key: false = queued or in flight, true = announced recently
-	history  ring[string]    // recently announced keys, oldest first (at most announceRecent)
+	sp       *provider.SweepingProvider // nil until the host has a peer
+	online   bool                       // the provider's connectivity state
+	queue    ring[mh.Multihash]
+	known    map[string]bool // multihash bytes: keyQueued or keyInFlight
 	inflight int
+	since    time.Time     // when the oldest queued CID was queued
+	flushing int           // Flush calls waiting: hand over at once
 	idle     chan struct{} // nil when idle, closed when the work is done
-	room     chan struct{} // closed when the queue falls under half the bound
 	closed   bool
 	reprov   bool
 
 	announced, failed, dropped, coalesced, reprovided, lookups, records atomic.Uint64
+	inflightN                                                           atomic.Int64 // mirrors inflight, read without mu
 }
 
-func newAnnouncer(d announceDeps, bound, workers int, log *slog.Logger) *announcer {
+func newAnnouncer(h host.Host, kad *dht.IpfsDHT, bound, workers int, log *slog.Logger) (*announcer, error) {
+	ksStore := dssync.MutexWrap(ds.NewMapDatastore())
+	// No bit-path prefix in the keys: it serves prefix queries of ordered
+	// datastores, and a map scans everything anyway. It saves 30 B a key.
+	ks, err := keystore.NewResettableKeystore(ksStore, keystore.KeystoreOption(
+		keystore.WithLoggerName(sweepLoggerName), keystore.WithPrefixBits(0)))
+	if err != nil {
+		return nil, fmt.Errorf("p2p: provider keystore: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &announcer{
-		d:          d,
-		bound:      bound,
-		workers:    workers,
-		log:        log,
-		retryBase:  announceRetry,
-		noPeersMin: announceNoPeersMin,
-		noPeersMax: announceNoPeersMax,
-		recent:     announceRecent,
-		ctx:        ctx,
-		cancel:     cancel,
-		wake:       make(chan struct{}, 1),
-		known:      make(map[string]bool),
-	}
-	a.sweep = &sweeper{router: d.router, k: d.k, lookups: func() { a.lookups.Add(1) }, now: time.Now}
-	return a
+	return &announcer{
+		h:             h,
+		kad:           kad,
+		bound:         bound,
+		workers:       workers,
+		log:           log,
+		sweepInterval: DefaultReprovideInterval,
+		linger:        announceLinger,
+		ksStore:       ksStore,
+		spStore:       dssync.MutexWrap(ds.NewMapDatastore()),
+		ks:            ks,
+		ctx:           ctx,
+		cancel:        cancel,
+		wake:          make(chan struct{}, 1),
+		peer:          make(chan struct{}, 1),
+		known:         make(map[string]bool),
+	}, nil
 }
 
-// start runs the workers.
-func (a *announcer) start() {
-	for i := range a.workers {
-		tag := fmt.Sprintf("%s/%d", announceProtectTag, i)
-		a.wg.Go(func() { a.work(tag) })
-	}
-}
+// start runs the hand-over loop, which starts the provider once the host has a peer.
+func (a *announcer) start() { a.wg.Go(a.run) }
 
-// close stops the workers and the reprovider and waits for them.
-func (a *announcer) close() {
-	a.mu.Lock()
-	a.closed = true
-	a.mu.Unlock()
-	a.cancel()
-	a.wg.Wait()
+// peerConnected tells the announcer the host has a peer. It never blocks.
+func (a *announcer) peerConnected() {
+	select {
+	case a.peer <- struct{}{}:
+	default:
+	}
 }
 
 func (a *announcer) signal() {
 	select {
 	case a.wake <- struct{}{}:
 	default:
+	}
+}
+
+// close stops the loops and the provider, and waits for them.
+func (a *announcer) close() {
+	a.mu.Lock()
+	a.closed = true
+	a.dropped.Add(uint64(len(a.known)))
+	a.queue = ring[mh.Multihash]{}
+	clear(a.known)
+	a.setInflightLocked(0)
+	a.closeIdleLocked()
+	sp := a.sp
+	a.mu.Unlock()
+	a.cancel()
+	a.wg.Wait()
+	if sp != nil {
+		if err := sp.Close(); err != nil {
+			a.log.Debug("closing the DHT provider", "err", err)
+		}
+	}
+	if err := a.ks.Close(); err != nil {
+		a.log.Debug("closing the provider keystore", "err", err)
+	}
+	_ = a.spStore.Close()
+	_ = a.ksStore.Close()
+}
+
+func (a *announcer) setInflightLocked(n int) {
+	a.inflight = n
+	a.inflightN.Store(int64(n))
+}
+
+func (a *announcer) closeIdleLocked() {
+	if a.idle != nil && a.inflight == 0 && a.queue.len() == 0 {
+		close(a.idle)
+		a.idle = nil
 	}
 }
 
@@ -306,99 +336,29 @@ func (a *announcer) announce(cs []cid.Cid) {
 			a.failed.Add(1)
 			continue
 		}
-		if a.enqueueLocked(c, false) {
-			queued = true
+		h := c.Hash()
+		if _, ok := a.known[string(h)]; ok {
+			a.coalesced.Add(1)
+			continue
 		}
+		if a.queue.len() >= a.bound {
+			delete(a.known, string(a.queue.popFront()))
+			a.dropped.Add(1)
+		}
+		if a.queue.len() == 0 {
+			a.since = time.Now()
+		}
+		a.queue.pushBack(h)
+		a.known[string(h)] = keyQueued
+		if a.idle == nil {
+			a.idle = make(chan struct{})
+		}
+		queued = true
 	}
 	a.mu.Unlock()
 	if queued {
 		a.signal()
 	}
-}
-
-// enqueueLocked queues c unless it is queued or in flight, or (unless force)
-// announced recently. A full queue drops its oldest entry.
-func (a *announcer) enqueueLocked(c cid.Cid, force bool) bool {
-	k := c.KeyString()
-	if done, ok := a.known[k]; ok && (!done || !force) {
-		a.coalesced.Add(1)
-		return false
-	}
-	if a.queue.len() >= a.bound {
-		old := a.queue.popFront()
-		delete(a.known, old.c.KeyString())
-		a.dropped.Add(1)
-	}
-	a.queue.pushBack(annEntry{c: c})
-	a.known[k] = false
-	if a.idle == nil {
-		a.idle = make(chan struct{})
-	}
-	return true
-}
-
-// take waits for work and returns everything queued, up to announceMaxBatch CIDs;
-// nil when the announcer closes.
-func (a *announcer) take() []annEntry {
-	for {
-		a.mu.Lock()
-		if n := min(a.queue.len(), announceMaxBatch); n > 0 && !a.closed {
-			batch := make([]annEntry, n)
-			for i := range batch {
-				batch[i] = a.queue.popFront()
-			}
-			a.inflight += n
-			more := a.queue.len() > 0
-			if a.room != nil && a.queue.len() < a.lowWater() {
-				close(a.room)
-				a.room = nil
-			}
-			a.mu.Unlock()
-			if more {
-				a.signal()
-			}
-			return batch
-		}
-		a.mu.Unlock()
-		select {
-		case <-a.wake:
-		case <-a.ctx.Done():
-			return nil
-		}
-	}
-}
-
-func (a *announcer) lowWater() int { return max(1, a.bound/2) }
-
-// settle records the outcome of in-flight entries.
-func (a *announcer) settle(announced, failed, dropped []annEntry) {
-	a.mu.Lock()
-	for _, e := range announced {
-		k := e.c.KeyString()
-		a.known[k] = true
-		if a.history.len() >= a.recent {
-			if old := a.history.popFront(); a.known[old] {
-				delete(a.known, old)
-			}
-		}
-		a.history.pushBack(k)
-	}
-	for _, e := range failed {
-		delete(a.known, e.c.KeyString())
-	}
-	for _, e := range dropped {
-		delete(a.known, e.c.KeyString())
-	}
-	a.inflight -= len(announced) + len(failed) + len(dropped)
-	// Counted under mu, so that stats is a consistent snapshot.
-	a.announced.Add(uint64(len(announced)))
-	a.failed.Add(uint64(len(failed)))
-	a.dropped.Add(uint64(len(dropped)))
-	if a.idle != nil && a.inflight == 0 && a.queue.len() == 0 {
-		close(a.idle)
-		a.idle = nil
-	}
-	a.mu.Unlock()
 }
 
 func (a *announcer) stats() AnnounceStats {
@@ -425,151 +385,302 @@ func (a *announcer) flush(ctx context.Context) error {
 		return fmt.Errorf("p2p: flush announcements: %w", ErrClosed)
 	}
 	ch := a.idle
+	if ch != nil {
+		a.flushing++
+		defer func() {
+			a.mu.Lock()
+			a.flushing--
+			a.mu.Unlock()
+		}()
+	}
 	a.mu.Unlock()
-	if ch == nil {
-		return nil
-	}
-	select {
-	case <-ch:
-		return nil
-	case <-a.ctx.Done():
-		return fmt.Errorf("p2p: flush announcements: %w", ErrClosed)
-	case <-ctx.Done():
-		st := a.stats()
-		pending := st.Queued + st.InFlight
-		if a.d.rtSize() == 0 {
-			return fmt.Errorf("p2p: flush announcements: %d pending: %w: %w", pending, ErrNoPeers, ctx.Err())
+	if ch != nil {
+		a.signal() // no lingering
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			st := a.stats()
+			pending := st.Queued + st.InFlight
+			if a.kad.RoutingTable().Size() == 0 {
+				return fmt.Errorf("p2p: flush announcements: %d pending: %w: %w", pending, ErrNoPeers, ctx.Err())
+			}
+			return fmt.Errorf("p2p: flush announcements: %d pending: %w", pending, ctx.Err())
 		}
-		return fmt.Errorf("p2p: flush announcements: %d pending: %w", pending, ctx.Err())
 	}
+	// The first records are out; the operations that sent them may still be
+	// sending the others.
+	a.mu.Lock()
+	closed, sp := a.closed, a.sp
+	a.mu.Unlock()
+	if closed {
+		return fmt.Errorf("p2p: flush announcements: %w", ErrClosed)
+	}
+	if err := a.waitProvides(ctx, sp); err != nil {
+		return fmt.Errorf("p2p: flush announcements: %w", err)
+	}
+	return nil
 }
 
-// sleep waits d; false if the announcer closes first.
-func (a *announcer) sleep(d time.Duration) bool {
+// waitProvides waits until sp has no provide or reprovide operation running: once
+// every CID's first record is out, the operations that sent them may still be
+// sending their records to the other closest peers. (CIDs handed over as the
+// provider first comes online are sent by the reprovide of its keystore.) The
+// provider has no event for it, so its stats are polled, every 200 µs at first,
+// then less often.
+func (a *announcer) waitProvides(ctx context.Context, sp *provider.SweepingProvider) error {
+	if sp == nil {
+		return nil
+	}
+	d := flushPollMin
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-a.ctx.Done():
-		return false
+	for {
+		st, err := sp.Stats(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Closed {
+			return ErrClosed
+		}
+		ongoing := st.Operations.Ongoing.KeyProvides + st.Operations.Ongoing.KeyReprovides
+		if ongoing == 0 {
+			return nil
+		}
+		t.Reset(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%d CIDs being provided: %w", ongoing, ctx.Err())
+		case <-a.ctx.Done():
+			return ErrClosed
+		}
+		d = min(2*d, flushPollMax)
 	}
 }
 
-// work is one worker: it takes batches until the announcer closes.
-func (a *announcer) work(tag string) {
+// run waits for a first peer, starts the provider, then hands queued CIDs over to it
+// until the announcer closes.
+func (a *announcer) run() {
+	for len(a.h.Network().Peers()) == 0 {
+		select {
+		case <-a.peer:
+		case <-a.ctx.Done():
+			return
+		}
+	}
+	sp, err := a.newProvider()
+	if err != nil {
+		// Only a bad option fails New; there is no announcing without a provider.
+		a.log.Error("DHT provider did not start: announcements stay queued", "err", err)
+		return
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		_ = sp.Close()
+		return
+	}
+	a.sp = sp
+	a.mu.Unlock()
 	for {
 		batch := a.take()
 		if batch == nil {
 			return
 		}
-		a.process(batch, tag)
+		a.handOver(sp, batch)
 	}
 }
 
-// process announces a batch, retrying the CIDs whose record reached no peer and
-// waiting while there are no peers at all.
-func (a *announcer) process(batch []annEntry, tag string) {
-	noPeers, retry := a.noPeersMin, a.retryBase
-	for len(batch) > 0 {
-		if a.ctx.Err() != nil {
-			a.settle(nil, nil, batch)
-			return
+// newProvider builds the sweeping provider on the host's DHT, with the hooks that
+// feed AnnounceStats and Flush.
+func (a *announcer) newProvider() (*provider.SweepingProvider, error) {
+	self := a.h.ID()
+	sp, err := provider.New(
+		provider.WithHost(a.h),
+		provider.WithPeerID(self),
+		provider.WithRouter(countingRouter{r: a.kad, n: &a.lookups}),
+		provider.WithMessageSender(trackingSender{MessageSender: a.kad.MessageSender(), sent: a.recordSent}),
+		provider.WithSelfAddrs(a.kad.FilteredAddrs),
+		provider.WithAddLocalRecord(func(ctx context.Context, h mh.Multihash) error {
+			a.providing(h)
+			return a.kad.ProviderStore().AddProvider(ctx, h, peer.AddrInfo{ID: self})
+		}),
+		provider.WithKeystore(a.ks),
+		provider.WithDatastore(a.spStore),
+		provider.WithReplicationFactor(a.kad.BucketSize()),
+		provider.WithReprovideInterval(a.sweepInterval),
+		provider.WithMaxReprovideDelay(min(sweepMaxReprovideDelay, a.sweepInterval)),
+		provider.WithOfflineDelay(sweepOfflineDelay),
+		provider.WithConnectivityCallbacks(
+			func() { a.setOnline(true) },
+			func() { a.setOnline(false) },
+			func() { a.setOnline(false) },
+		),
+		provider.WithMaxWorkers(max(a.workers, 2)),
+		provider.WithDedicatedPeriodicWorkers(1),
+		provider.WithDedicatedBurstWorkers(1),
+		provider.WithLoggerName(sweepLoggerName),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: start DHT provider: %w", err)
+	}
+	return sp, nil
+}
+
+// setOnline follows the provider's connectivity. CIDs are handed over only while it
+// is online: while it is not, they wait in the bounded backlog rather than in its
+// queue. Coming online the first time, the provider estimates the network size and
+// reprovides its keystore; CIDs handed over meanwhile go into the keystore and are
+// provided by that reprovide.
+func (a *announcer) setOnline(on bool) {
+	a.mu.Lock()
+	a.online = on
+	a.mu.Unlock()
+	if on {
+		a.signal()
+	}
+}
+
+// take waits until CIDs are due (see dueLocked), then marks them in flight and
+// returns them; nil when the announcer closes.
+func (a *announcer) take() []mh.Multihash {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		a.mu.Lock()
+		if a.closed {
+			a.mu.Unlock()
+			return nil
 		}
-		if a.d.rtSize() == 0 {
-			a.sleep(noPeers)
-			noPeers = min(2*noPeers, a.noPeersMax)
-			continue
-		}
-		ok, bad := a.announceBatch(batch, tag)
-		var again, failed []annEntry
-		for _, e := range bad {
-			if e.attempts++; e.attempts >= announceMaxAttempts {
-				failed = append(failed, e)
-			} else {
-				again = append(again, e)
+		n, wait := a.dueLocked(time.Now())
+		if n > 0 {
+			batch := make([]mh.Multihash, n)
+			for i := range batch {
+				batch[i] = a.queue.popFront()
+				a.known[string(batch[i])] = keyInFlight
 			}
+			a.since = time.Now() // what is left waited less: count afresh
+			a.setInflightLocked(a.inflight + n)
+			a.mu.Unlock()
+			return batch
 		}
-		if len(failed) > 0 && a.ctx.Err() == nil {
-			a.log.Warn("DHT announcements failed", "cids", len(failed), "attempts", announceMaxAttempts, "example", failed[0].c)
+		a.mu.Unlock()
+		var timeout <-chan time.Time
+		if wait > 0 {
+			t.Reset(wait)
+			timeout = t.C
 		}
-		a.settle(ok, failed, nil)
-		batch = again
-		if len(batch) > 0 {
-			a.sleep(retry)
-			retry *= 2
+		select {
+		case <-a.wake:
+		case <-timeout:
+		case <-a.ctx.Done():
+			return nil
 		}
 	}
 }
 
-// announceBatch places and sends the records of a batch; it returns the entries whose
-// record reached at least one peer, and the others.
-func (a *announcer) announceBatch(batch []annEntry, tag string) (ok, bad []annEntry) {
-	self := peer.AddrInfo{ID: a.d.self, Addrs: a.d.selfAddrs()}
-	if len(self.Addrs) == 0 {
-		a.log.Warn("DHT announcements: this host has no address to announce")
-		return nil, batch
+// dueLocked returns how many queued CIDs to hand over at now: while the provider is
+// online and fewer than bound CIDs are in flight, up to announceMaxBatch once the
+// oldest has waited the linger, or at once if there are announceMaxBatch of them or
+// Flush waits. Otherwise it returns 0 and how long until they are due (0: until
+// something changes).
+func (a *announcer) dueLocked(now time.Time) (int, time.Duration) {
+	n := min(a.queue.len(), announceMaxBatch, a.bound-a.inflight)
+	if n <= 0 || !a.online {
+		return 0, 0
 	}
-	keys := make([]sweepKey, len(batch))
-	for i, e := range batch {
-		mh := []byte(e.c.Hash())
-		keys[i] = sweepKey{key: mh, kad: kadKeyOf(mh)}
-		if err := a.d.addLocal(a.ctx, mh); err != nil && a.ctx.Err() == nil {
-			a.log.Debug("DHT announcements: local provider record", "cid", e.c, "err", err)
+	if a.queue.len() < announceMaxBatch && a.flushing == 0 {
+		if wait := a.linger - now.Sub(a.since); wait > 0 {
+			return 0, wait
 		}
 	}
-	plan, err := a.sweep.plan(a.ctx, keys, a.d.rtSize())
-	if err != nil && a.ctx.Err() == nil {
-		a.log.Debug("DHT announcements: placing records", "cids", len(batch), "err", err)
-	}
-	byPeer := make(map[peer.ID][]int32)
-	for i, ps := range plan {
-		for _, p := range ps {
-			byPeer[p] = append(byPeer[p], int32(i))
-		}
-	}
-	sent := make([]atomic.Int32, len(batch))
-	sem := make(chan struct{}, announcePeerSenders)
-	var wg sync.WaitGroup
-	for p, idx := range byPeer {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			a.sendRecords(p, idx, keys, self, sent, tag)
-		})
-	}
-	wg.Wait()
-	for i, e := range batch {
-		if sent[i].Load() > 0 {
-			ok = append(ok, e)
-		} else {
-			bad = append(bad, e)
-		}
-	}
-	return ok, bad
+	return n, 0
 }
 
-// sendRecords sends p the provider records of keys[idx...].
-func (a *announcer) sendRecords(p peer.ID, idx []int32, keys []sweepKey, self peer.AddrInfo, sent []atomic.Int32, tag string) {
-	a.d.protect(p, tag, true)
-	defer a.d.protect(p, tag, false)
-	ks := make([][]byte, len(idx))
-	for j, i := range idx {
-		ks[j] = keys[i].key
-	}
-	ctx, cancel := context.WithTimeout(a.ctx, announceSendTimeout+time.Duration(len(ks))*time.Millisecond)
-	defer cancel()
-	if err := a.d.sender.SendRecords(ctx, p, ks, self); err != nil {
-		a.sweep.cache.dropPeer(p)
+// handOver records batch in the keystore and has the provider announce the CIDs
+// that were not there yet.
+func (a *announcer) handOver(sp *provider.SweepingProvider, batch []mh.Multihash) {
+	fresh, err := a.ks.Put(a.ctx, batch...)
+	if err != nil {
 		if a.ctx.Err() == nil {
-			a.log.Debug("DHT announcements: sending records", "peer", p, "records", len(ks), "err", err)
+			a.log.Warn("DHT announcements: provider keystore", "cids", len(batch), "err", err)
+			a.settle(batch, &a.failed)
 		}
 		return
 	}
-	for _, i := range idx {
-		sent[i].Add(1)
+	if len(fresh) < len(batch) {
+		isFresh := make(map[string]struct{}, len(fresh))
+		for _, h := range fresh {
+			isFresh[string(h)] = struct{}{}
+		}
+		var kept []mh.Multihash
+		for _, h := range batch {
+			if _, ok := isFresh[string(h)]; !ok {
+				kept = append(kept, h)
+			}
+		}
+		a.settle(kept, &a.coalesced)
 	}
-	a.records.Add(uint64(len(idx)))
+	if len(fresh) == 0 {
+		return
+	}
+	if err := sp.StartProviding(true, fresh...); err != nil && a.ctx.Err() == nil {
+		// Only a closed provider refuses keys.
+		a.log.Warn("DHT announcements: provider refused CIDs", "cids", len(fresh), "err", err)
+		a.settle(fresh, &a.dropped)
+	}
+}
+
+// settle takes in-flight keys out of the queue's books, counting them in c.
+func (a *announcer) settle(keys []mh.Multihash, c *atomic.Uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, h := range keys {
+		if state, ok := a.known[string(h)]; ok && state == keyInFlight {
+			delete(a.known, string(h))
+			n++
+		}
+	}
+	// Counted under mu, so that stats is a consistent snapshot.
+	c.Add(uint64(n))
+	a.setInflightLocked(a.inflight - n)
+	a.closeIdleLocked()
+	if n > 0 {
+		a.signal() // room in flight
+	}
+}
+
+// recordSent is called for every provider record the provider sends.
+func (a *announcer) recordSent(key []byte) {
+	a.records.Add(1)
+	if a.inflightN.Load() == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if state, ok := a.known[string(key)]; ok && state == keyInFlight {
+		delete(a.known, string(key))
+		a.announced.Add(1)
+		a.setInflightLocked(a.inflight - 1)
+		a.closeIdleLocked()
+		if a.queue.len() > 0 {
+			a.signal() // room in flight
+		}
+	}
+}
+
+// providing is called as the provider is about to send the records of a key.
+func (a *announcer) providing(key []byte) {
+	if a.inflightN.Load() > 0 {
+		a.mu.Lock()
+		state, ok := a.known[string(key)]
+		a.mu.Unlock()
+		if ok && state == keyInFlight {
+			return // a first announcement
+		}
+	}
+	a.reprovided.Add(1)
 }
 
 func (a *announcer) startReprovider(interval time.Duration, src KeySource) error {
@@ -582,12 +693,13 @@ func (a *announcer) startReprovider(interval time.Duration, src KeySource) error
 		return errors.New("p2p: start reprovider: already started")
 	}
 	a.reprov = true
-	a.wg.Go(func() { a.reprovideLoop(interval, src) })
+	a.wg.Go(func() { a.syncLoop(interval, src) })
 	return nil
 }
 
-func (a *announcer) reprovideLoop(interval time.Duration, src KeySource) {
-	t := time.NewTimer(interval)
+// syncLoop syncs the keystore with src now, then every interval.
+func (a *announcer) syncLoop(interval time.Duration, src KeySource) {
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
@@ -595,63 +707,97 @@ func (a *announcer) reprovideLoop(interval time.Duration, src KeySource) {
 			return
 		case <-t.C:
 		}
-		start, n := time.Now(), 0
-		err := src(a.ctx, func(c cid.Cid) bool {
-			if !c.Defined() {
-				return true
-			}
-			if !a.waitRoom() {
-				return false
-			}
-			a.mu.Lock()
-			queued := a.enqueueLocked(c, true)
-			if queued {
-				a.reprovided.Add(1)
-			}
-			a.mu.Unlock()
-			if queued {
-				n++
-				a.signal()
-			}
-			return true
-		})
+		start := time.Now()
+		n, err := a.syncKeystore(src)
 		if a.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			a.log.Warn("reprovide: listing held CIDs", "err", err, "queued", n)
+			a.log.Warn("reprovide: keystore sync failed, keeping the previous keys", "err", err, "listed", n)
 		} else {
-			a.log.Debug("reprovide round queued", "cids", n, "took", time.Since(start))
+			a.log.Debug("reprovide: keystore synced", "cids", n, "took", time.Since(start))
 		}
 		t.Reset(interval)
 	}
 }
 
-// waitRoom waits until the queue is under half its bound; false if the announcer
-// closes first.
-func (a *announcer) waitRoom() bool {
-	for {
-		a.mu.Lock()
-		if a.closed {
-			a.mu.Unlock()
-			return false
+// syncKeystore replaces the keystore's content with the CIDs src lists, and has the
+// provider schedule the regions of new ones. It returns how many CIDs src listed.
+//
+// ResetCids must not see its context end while it starts: kad-dht v0.42.2 then
+// wedges the keystore's worker for good (it answers the start on an unbuffered
+// channel ResetCids no longer reads), and Close with it. ResetCids only reads the
+// CID channel once started, so the channel is unbuffered and the reset is aborted
+// (a failing source, or the host closing) only after it took a CID from it: the
+// abortSentinel if need be, which lands in the keystore's scratch namespace that the
+// abort discards.
+func (a *announcer) syncKeystore(src KeySource) (int, error) {
+	resetCtx, abortReset := context.WithCancel(context.Background())
+	defer abortReset()
+	ch := make(chan cid.Cid)
+	resetDone := make(chan struct{})
+	var (
+		listed int
+		srcErr error
+		fed    = make(chan struct{})
+	)
+	go func() {
+		defer close(fed)
+		started := false
+		send := func(c cid.Cid) bool {
+			select {
+			case ch <- c:
+				started = true
+				return true
+			case <-resetDone: // the reset failed to start
+				return false
+			}
 		}
-		if a.queue.len() < a.lowWater() {
-			a.mu.Unlock()
+		srcErr = src(a.ctx, func(c cid.Cid) bool {
+			if a.ctx.Err() != nil {
+				return false
+			}
+			if !c.Defined() {
+				return true
+			}
+			if !send(c) {
+				return false
+			}
+			listed++
 			return true
+		})
+		if srcErr == nil && a.ctx.Err() == nil {
+			close(ch) // the end of the list: the reset completes
+			return
 		}
-		if a.room == nil {
-			a.room = make(chan struct{})
+		if !started {
+			send(abortSentinel)
 		}
-		ch := a.room
-		a.mu.Unlock()
-		select {
-		case <-ch:
-		case <-a.ctx.Done():
-			return false
+		abortReset() // the keystore keeps its keys
+	}()
+	err := a.ks.ResetCids(resetCtx, ch)
+	close(resetDone)
+	<-fed
+	if srcErr != nil {
+		return listed, fmt.Errorf("p2p: list held CIDs: %w", srcErr)
+	}
+	if err != nil {
+		return listed, fmt.Errorf("p2p: reset provider keystore: %w", err)
+	}
+	a.mu.Lock()
+	sp := a.sp
+	a.mu.Unlock()
+	if sp != nil {
+		if err := sp.RefreshSchedule(); err != nil {
+			return listed, fmt.Errorf("p2p: refresh reprovide schedule: %w", err)
 		}
 	}
+	return listed, nil
 }
+
+// abortSentinel is fed to an aborted keystore reset that has not taken a CID yet:
+// an identity multihash of a constant.
+var abortSentinel = cid.NewCidV1(cid.Raw, mh.Multihash(append([]byte{mh.IDENTITY, 13}, "dray: aborted"...)))
 
 // ring is a FIFO on a growable circular buffer.
 type ring[T any] struct {

@@ -77,12 +77,15 @@ type Config struct {
 	// See ResourceLimits.
 	MaxMemory int64
 	MaxFD     int
-	// AnnounceBacklog bounds the CIDs waiting to be announced in the DHT (Announce);
-	// past it the oldest are dropped. Zero means DefaultAnnounceBacklog. Besides the
-	// backlog, each worker holds at most 4096 CIDs in flight.
+	// AnnounceBacklog bounds the CIDs waiting to be handed to the DHT provider
+	// (Announce); past it the oldest are dropped. It also bounds the CIDs handed over
+	// whose first record is not out yet (the backlog then waits). Zero means
+	// DefaultAnnounceBacklog.
 	AnnounceBacklog int
-	// AnnounceWorkers is how many batches of announcements run concurrently. Zero
-	// means DefaultAnnounceWorkers.
+	// AnnounceWorkers sizes the DHT provider's worker pool: how many keyspace regions
+	// are provided or reprovided at once. One worker is kept for the reprovide sweep
+	// and one for new announcements, so values below 2 mean 2. Zero means
+	// DefaultAnnounceWorkers.
 	AnnounceWorkers int
 	// Logger receives the host's log lines; nil means slog.Default().
 	Logger *slog.Logger

@@ -38,25 +38,28 @@
 // Provide costs a DHT lookup and a round of record sends per CID, a few hundred
 // microseconds to milliseconds: too slow for objects made thousands of times a second.
 // Announce queues CIDs instead and never blocks: duplicates coalesce (queued, in
-// flight, or announced recently), the backlog is bounded (Config.AnnounceBacklog; when
-// full the oldest queued CID is dropped and counted), and AnnounceStats and Flush
-// report and wait for progress. Workers (Config.AnnounceWorkers) take everything
-// queued, up to 4096 CIDs, and place the batch's records like go-libp2p-kad-dht's
-// sweeping provider: CIDs are sorted by Kademlia key, a few lookups per region of the
-// keyspace find every peer in a subtree holding at least k peers, and each CID's k
-// closest peers are then picked locally. Regions are cached for two minutes, or until
-// the routing table changes size (any change below 10 peers, 10% above) or a peer in
-// them fails. In networks of at most k (20) peers every CID goes to every peer, and a
-// batch costs at most one lookup. Records for one peer go on one DHT stream, written
-// back to back; the peer closing the stream cleanly acknowledges them all. A CID whose
-// record reached no peer is retried twice, then counted as failed. While the routing
-// table is empty the backlog waits.
+// flight, or announced before and still kept), the backlog is bounded
+// (Config.AnnounceBacklog; when full the oldest queued CID is dropped and counted), and
+// AnnounceStats and Flush report and wait for progress.
 //
-// Provider records expire after ProviderRecordTTL (48 h). The host does not keep the
-// set of CIDs it announced, which would grow without bound: the owner of the data
-// does. StartReprovider takes a KeySource listing the CIDs still held and re-announces
-// them every DefaultReprovideInterval (22 h), through the same queue, waiting for room
-// rather than dropping. A CID dropped from a full backlog is healed by the next round.
+// The records are placed by go-libp2p-kad-dht's sweeping provider
+// (provider.SweepingProvider), which the host starts when it first has a peer. Queued
+// CIDs are handed to it in batches, at most 200 ms after they were queued (at once
+// when Flush waits, or when 16384 are queued). The provider groups them by keyspace
+// region, finds the peers of each region with a few DHT lookups, and sends the record
+// of every CID to its k closest peers, one ADD_PROVIDER message each on the DHT's
+// stream to that peer. In networks of at most k (20) peers the keyspace is a single
+// region and every CID goes to every peer. The provider retries failed sends itself.
+// While the host has no peer, or the provider finds itself disconnected, the backlog
+// waits (and drops its oldest when full). Records are findable a few milliseconds
+// after Flush on a LAN: a sent record is stored as the peer reads its stream.
+//
+// Provider records expire after ProviderRecordTTL (48 h). The provider keeps every CID
+// it announced in its keystore, in memory (some 160 bytes a CID), and reprovides the
+// keystore region by region over DefaultReprovideInterval (22 h). StartReprovider takes
+// a KeySource listing the CIDs the host still holds and syncs the keystore with it at
+// once and then periodically: CIDs no longer held stop being reprovided, and held CIDs
+// the keystore lacks (after a restart) join the sweep.
 //
 // # Gossip
 //

@@ -71,9 +71,10 @@ type Host struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	connSub event.Subscription
-	events  *eventQueue
-	kick    chan struct{} // wakes the bootstrap loop when the last peer leaves
+	connSub   event.Subscription
+	events    *eventQueue
+	eventsRun bool          // the event queue's goroutine was started (it closes events.out)
+	kick      chan struct{} // wakes the bootstrap loop when the last peer leaves
 
 	mu      sync.Mutex
 	topics  map[string]*Topic
@@ -137,7 +138,6 @@ func (n *Host) start(ctx context.Context) error {
 		return fmt.Errorf("p2p: subscribe to peer events: %w", err)
 	}
 	n.connSub = sub
-	n.wg.Go(func() { n.events.run(sub.Out(), n.ctx.Done(), n.onPeerEvent) })
 
 	kad, err := dht.New(n.h,
 		dht.Mode(dht.ModeServer),
@@ -148,25 +148,15 @@ func (n *Host) start(ctx context.Context) error {
 		return fmt.Errorf("p2p: start DHT: %w", err)
 	}
 	n.dht = kad
-	n.ann = newAnnouncer(announceDeps{
-		self:   n.h.ID(),
-		k:      kad.BucketSize(),
-		router: kad,
-		sender: streamSender{h: n.h, proto: protocol.ID(cfg.ProtocolPrefix + "/kad/1.0.0")},
-		addLocal: func(ctx context.Context, key []byte) error {
-			return kad.ProviderStore().AddProvider(ctx, key, peer.AddrInfo{ID: n.h.ID()})
-		},
-		selfAddrs: kad.FilteredAddrs,
-		rtSize:    func() int { return kad.RoutingTable().Size() },
-		protect: func(p peer.ID, tag string, on bool) {
-			if on {
-				n.h.ConnManager().Protect(p, tag)
-			} else {
-				n.h.ConnManager().Unprotect(p, tag)
-			}
-		},
-	}, cfg.AnnounceBacklog, cfg.AnnounceWorkers, n.log)
+	ann, err := newAnnouncer(n.h, kad, cfg.AnnounceBacklog, cfg.AnnounceWorkers, n.log)
+	if err != nil {
+		return err
+	}
+	n.ann = ann
 	n.ann.start()
+	// Peer events are buffered by the subscription until here; onPeerEvent uses n.ann.
+	n.eventsRun = true
+	n.wg.Go(func() { n.events.run(sub.Out(), n.ctx.Done(), n.onPeerEvent) })
 
 	ps, err := pubsub.NewGossipSub(n.ctx, n.h,
 		pubsub.WithMaxMessageSize(cfg.MaxMessageSize+pubsubOverhead),
@@ -456,6 +446,9 @@ func (n *Host) forgetTopic(t *Topic) {
 func (n *Host) PeerEvents() <-chan PeerEvent { return n.events.out }
 
 func (n *Host) onPeerEvent(ev PeerEvent) {
+	if ev.Kind == PeerConnected {
+		n.ann.peerConnected() // the DHT provider starts with the first peer
+	}
 	if ev.Kind == PeerDisconnected && len(n.boot) > 0 && len(n.Peers()) == 0 {
 		select {
 		case n.kick <- struct{}{}:
@@ -522,7 +515,7 @@ func (n *Host) shutdown() error {
 		_ = n.rm.Close()
 	}
 	n.wg.Wait()
-	if n.connSub == nil {
+	if !n.eventsRun {
 		// The event queue never ran: close its channel for consumers ourselves.
 		close(n.events.out)
 	}
