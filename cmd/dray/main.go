@@ -54,6 +54,7 @@ type options struct {
 	memory   string
 	logLevel string
 	api      string
+	apiToken string
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -76,6 +77,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&opts.memory, "memory", "25%", "object store memory budget: bytes (1GiB, 512MB) or a share of system memory (25%)")
 	pf.StringVar(&opts.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	pf.StringVar(&opts.api, "api", api.DefaultAddr, "HOST:PORT of the node's control API (env DRAY_API)")
+	pf.StringVar(&opts.apiToken, "api-token", "", "token of the node's control API: required of clients by a node that sets one, and to serve the API on a non-loopback address (env DRAY_API_TOKEN)")
 	root.AddCommand(
 		newNodeCmd(&opts),
 		newRunCmd(&opts), newMapCmd(&opts), newSubmitCmd(&opts),

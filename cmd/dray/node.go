@@ -21,7 +21,6 @@ import (
 type nodeFlags struct {
 	listen    []string
 	bootstrap []string
-	apiPublic bool
 	noMDNS    bool
 	swarmKey  string
 }
@@ -32,8 +31,10 @@ func newNodeCmd(opts *options) *cobra.Command {
 		Use:   "node",
 		Short: "Start a peer and serve the control API until interrupted",
 		Long: `Start a dray peer: a libp2p host, a worker pool and an object store in --data,
-with the control API the other commands use at --api (loopback only unless
---api-public). It runs until SIGINT or SIGTERM, then closes cleanly.
+with the control API the other commands use at --api. The API runs functions
+and reads objects, so on an address other than loopback it requires a token:
+set one with --api-token or DRAY_API_TOKEN, and give clients the same. It runs
+until SIGINT or SIGTERM, then closes cleanly.
 
 Once ready it prints, one per line on stdout:
   peer <peer ID>
@@ -49,7 +50,6 @@ Once ready it prints, one per line on stdout:
 	f := cmd.Flags()
 	f.StringArrayVar(&nf.listen, "listen", nil, "multiaddr to listen on (repeatable; default all interfaces, TCP and QUIC, port 4001 or a random port when taken)")
 	f.StringArrayVar(&nf.bootstrap, "bootstrap", nil, "multiaddr of a peer to join, ending in /p2p/<peer ID> (repeatable)")
-	f.BoolVar(&nf.apiPublic, "api-public", false, "allow --api on a non-loopback address (the API has no authentication)")
 	f.BoolVar(&nf.noMDNS, "no-mdns", false, "do not discover peers on the LAN with mDNS")
 	f.StringVar(&nf.swarmKey, "swarm-key", "", "private network key file: only peers with the same key connect")
 	return cmd
@@ -67,13 +67,14 @@ func apiListenAddr(cmd *cobra.Command, opts *options) string {
 	return api.DefaultAddr
 }
 
-// checkAPIAddr refuses an API address that is not loopback unless public.
-func checkAPIAddr(addr string, public bool) error {
+// checkAPIAddr refuses an API address that is not loopback unless the API
+// requires a token.
+func checkAPIAddr(addr string, token string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("--api %q: want HOST:PORT such as 127.0.0.1:5050", addr)
 	}
-	if public {
+	if token != "" {
 		return nil
 	}
 	if host == "localhost" {
@@ -82,13 +83,14 @@ func checkAPIAddr(addr string, public bool) error {
 	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("--api %s is not a loopback address: the API runs functions and reads objects without authentication; pass --api-public to serve it there anyway", addr)
+	return fmt.Errorf("--api %s is not a loopback address: the API runs functions and reads objects, so it needs a token there; set one with --api-token or DRAY_API_TOKEN (clients pass the same)", addr)
 }
 
 func runNode(cmd *cobra.Command, opts *options, nf *nodeFlags) (err error) {
 	ctx := cmd.Context()
 	apiAddr := apiListenAddr(cmd, opts)
-	if err := checkAPIAddr(apiAddr, nf.apiPublic); err != nil {
+	token := apiToken(cmd, opts)
+	if err := checkAPIAddr(apiAddr, token); err != nil {
 		return err
 	}
 	cfg, err := nodeConfig(opts, cmd.ErrOrStderr())
@@ -135,7 +137,7 @@ func runNode(cmd *cobra.Command, opts *options, nf *nodeFlags) (err error) {
 	}
 	defer func() { err = errors.Join(err, n.Close()) }()
 
-	srv := api.NewServer(n, api.Options{Network: func() api.NetInfo { return netInfo(host) }, Logger: cfg.Logger})
+	srv := api.NewServer(n, api.Options{Network: func() api.NetInfo { return netInfo(host) }, Logger: cfg.Logger, Token: token})
 	serveErr := make(chan error, 1)
 	l := ln
 	ln = nil // the server owns it now

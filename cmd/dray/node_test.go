@@ -429,8 +429,8 @@ func TestNoNode(t *testing.T) {
 		// An explicit address must answer: no in-process fallback.
 		{[]string{"run", "add", "1", "2"}, deadAPI, "no dray node at " + deadAPI + " (from DRAY_API)"},
 		{[]string{"--api", deadAPI, "functions"}, "", "no dray node at " + deadAPI + " (from --api)"},
-		// dray node refuses a public API address unless told.
-		{[]string{"node", "--api", "0.0.0.0:0", "--no-mdns"}, "", "--api-public"},
+		// dray node refuses a public API address without a token.
+		{[]string{"node", "--api", "0.0.0.0:0", "--no-mdns"}, "", "set one with --api-token or DRAY_API_TOKEN"},
 		{[]string{"node", "--api", "nonsense", "--no-mdns"}, "", "want HOST:PORT"},
 		{[]string{"node", "--listen", "not-a-multiaddr", "--api", "127.0.0.1:0", "--no-mdns"}, "", "not-a-multiaddr"},
 	} {
@@ -478,6 +478,26 @@ func peerIDs(t *testing.T, api string) []string {
 // TestPrivateSwarm starts two nodes with one swarm key and a third with
 // another key that bootstraps to the first: the first two see each other
 // and run each other's tasks; the third never appears in `dray peers`.
+// TestAPIToken serves the API on every interface with a token: clients
+// without it, or with another, get one clear error line; with it (flag or
+// environment), they work.
+func TestAPIToken(t *testing.T) {
+	p := startPeer(t, "--api", "0.0.0.0:0", "--api-token", "s3cret")
+	for _, args := range [][]string{{"id"}, {"--api-token", "wrong", "id"}} {
+		out, errOut, code := at(t, p.api, args...)
+		assert.NotEqual(t, 0, code, "%v", args)
+		assert.Empty(t, out)
+		assert.Equal(t, "dray: missing or wrong API token: pass the node's token with --api-token or DRAY_API_TOKEN\n", errOut)
+	}
+	assert.Contains(t, ok(t, p.api, "--api-token", "s3cret", "id"), p.peer)
+	cmd := exec.Command(drayBin, "run", "add", "2", "3")
+	cmd.Env = append(testEnv(), "DRAY_API="+p.api, "DRAY_API_TOKEN=s3cret", "DRAY_DATA="+t.TempDir())
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	assert.Equal(t, "5\n", string(out))
+	p.stop(t)
+}
+
 func TestPrivateSwarm(t *testing.T) {
 	key, other := swarmKey(t), swarmKey(t)
 	a := startPeer(t, "--swarm-key", key)

@@ -16,6 +16,7 @@ import (
 // target is the node API a command talks to.
 type target struct {
 	addr     string
+	token    string // the API token, if any
 	source   string // "--api", "DRAY_API" or "" for the default address
 	explicit bool   // given by --api or DRAY_API: it must answer
 }
@@ -23,19 +24,26 @@ type target struct {
 // apiTarget resolves the API address: --api, else $DRAY_API, else
 // $DRAY_DEFAULT_API or 127.0.0.1:5050. Only the last is not explicit.
 func apiTarget(cmd *cobra.Command, opts *options) target {
+	t := target{addr: api.DefaultAddr, token: apiToken(cmd, opts)}
 	if f := cmd.Flag("api"); f != nil && f.Changed {
-		return target{addr: opts.api, source: "--api", explicit: true}
+		t.addr, t.source, t.explicit = opts.api, "--api", true
+	} else if a := strings.TrimSpace(os.Getenv("DRAY_API")); a != "" {
+		t.addr, t.source, t.explicit = a, "DRAY_API", true
+	} else if a := strings.TrimSpace(os.Getenv("DRAY_DEFAULT_API")); a != "" {
+		t.addr = a
 	}
-	if a := strings.TrimSpace(os.Getenv("DRAY_API")); a != "" {
-		return target{addr: a, source: "DRAY_API", explicit: true}
-	}
-	if a := strings.TrimSpace(os.Getenv("DRAY_DEFAULT_API")); a != "" {
-		return target{addr: a}
-	}
-	return target{addr: api.DefaultAddr}
+	return t
 }
 
-func (t target) client() *api.Client { return api.NewClient(t.addr) }
+func (t target) client() *api.Client { return api.NewClient(t.addr).WithToken(t.token) }
+
+// apiToken is the API token: --api-token, else $DRAY_API_TOKEN, else none.
+func apiToken(cmd *cobra.Command, opts *options) string {
+	if f := cmd.Flag("api-token"); f != nil && f.Changed {
+		return opts.apiToken
+	}
+	return strings.TrimSpace(os.Getenv("DRAY_API_TOKEN"))
+}
 
 // noNode is the one-line error for a node that does not answer.
 func (t target) noNode() error {

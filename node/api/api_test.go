@@ -182,6 +182,23 @@ func TestRefsOutliveTheRequest(t *testing.T) {
 	}
 }
 
+// TestToken requires the server's token of every request: none or a wrong
+// one is a 401 with the unauthorized code; the right one works.
+func TestToken(t *testing.T) {
+	f := start(t, api.Options{Token: "s3cret"})
+	ctx := context.Background()
+	for _, c := range []*api.Client{api.NewClient(f.addr), api.NewClient(f.addr).WithToken("s3cre"), api.NewClient(f.addr).WithToken("s3cret!")} {
+		_, err := c.ID(ctx)
+		var re *api.RemoteError
+		require.ErrorAs(t, err, &re)
+		assert.Equal(t, http.StatusUnauthorized, re.Status)
+		assert.Equal(t, api.CodeUnauthorized, re.Code)
+		assert.Contains(t, re.Message, "--api-token")
+	}
+	_, err := api.NewClient(f.addr).WithToken("s3cret").ID(ctx)
+	require.NoError(t, err)
+}
+
 // TestFree forgets refs: a waited call with Free keeps none, DELETE
 // /v1/refs/{cid} drops one the server kept (and says whether it did), and
 // a ref handed out twice survives one Free.

@@ -29,9 +29,10 @@ const maxAnswerBytes = 1 << 30
 // with a *RemoteError carrying the server's message when the server refuses
 // the request.
 type Client struct {
-	addr string
-	base string
-	hc   *http.Client
+	addr  string
+	base  string
+	hc    *http.Client
+	token string // sent as a bearer token when set
 }
 
 // NewClient returns a Client for the API at addr: "HOST:PORT" or an
@@ -49,6 +50,13 @@ func NewClient(addr string) *Client {
 		ExpectContinueTimeout: time.Second,
 	}
 	return &Client{addr: addr, base: strings.TrimSuffix(base, "/"), hc: &http.Client{Transport: tr}}
+}
+
+// WithToken makes the client send token with every request (see
+// Options.Token) and returns it.
+func (c *Client) WithToken(token string) *Client {
+	c.token = token
+	return c
 }
 
 // Addr returns the address the client talks to.
@@ -209,6 +217,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, si
 		req.Header.Set("Content-Type", ctype)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		var op *net.OpError

@@ -22,6 +22,7 @@ const (
 	CodeTimeout         = "timeout"          // the wait timed out
 	CodeClosed          = "closed"           // the node is shutting down
 	CodeNotFound        = "not_found"        // no such endpoint
+	CodeUnauthorized    = "unauthorized"     // missing or wrong API token
 	CodeInternal        = "internal"         // anything else
 )
 

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +43,10 @@ type Options struct {
 	MaxRequestBytes int64
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Token, when set, is required of every request, as the header
+	// "Authorization: Bearer TOKEN" (Client.WithToken sends it). A server
+	// on an address other than loopback must have one.
+	Token string
 }
 
 // Server serves a node's control API over HTTP/JSON (see the package
@@ -164,12 +169,25 @@ func (s *Server) Refs() int {
 
 // ServeHTTP answers one API request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Token != "" && !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="dray"`)
+		s.fail(w, &httpError{status: http.StatusUnauthorized, code: CodeUnauthorized,
+			msg: "missing or wrong API token: pass the node's token with --api-token or DRAY_API_TOKEN"})
+		return
+	}
 	// Requests end when the client goes or the server closes.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// authorized reports whether r carries the server's token, compared in
+// constant time.
+func (s *Server) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) == 1
 }
 
 // kept is a ref the server keeps for a CID it handed out, and how many
