@@ -83,6 +83,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newRunCmd(&opts), newMapCmd(&opts), newSubmitCmd(&opts),
 		newGetCmd(&opts), newPutCmd(&opts), newFetchCmd(&opts), newFreeCmd(&opts),
 		newIDCmd(&opts), newPeersCmd(&opts), newStatsCmd(&opts), newFunctionsCmd(&opts),
+		newSimCmd(&opts),
 	)
 	return root
 }

@@ -1,0 +1,418 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/dray-project/dray/sched"
+)
+
+// Event kinds of the engine.
+const (
+	evSubmit     uint8 = iota + 1 // next top-level submissions are due
+	evTick                        // p's scheduler tick (every second)
+	evBeacon                      // p checks whether to publish a load beacon
+	evFlush                       // p takes the beacons that arrived
+	evHandoff                     // a hand-off of task t from q arrives at p
+	evRefused                     // p (owner) hears q refused t
+	evStart                       // t's inputs are at p: the work starts
+	evFetchRetry                  // p retries fetching t's inputs
+	evSpawn                       // fib t at p reaches its nested calls
+	evResume                      // fib t at p: its children are done
+	evRunEnd                      // t's work on p is done
+	evCompletion                  // q's completion of t arrives at owner p
+	evOffer                       // an offer of t by q arrives at p
+	evClaim                       // q's claim of t arrives at owner p
+	evGone                        // p notices that q is gone
+	evCrash                       // p crashes
+	evLeave                       // p starts leaving
+	evJoin                        // p joins
+	evPartition                   // partition k starts
+	evHeal                        // partition k heals
+	evSample                      // time series sample
+	evChurn                       // t: churn action on q random peers
+)
+
+// event is one entry of the queue; (at, seq) orders it.
+type event struct {
+	at    int64
+	seq   uint64
+	kind  uint8
+	epoch uint16
+	p, q  int32
+	t     int32
+}
+
+// eventHeap is a binary min-heap of events by (at, seq).
+type eventHeap []event
+
+func (h eventHeap) less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+
+func (h *eventHeap) push(e event) {
+	*h = append(*h, e)
+	a := *h
+	i := len(a) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !a.less(i, p) {
+			break
+		}
+		a[i], a[p] = a[p], a[i]
+		i = p
+	}
+}
+
+func (h *eventHeap) pop() event {
+	a := *h
+	top := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	a = a[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && a.less(r, l) {
+			m = r
+		}
+		if !a.less(m, i) {
+			break
+		}
+		a[i], a[m] = a[m], a[i]
+		i = m
+	}
+	*h = a
+	return top
+}
+
+// Options tune a run without changing its result.
+type Options struct {
+	// Progress, if set, is called about every 100 ms of wall time with the
+	// virtual time and the top-level tasks resolved out of all.
+	Progress func(virtual time.Duration, resolved, total int)
+}
+
+// Node timings the simulator shares with package node (node/swarm.go).
+const (
+	beaconEvery = int64(250 * time.Millisecond) // beacons at most this often, on change
+	beaconIdle  = int64(2 * time.Second)        // and at least this often
+	tickEvery   = int64(time.Second)            // one scheduler tick
+	ackDelay    = int64(5 * time.Millisecond)   // a hand-off is acknowledged by then
+	inlineMax   = 64 << 10                      // larger results stay on the executor
+	announceAge = int64(time.Second)            // announcements wait this long
+	stallLimit  = int64(10 * time.Minute)       // no progress this long (plus 4 task lengths): stop
+)
+
+// Sim is one discrete-event simulation of a scenario. Create it with New
+// and run it once with Run.
+type Sim struct {
+	sc   Scenario
+	opts Options
+	now  int64
+	seq  uint64
+	q    eventHeap
+	rng  *rand.Rand // workload
+	crng *rand.Rand // churn, partitions, neighbourhoods
+	net  *network
+	kad  *kad
+
+	peers      []*vpeer
+	live       int // peers alive
+	totalSlots int // slots of the initial peers
+	tasks      []taskRec
+	deps       []int32
+	subs       []int32 // top-level tasks by submission time
+	subNext    int
+	topTasks   int
+	resolved   int // top-level tasks done or failed
+	lastChange int64
+
+	// beacon log (scope all): entries[i-logBase]
+	blog    []beaconMsg
+	logBase int
+	queued  []int32 // peers whose schedulers have queued tasks
+	qpos    []int32 // position in queued, -1 if absent
+	gossip  int64   // gossip delivery delay (scope all)
+
+	partition int // active partition index+1, 0: none
+	side      []uint8
+
+	plan []plannedChurn
+	t0   int64 // end of the warm-up: the workload starts
+	ran  bool
+	// stall is how long the run may go without a task finishing.
+	stall  int64
+	maxDur int64
+	m      metrics
+	// scratch
+	bscratch []beaconMsg
+}
+
+// New prepares a simulation of sc (validated first).
+func New(sc Scenario, opts Options) (*Sim, error) {
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Sim{sc: sc, opts: opts, rng: rand.New(rand.NewPCG(sc.Seed, sc.Seed^0xd1e5)), t0: int64(sc.Warmup)}
+	// One PCG stream per concern, all from the seed, so that churn does
+	// not change the workload or the network (the baseline of a disturbed
+	// run is the same run without the disturbances).
+	s.crng = rand.New(rand.NewPCG(mix(sc.Seed^0xc4a2), sc.Seed))
+	s.net = newNetwork(sc.Network, sc.Seed, rand.New(rand.NewPCG(mix(sc.Seed^0x4e7), sc.Seed)))
+	joins := s.planChurn()
+	total := sc.Peers + joins
+	names := make([]string, total)
+	for i := range total {
+		names[i] = peerName(int32(i))
+	}
+	s.side = make([]uint8, total)
+	s.qpos = make([]int32, total)
+	for i := range total {
+		s.net.addPeer(i)
+		s.qpos[i] = -1
+		p := &vpeer{idx: int32(i), name: sched.PeerID(names[i]), slots: sc.slotsOf(i%sc.Peers, sc.Peers)}
+		cfg := sched.Config{
+			Slots: p.slots, Self: p.name, Funcs: 1,
+			Rand:       rand.New(rand.NewPCG(mix(sc.Seed^uint64(i)), uint64(i))),
+			BeaconTTL:  5, // as node.New: ticks of a second
+			NestedWait: 1,
+			OfferAfter: 2,
+		}
+		sch, err := sched.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("sim: peer %d: %w", i, err)
+		}
+		p.s = sch
+		p.phase = int64(mix(sc.Seed^uint64(i)<<1) % uint64(tickEvery))
+		p.bphase = p.phase % beaconEvery
+		s.peers = append(s.peers, p)
+		if i < sc.Peers {
+			s.totalSlots += p.slots
+		}
+	}
+	s.kad = newKad(names, sc.Seed)
+	s.gossip = s.net.meanLatency(sc.Peers)
+	s.genWorkload()
+	return s, nil
+}
+
+func peerName(i int32) string { return "p" + strconv.FormatInt(int64(i), 36) }
+
+// at schedules an event.
+func (s *Sim) at(t int64, e event) {
+	e.at = t
+	s.seq++
+	e.seq = s.seq
+	s.q.push(e)
+}
+
+// Run runs the simulation to the end (every top-level task resolved, a
+// stall, MaxTime, or ctx cancelled) and returns its result.
+func (s *Sim) Run(ctx context.Context) (*Result, error) {
+	if s.ran {
+		return nil, errors.New("sim: Run called twice: create a new Sim with New")
+	}
+	s.ran = true
+	s.stall = stallLimit + 4*s.maxDur
+	s.buildNeighbours()
+	for i := range s.sc.Peers {
+		s.startPeer(s.peers[i])
+	}
+	s.scheduleChurn()
+	for k, p := range s.sc.Partitions {
+		s.at(s.t0+int64(p.At), event{kind: evPartition, t: int32(k)})
+		s.at(s.t0+int64(p.Heal), event{kind: evHeal, t: int32(k)})
+	}
+	every := int64(s.sc.SampleEvery)
+	if every <= 0 {
+		every = s.estimateSample()
+	}
+	s.m.sampleEvery = every
+	// The first sample (which zeroes the warm-up's counters) goes before
+	// the first submission.
+	s.at(s.t0, event{kind: evSample})
+	if len(s.subs) > 0 {
+		s.at(s.tasks[s.subs[0]].submitAt, event{kind: evSubmit})
+	}
+	maxT := int64(s.sc.MaxTime)
+	if maxT <= 0 {
+		maxT = int64(24 * time.Hour)
+	}
+	wallStart := time.Now()
+	lastProgress := wallStart
+	var n uint64
+	stalled := false
+	for s.resolved < s.topTasks && len(s.q) > 0 {
+		e := s.q.pop()
+		s.now = e.at
+		if s.now > maxT {
+			break
+		}
+		if s.now-s.lastChange > s.stall {
+			stalled = true
+			break
+		}
+		s.dispatch(e)
+		n++
+		if n&0xfff == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("sim: run stopped at %s virtual: %w", time.Duration(s.now), err)
+			}
+			if s.opts.Progress != nil && time.Since(lastProgress) > 100*time.Millisecond {
+				lastProgress = time.Now()
+				s.opts.Progress(time.Duration(s.now), s.resolved, s.topTasks)
+			}
+		}
+	}
+	s.m.events = n
+	s.sample() // the last row
+	if s.opts.Progress != nil {
+		s.opts.Progress(time.Duration(s.now), s.resolved, s.topTasks)
+	}
+	return s.result(stalled), nil
+}
+
+// estimateSample picks a sampling period for about 200 rows.
+func (s *Sim) estimateSample() int64 {
+	var work float64
+	for i := range s.tasks {
+		work += float64(s.tasks[i].dur)
+	}
+	last := int64(0)
+	if len(s.subs) > 0 {
+		last = s.tasks[s.subs[len(s.subs)-1]].submitAt - s.t0
+	}
+	est := max(int64(work/float64(max(s.totalSlots, 1))), last)
+	if s.sc.Workload.Kind == "fib" {
+		est *= 4
+	}
+	return max(est/200, int64(10*time.Millisecond))
+}
+
+func (s *Sim) dispatch(e event) {
+	if e.kind == evSubmit {
+		s.submitDue()
+		return
+	}
+	if e.kind == evSample {
+		s.sample()
+		s.at(s.now+s.m.sampleEvery, event{kind: evSample})
+		return
+	}
+	if e.kind == evPartition || e.kind == evHeal {
+		s.partitionEvent(e)
+		return
+	}
+	if e.kind == evChurn {
+		s.churn(e)
+		return
+	}
+	p := s.peers[e.p]
+	if e.kind == evJoin {
+		s.join(p)
+		return
+	}
+	if !p.alive {
+		return
+	}
+	switch e.kind {
+	case evTick:
+		s.tick(p)
+	case evBeacon:
+		s.beaconCheck(p, e.at)
+	case evFlush:
+		if p.flushAt == e.at {
+			p.flushAt = 0
+		}
+		s.flush(p)
+		s.after(p)
+	case evHandoff:
+		s.handoffArrives(p, e.q, e.t, e.epoch)
+	case evRefused:
+		s.refusedArrives(p, e.q, e.t, e.epoch)
+	case evStart:
+		s.startWork(p, e.t, e.epoch)
+	case evFetchRetry:
+		s.fetchInputs(p, e.t, e.epoch)
+	case evSpawn:
+		s.spawn(p, e.t, e.epoch)
+	case evResume:
+		s.resume(p, e.t, e.epoch)
+	case evRunEnd:
+		s.runEnd(p, e.t, e.epoch)
+	case evCompletion:
+		s.completionArrives(p, e.q, e.t, e.epoch)
+	case evOffer:
+		s.offerArrives(p, e.q, e.t)
+	case evClaim:
+		s.step(p, sched.Event{Kind: sched.Claim, Task: s.tasks[e.t].id, Peer: s.peers[e.q].name})
+	case evGone:
+		s.gone(p, e.q)
+	case evCrash:
+		s.crash(p)
+	case evLeave:
+		s.leave(p)
+	}
+}
+
+// submitDue submits the top-level tasks due now and schedules the next.
+func (s *Sim) submitDue() {
+	for s.subNext < len(s.subs) {
+		i := s.subs[s.subNext]
+		t := &s.tasks[i]
+		if t.submitAt > s.now {
+			s.at(t.submitAt, event{kind: evSubmit})
+			return
+		}
+		s.subNext++
+		o := s.peers[t.owner]
+		if !o.alive {
+			s.failTask(i, true)
+			continue
+		}
+		o.unresolved++
+		s.submit(o, i)
+	}
+}
+
+// reachable reports whether a message from a gets to b now.
+func (s *Sim) reachable(a, b int32) bool {
+	return s.peers[b].alive && s.side[a] == s.side[b]
+}
+
+// send models one message from a to b: it counts it and returns its
+// delivery delay, or ok false if it is lost for good (b is down or across
+// a partition). bulk marks object bytes, which queue on a's uplink.
+func (s *Sim) send(kind msgKind, a, b int32, size int64, bulk bool) (int64, bool) {
+	s.m.msgs[kind]++
+	s.m.bytes[kind] += size
+	if !s.reachable(a, b) {
+		s.m.dropped++
+		return 0, false
+	}
+	var d int64
+	var retx int
+	if bulk {
+		d, retx = s.net.delay(s.now, a, b, size)
+	} else {
+		d, retx = s.net.delay(s.now, a, b, 0)
+		d += int64(float64(size) / s.net.bps * 1e9)
+	}
+	if retx > 0 {
+		s.m.msgs[mRetransmit] += uint64(retx)
+		s.m.bytes[mRetransmit] += int64(retx) * size
+	}
+	return d, true
+}

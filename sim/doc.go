@@ -1,0 +1,39 @@
+// Package sim is dray's network simulator. Its discrete-event mode (DES)
+// answers "how would my workload behave on 50 laptops on a LAN, or on
+// 10,000 peers across continents, with peers coming and going?" before
+// anything is deployed.
+//
+// A run drives the real scheduler, package sched (the code every node
+// runs, not a copy), of every virtual peer: each peer owns one
+// *sched.Scheduler and the glue node.Node puts around it (see peer.go,
+// which names the node code each step mirrors). Time is virtual (int64
+// nanoseconds); events sit in a binary heap ordered by (time, sequence), so
+// the same scenario and seed give the same events in the same order and
+// byte-identical output. There are no goroutines in the event loop.
+//
+// The network model gives every link a one-way latency (constant,
+// uniform, normal, lognormal, or a region matrix), every peer an uplink
+// that serialises the bytes it sends, and loss as retransmissions after
+// an RTO. Object transfers take size/bandwidth. DHT lookups are iterative
+// Kademlia lookups (k=20, alpha=3) over routing tables built from the
+// SHA-256 of the virtual peer IDs; their rounds are the hop counts.
+//
+// Every message the protocols would send is counted: load beacons (one per
+// receiving peer), hand-offs, acknowledgements (delayed 5 ms: a task that
+// finishes sooner needs none), completions, refusals, offers, claims,
+// fetches and their bytes, releases, DHT lookups and provider records.
+// Beacons go to every peer, as the node does today ("beacon scope all"),
+// or to a fixed neighbourhood of N peers (Scenario.BeaconScope).
+//
+// Churn: crashed peers are noticed after a detection delay by the peers
+// with a session to them (PeerGone); their tasks are re-placed, and
+// outputs only they held are rebuilt from lineage by their owners. Tasks
+// owned by a crashed peer fail with it ("owner died") and are reported,
+// never dropped silently. Graceful leaves hand queued tasks back.
+// Partitions drop messages across the cut and end sessions across it
+// after the detection delay.
+//
+// Scenarios are YAML or JSON files (LoadScenario); sim/scenarios holds
+// examples. Result.WriteSummary prints the summary table; WriteCSV and
+// WritePlots write time series, distributions and SVG plots.
+package sim

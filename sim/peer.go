@@ -1,0 +1,968 @@
+package sim
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/dray-project/dray/sched"
+)
+
+// vpeer is a virtual node: one real *sched.Scheduler and the glue that
+// node.Node wraps around it, minus the bytes. Each function below names
+// the node code it mirrors (node/swarm.go, node/session.go, node/node.go)
+// so the two can be read side by side.
+type vpeer struct {
+	idx   int32
+	name  sched.PeerID
+	s     *sched.Scheduler
+	slots int
+
+	alive, leaving, submitter bool
+	phase, bphase             int64 // offsets of the tick and beacon tickers
+
+	// beacons (beaconLoop / hearLoop)
+	last      sched.Load
+	lastSent  int64
+	sentAny   bool
+	nextCheck int64
+	inbox     []beaconMsg // scope N: beacons sent to this peer
+	cursor    int         // scope all: next entry of the beacon log
+	flushAt   int64
+	neigh     []int32 // scope N: the peers that hear this one
+
+	contacts map[int32]struct{} // peers with a session to this one
+	goneAt   map[int32]int64    // detections scheduled
+	claimed  int                // offers claimed this tick (node.claimed)
+	idle     int                // slots - running - queued, after the last step
+
+	here       map[int32]hereRec  // tasks handed to this peer
+	owned      []int32            // tasks this peer submitted
+	unresolved int                // of owned, not done or failed
+	lent       map[int32]struct{} // owned outputs held elsewhere, still needed
+	annq       []annItem          // outputs to announce (node.anns)
+	annHead    int
+
+	busy int64 // ns of work started here
+	ran  uint32
+}
+
+// hereRec is a task another peer handed to this one.
+type hereRec struct {
+	epoch      uint16
+	running    bool
+	handedBack bool
+	accepted   int64
+}
+
+type annItem struct {
+	t  int32
+	at int64
+}
+
+// beaconMsg is a load beacon in flight.
+type beaconMsg struct {
+	at   int64
+	from int32
+	side uint8
+	load sched.Load
+}
+
+func (s *Sim) peerIndex(id sched.PeerID) int32 { return taskIndex(sched.TaskID(id[1:])) }
+
+// startPeer starts p's tickers, as node.startSwarm starts tickLoop and
+// beaconLoop.
+func (s *Sim) startPeer(p *vpeer) {
+	p.alive = true
+	s.live++
+	p.contacts = make(map[int32]struct{})
+	p.here = make(map[int32]hereRec)
+	p.lent = make(map[int32]struct{})
+	p.cursor = s.logBase + len(s.blog)
+	s.at(s.now+p.phase, event{kind: evTick, p: p.idx})
+	p.nextCheck = s.now + p.bphase
+	s.at(p.nextCheck, event{kind: evBeacon, p: p.idx})
+}
+
+// step mirrors node.step: apply one event, perform the actions. Beacons
+// that arrived since p's last event are applied first (see flush).
+func (s *Sim) step(p *vpeer, ev sched.Event) {
+	s.flush(p)
+	if err := p.s.Step(ev); err != nil {
+		s.m.schedErr(err)
+	}
+	s.act(p)
+	s.after(p)
+}
+
+// act mirrors node.actLocked: Run starts a worker, Forward hands the task
+// over on a session, Offer gossips it, Fail fails its outputs (cascading
+// through the scheduler).
+func (s *Sim) act(p *vpeer) {
+	for p.s.HasActions() {
+		var buf [8]sched.Action // our own: handling an action steps again
+		for _, a := range p.s.TakeActions(buf[:0]) {
+			i := taskIndex(a.Task)
+			switch a.Kind {
+			case sched.Run:
+				s.runAction(p, i)
+			case sched.Forward:
+				s.forward(p, i, s.peerIndex(a.Peer))
+			case sched.Offer:
+				s.offer(p, i)
+			case sched.Fail:
+				s.failTask(i, false)
+			}
+		}
+	}
+}
+
+// after records what the next beacon, offer claims and beacon delivery
+// need from p's scheduler.
+func (s *Sim) after(p *vpeer) {
+	if !p.alive {
+		return
+	}
+	st := p.s.Stats()
+	p.idle = st.Slots - st.Running - st.Queued
+	if st.Queued > 0 {
+		if s.qpos[p.idx] < 0 {
+			s.qpos[p.idx] = int32(len(s.queued))
+			s.queued = append(s.queued, p.idx)
+		}
+	} else if s.qpos[p.idx] >= 0 {
+		s.unqueue(p.idx)
+	}
+	// beaconLoop looks at the load every beaconEvery.
+	b := p.bphase + ((s.now-p.bphase)/beaconEvery+1)*beaconEvery
+	if p.nextCheck == 0 || p.nextCheck > b {
+		p.nextCheck = b
+		s.at(b, event{kind: evBeacon, p: p.idx})
+	}
+}
+
+func (s *Sim) unqueue(i int32) {
+	k := s.qpos[i]
+	if k < 0 {
+		return
+	}
+	last := s.queued[len(s.queued)-1]
+	s.queued[k] = last
+	s.qpos[last] = k
+	s.queued = s.queued[:len(s.queued)-1]
+	s.qpos[i] = -1
+}
+
+// beaconCheck mirrors node.beaconLoop: publish the load when it changed
+// (at most every 250 ms) and at least every 2 s.
+func (s *Sim) beaconCheck(p *vpeer, at int64) {
+	if at != p.nextCheck {
+		return // superseded
+	}
+	p.nextCheck = 0
+	st := p.s.Stats()
+	l := sched.Load{Slots: st.Slots, Free: max(st.Slots-st.Running, 0), Queue: st.Queued, Funcs: 1}
+	if p.sentAny && l == p.last && s.now-p.lastSent < beaconIdle {
+		p.nextCheck = p.lastSent + beaconIdle
+		s.at(p.nextCheck, event{kind: evBeacon, p: p.idx})
+		return
+	}
+	s.publish(p, l)
+	p.last, p.lastSent, p.sentAny = l, s.now, true
+	p.nextCheck = s.now + beaconIdle
+	s.at(p.nextCheck, event{kind: evBeacon, p: p.idx})
+}
+
+// beaconBytes is the encoded size of a beacon (node's beacon struct).
+const beaconBytes = 40
+
+// publish sends a beacon: GossipSub delivers it to every subscriber (scope
+// all) or, with a beacon scope, to p's neighbourhood; every delivery is
+// counted. Receivers apply it lazily before their next event (flush), or
+// at its arrival when they have queued tasks, for which it may matter at
+// once.
+func (s *Sim) publish(p *vpeer, l sched.Load) {
+	if s.sc.BeaconScope > 0 {
+		for _, r := range p.neigh {
+			if !s.reachable(p.idx, r) {
+				continue
+			}
+			d, _ := s.send(mBeacon, p.idx, r, beaconBytes, false)
+			arr := s.now + d
+			rp := s.peers[r]
+			rp.inbox = append(rp.inbox, beaconMsg{at: arr, from: p.idx, load: l})
+			if s.qpos[r] >= 0 {
+				s.scheduleFlush(rp, arr)
+			}
+		}
+		return
+	}
+	n := s.sideCount(s.side[p.idx]) - 1
+	s.m.msgs[mBeacon] += uint64(n)
+	s.m.bytes[mBeacon] += int64(n) * beaconBytes
+	arr := s.now + s.gossip
+	s.blog = append(s.blog, beaconMsg{at: arr, from: p.idx, side: s.side[p.idx], load: l})
+	for _, r := range s.queued {
+		if r != p.idx {
+			s.scheduleFlush(s.peers[r], arr)
+		}
+	}
+}
+
+// sideCount counts the live peers on one side of the partition.
+func (s *Sim) sideCount(side uint8) int {
+	if s.partition == 0 {
+		return s.live
+	}
+	n := 0
+	for _, p := range s.peers {
+		if p.alive && s.side[p.idx] == side {
+			n++
+		}
+	}
+	return n
+}
+
+// scheduleFlush makes p take its beacons at arr (rounded up to the next
+// millisecond, so a burst of beacons costs one event).
+func (s *Sim) scheduleFlush(p *vpeer, arr int64) {
+	const ms = 1_000_000
+	arr = (arr + ms - 1) / ms * ms
+	if p.flushAt == arr {
+		return
+	}
+	p.flushAt = arr
+	s.at(arr, event{kind: evFlush, p: p.idx})
+}
+
+// flush mirrors node.hearLoop: beacons heard become PeerLoad events, in
+// arrival order.
+func (s *Sim) flush(p *vpeer) {
+	n := 0
+	if s.sc.BeaconScope > 0 {
+		if len(p.inbox) == 0 {
+			return
+		}
+		got := s.bscratch[:0]
+		keep := p.inbox[:0]
+		for _, b := range p.inbox {
+			if b.at <= s.now {
+				got = append(got, b)
+			} else {
+				keep = append(keep, b)
+			}
+		}
+		p.inbox = keep
+		if len(got) > 1 {
+			slices.SortFunc(got, func(a, b beaconMsg) int {
+				if c := cmp.Compare(a.at, b.at); c != 0 {
+					return c
+				}
+				return cmp.Compare(a.from, b.from)
+			})
+		}
+		for _, b := range got {
+			if err := p.s.Step(sched.Event{Kind: sched.PeerLoad, Peer: s.peers[b.from].name, Load: b.load}); err != nil {
+				s.m.schedErr(err)
+			}
+			n++
+		}
+		s.bscratch = got[:0]
+	} else {
+		end := s.logBase + len(s.blog)
+		for p.cursor < end {
+			b := &s.blog[p.cursor-s.logBase]
+			if b.at > s.now {
+				break
+			}
+			p.cursor++
+			if b.from == p.idx || b.side != s.side[p.idx] {
+				continue
+			}
+			if err := p.s.Step(sched.Event{Kind: sched.PeerLoad, Peer: s.peers[b.from].name, Load: b.load}); err != nil {
+				s.m.schedErr(err)
+			}
+			n++
+		}
+	}
+	s.m.beaconsApplied += uint64(n)
+	if n > 0 {
+		s.act(p)
+	}
+}
+
+// trimLog drops beacon log entries every live peer has taken.
+func (s *Sim) trimLog() {
+	if s.sc.BeaconScope > 0 || len(s.blog) < 4096 {
+		return
+	}
+	low := s.logBase + len(s.blog)
+	for _, p := range s.peers {
+		if p.alive {
+			low = min(low, p.cursor)
+		}
+	}
+	if k := low - s.logBase; k > len(s.blog)/2 {
+		s.blog = append(s.blog[:0], s.blog[k:]...)
+		s.logBase = low
+	}
+}
+
+// tick mirrors node.tickLoop: reset the claims, step Tick. The node's
+// announcement queue is flushed on the same beat.
+func (s *Sim) tick(p *vpeer) {
+	p.claimed = 0
+	s.step(p, sched.Event{Kind: sched.Tick})
+	s.announce(p)
+	if p.idx == 0 || !s.peers[0].alive {
+		s.trimLog()
+	}
+	s.at(s.now+tickEvery, event{kind: evTick, p: p.idx})
+}
+
+// submit mirrors node.submitLocked: dependencies not ready are Deps, ready
+// ones are Inputs with their size and holder (locality), and a put
+// argument (the map input) is an Input held by the owner.
+func (s *Sim) submit(o *vpeer, i int32) {
+	t := &s.tasks[i]
+	t.state = tSubmitted
+	ev := sched.Event{Kind: sched.Submit, Task: t.id, Nested: t.parent >= 0}
+	for _, d := range s.depsOf(t) {
+		dt := &s.tasks[d]
+		switch {
+		case dt.state == tFailed || dt.state == tAbandoned:
+			s.failTask(i, false) // node: DependencyError without running
+			return
+		case dt.state != tDone || dt.lost:
+			ev.Deps = append(ev.Deps, sched.ObjectID(dt.id))
+		default:
+			ev.Inputs = append(ev.Inputs, sched.Input{Object: sched.ObjectID(dt.id), Size: dt.out,
+				Holders: []sched.PeerID{s.peers[dt.holder].name}})
+		}
+	}
+	if t.input > 0 {
+		ev.Inputs = append(ev.Inputs, sched.Input{Object: sched.ObjectID("i" + t.id), Size: t.input,
+			Holders: []sched.PeerID{o.name}})
+	}
+	s.step(o, ev)
+}
+
+// runAction mirrors the Run case of node.actLocked and node.execute's
+// start: a worker takes the task, resolves its arguments (fetching what
+// is elsewhere), then runs it.
+func (s *Sim) runAction(p *vpeer, i int32) {
+	t := &s.tasks[i]
+	var epoch uint16
+	if t.owner == p.idx {
+		t.exec = p.idx // node: t.peer = ""
+		t.epoch++
+		epoch = t.epoch
+	} else {
+		h, ok := p.here[i]
+		if !ok || h.handedBack {
+			// Handed back while leaving: give the slot back unrun.
+			delete(p.here, i)
+			if err := p.s.Step(sched.Event{Kind: sched.Done, Task: t.id}); err != nil {
+				s.m.schedErr(err)
+			}
+			return
+		}
+		h.running = true
+		p.here[i] = h
+		epoch = h.epoch
+	}
+	t.runs++
+	if t.runs > 1 {
+		s.m.reruns++
+	}
+	p.ran++
+	s.fetchInputs(p, i, epoch)
+}
+
+// running reports whether the run of task i with epoch is live on p.
+func (s *Sim) running(p *vpeer, i int32, epoch uint16) bool {
+	t := &s.tasks[i]
+	if t.owner == p.idx {
+		return t.exec == p.idx && t.epoch == epoch && t.state == tSubmitted
+	}
+	h, ok := p.here[i]
+	return ok && h.running && h.epoch == epoch
+}
+
+// runEpoch returns the epoch of i's live run on p.
+func (s *Sim) runEpoch(p *vpeer, i int32) (uint16, bool) {
+	t := &s.tasks[i]
+	if t.owner == p.idx {
+		return t.epoch, t.exec == p.idx && t.state == tSubmitted
+	}
+	h, ok := p.here[i]
+	return h.epoch, ok && h.running
+}
+
+// Message sizes (bytes) of the node's frames, as encoded.
+const (
+	handoffBytes    = 200
+	completionBytes = 100
+	smallBytes      = 50 // ack, refusal, claim, release, offer, fetch request
+)
+
+// fetchInputs mirrors node.run resolving arguments: inline values are
+// here already; a value by reference is fetched from its holder (want,
+// then have + bytes). A holder that is gone makes the fetch wait for the
+// owner to rebuild the value (lineage), retried every detection delay;
+// an executor whose owner is gone gives up.
+func (s *Sim) fetchInputs(p *vpeer, i int32, epoch uint16) {
+	if !s.running(p, i, epoch) {
+		return
+	}
+	t := &s.tasks[i]
+	// remote reports whether an input must be fetched (false: it is here,
+	// or came inline with the hand-off).
+	remote := func(holder int32, size int64) bool {
+		return holder != p.idx && !(holder == t.owner && size <= inlineMax && p.idx != t.owner)
+	}
+	blocked := false
+	for _, d := range s.depsOf(t) {
+		dt := &s.tasks[d]
+		if dt.lost || dt.state != tDone || remote(dt.holder, dt.out) && !s.reachable(p.idx, dt.holder) {
+			blocked = true
+			break
+		}
+	}
+	if t.input > 0 && remote(t.owner, t.input) && !s.reachable(p.idx, t.owner) {
+		blocked = true
+	}
+	if blocked {
+		if t.owner != p.idx && !s.reachable(p.idx, t.owner) {
+			s.abandonRun(p, i) // nobody to report to, nobody to rebuild
+			return
+		}
+		// The holders named failed: look the object up in the DHT, wait.
+		s.dhtLookup(p.idx, objectKey(s.sc.Seed, i, 1))
+		s.at(s.now+int64(s.sc.DetectionDelay), event{kind: evFetchRetry, p: p.idx, t: i, epoch: epoch})
+		return
+	}
+	var wait int64
+	fetch := func(holder int32, size int64) {
+		if !remote(holder, size) {
+			return
+		}
+		d1, _ := s.send(mFetch, p.idx, holder, smallBytes, false)
+		d2, _ := s.send(mFetch, holder, p.idx, smallBytes+size, true)
+		wait += d1 + d2
+		s.m.fetched += size
+	}
+	for _, d := range s.depsOf(t) {
+		fetch(s.tasks[d].holder, s.tasks[d].out)
+	}
+	if t.input > 0 {
+		fetch(t.owner, t.input)
+	}
+	s.at(s.now+wait, event{kind: evStart, p: p.idx, t: i, epoch: epoch})
+}
+
+// abandonRun ends a run that cannot finish usefully: the slot goes back.
+func (s *Sim) abandonRun(p *vpeer, i int32) {
+	delete(p.here, i)
+	s.step(p, sched.Event{Kind: sched.Done, Task: s.tasks[i].id})
+	s.maybeDepart(p)
+}
+
+// startWork runs the function: fib(n>=2) reaches its nested calls half
+// way through its own work.
+func (s *Sim) startWork(p *vpeer, i int32, epoch uint16) {
+	if !s.running(p, i, epoch) {
+		return
+	}
+	t := &s.tasks[i]
+	if t.startAt == 0 {
+		t.startAt = s.now
+		ready := t.submitAt
+		for _, d := range s.depsOf(t) {
+			ready = max(ready, s.tasks[d].doneAt)
+		}
+		s.m.schedDelay = append(s.m.schedDelay, s.now-ready)
+	}
+	p.busy += t.dur
+	if t.fibN >= 2 {
+		s.at(s.now+t.dur/2, event{kind: evSpawn, p: p.idx, t: i, epoch: epoch})
+		return
+	}
+	s.at(s.now+t.dur, event{kind: evRunEnd, p: p.idx, t: i, epoch: epoch})
+}
+
+// spawn: fib calls fib(n-1) and fib(n-2) (nested submissions, owned by
+// this peer, as node.callOn from inside a task) and blocks in Get (node
+// blockLocked: the slot goes back).
+func (s *Sim) spawn(p *vpeer, i int32, epoch uint16) {
+	if !s.running(p, i, epoch) {
+		return
+	}
+	n := s.tasks[i].fibN
+	c1 := s.newTask(p.idx, s.now, n-1, i, nil)
+	c2 := s.newTask(p.idx, s.now, n-2, i, nil)
+	s.tasks[c1].pEpoch, s.tasks[c2].pEpoch = epoch, epoch
+	s.tasks[i].kids = 2
+	p.unresolved += 2
+	s.submit(p, c1)
+	s.submit(p, c2)
+	s.step(p, sched.Event{Kind: sched.Blocked, Task: s.tasks[i].id})
+}
+
+// resume: the children are done; node unblockLocked, then the rest of
+// the work.
+func (s *Sim) resume(p *vpeer, i int32, epoch uint16) {
+	if !s.running(p, i, epoch) {
+		return
+	}
+	t := &s.tasks[i]
+	s.step(p, sched.Event{Kind: sched.Unblocked, Task: t.id})
+	s.at(s.now+t.dur-t.dur/2, event{kind: evRunEnd, p: p.idx, t: i, epoch: epoch})
+}
+
+// runEnd mirrors node.execute after the function returns: Done gives the
+// slot back; the owner finishes the outputs (finishLocked), an executor
+// reports to the owner (node.report): results up to 64 KiB inline, larger
+// ones lent (kept here, announced) — and the acknowledgement went out
+// only if the task took longer than ackDelay.
+func (s *Sim) runEnd(p *vpeer, i int32, epoch uint16) {
+	if !s.running(p, i, epoch) {
+		return
+	}
+	t := &s.tasks[i]
+	s.m.runsDone++
+	if t.owner == p.idx {
+		s.step(p, sched.Event{Kind: sched.Done, Task: t.id})
+		s.finishOwned(p, i, p.idx)
+		s.maybeDepart(p)
+		return
+	}
+	h := p.here[i]
+	delete(p.here, i)
+	s.step(p, sched.Event{Kind: sched.Done, Task: t.id})
+	if s.now-h.accepted >= ackDelay {
+		s.send(mAck, p.idx, t.owner, smallBytes, false)
+	}
+	size := int64(completionBytes)
+	if t.out <= inlineMax {
+		size += t.out
+	}
+	if d, ok := s.send(mCompletion, p.idx, t.owner, size, false); ok {
+		s.at(s.now+d, event{kind: evCompletion, p: t.owner, q: p.idx, t: i, epoch: epoch})
+		if t.out > inlineMax {
+			p.annq = append(p.annq, annItem{t: i, at: s.now})
+		}
+	}
+	s.maybeDepart(p)
+}
+
+// completionArrives mirrors node.handleDone: a completion for a task that
+// was re-placed meanwhile is stale and ignored.
+func (s *Sim) completionArrives(o *vpeer, from int32, i int32, epoch uint16) {
+	t := &s.tasks[i]
+	if t.exec != from || t.epoch != epoch || t.state != tSubmitted {
+		s.m.stale++
+		return
+	}
+	holder := o.idx
+	if t.out > inlineMax {
+		holder = from
+	}
+	s.step(o, sched.Event{Kind: sched.Done, Task: t.id})
+	s.finishOwned(o, i, holder)
+	s.maybeDepart(o)
+}
+
+// finishOwned mirrors node.finishLocked for a task that succeeded: the
+// output is ready (ObjectReady with its holder and size, for locality),
+// announced, and a fib parent waiting on it may resume. A final result
+// lent by its executor is fetched by the user's Get.
+func (s *Sim) finishOwned(o *vpeer, i int32, holder int32) {
+	t := &s.tasks[i]
+	first := t.doneAt == 0
+	t.state, t.holder, t.lost = tDone, holder, false
+	s.lastChange = s.now
+	if first {
+		t.doneAt = s.now
+		s.m.latency = append(s.m.latency, s.now-t.submitAt)
+		s.m.completed++
+		o.unresolved--
+		if t.top {
+			s.resolved++
+		}
+		for _, d := range s.depsOf(t) {
+			dt := &s.tasks[d]
+			dt.refs--
+			if dt.refs == 0 {
+				delete(o.lent, d)
+			}
+		}
+	}
+	s.step(o, sched.Event{Kind: sched.ObjectReady, Object: sched.ObjectID(t.id), Holder: s.peers[holder].name, Size: t.out})
+	if holder != o.idx {
+		if t.final {
+			// The user's Get fetches it; the owner then releases the loan.
+			if s.reachable(o.idx, holder) {
+				s.send(mFetch, o.idx, holder, smallBytes, false)
+				s.send(mFetch, holder, o.idx, smallBytes+t.out, true)
+				s.send(mRelease, o.idx, holder, smallBytes, false)
+				s.m.fetched += t.out
+			}
+			t.holder = o.idx
+		} else if t.refs > 0 {
+			o.lent[i] = struct{}{}
+		}
+	}
+	if t.holder == o.idx {
+		o.annq = append(o.annq, annItem{t: i, at: s.now})
+	}
+	if t.parent >= 0 {
+		if e, ok := s.runEpoch(o, t.parent); ok && e == t.pEpoch {
+			pt := &s.tasks[t.parent]
+			pt.kids--
+			if pt.kids == 0 {
+				s.at(s.now, event{kind: evResume, p: o.idx, t: t.parent, epoch: e})
+			}
+		}
+	}
+}
+
+// failTask fails task i: a dependency failed (the scheduler's Fail), or
+// its owner died (fate-sharing; a nested task is abandoned — its parent
+// is re-run by its own owner). A live owner's scheduler hears
+// ObjectFailed, which fails the dependents in turn.
+func (s *Sim) failTask(i int32, ownerDied bool) {
+	t := &s.tasks[i]
+	if t.state == tDone || t.state == tFailed || t.state == tAbandoned {
+		return
+	}
+	wasNew := t.state == tNew
+	t.state = tFailed
+	s.lastChange = s.now
+	switch {
+	case ownerDied && !t.top:
+		t.state = tAbandoned
+		s.m.abandoned++
+	case ownerDied:
+		s.m.failedOwner++
+	default:
+		s.m.failedDep++
+	}
+	if t.top {
+		s.resolved++
+	}
+	o := s.peers[t.owner]
+	if !wasNew && t.doneAt == 0 {
+		o.unresolved--
+	}
+	if o.alive && !ownerDied {
+		s.step(o, sched.Event{Kind: sched.ObjectFailed, Object: sched.ObjectID(t.id)})
+	}
+}
+
+// forward mirrors node.forwardLocked + sendForwards: the hand-off (spec
+// and arguments, small ones inline) goes on the session to the peer. A
+// peer that is down or cut off swallows it; the owner learns when the
+// session dies, after the detection delay.
+func (s *Sim) forward(o *vpeer, i int32, to int32) {
+	t := &s.tasks[i]
+	t.exec = to
+	t.epoch++
+	size := int64(handoffBytes)
+	for _, d := range s.depsOf(t) {
+		if dt := &s.tasks[d]; dt.holder == o.idx && dt.out <= inlineMax {
+			size += dt.out
+		}
+	}
+	if t.input > 0 && t.input <= inlineMax {
+		size += t.input
+	}
+	s.contact(o.idx, to)
+	d, ok := s.send(mHandoff, o.idx, to, size, false)
+	if !ok {
+		s.detect(o, to, s.now+int64(s.sc.DetectionDelay))
+		return
+	}
+	s.m.handoffs++
+	s.at(s.now+d, event{kind: evHandoff, p: to, q: o.idx, t: i, epoch: t.epoch})
+}
+
+func (s *Sim) contact(a, b int32) {
+	if pa := s.peers[a]; pa.contacts != nil {
+		pa.contacts[b] = struct{}{}
+	}
+	if pb := s.peers[b]; pb.contacts != nil {
+		pb.contacts[a] = struct{}{}
+	}
+}
+
+// detect schedules o noticing that q is gone (once per pending detection).
+func (s *Sim) detect(o *vpeer, q int32, at int64) {
+	if o.goneAt == nil {
+		o.goneAt = make(map[int32]int64)
+	}
+	if old, ok := o.goneAt[q]; ok && old <= at {
+		return
+	}
+	o.goneAt[q] = at
+	s.at(at, event{kind: evGone, p: o.idx, q: q})
+}
+
+// handoffArrives mirrors node.acceptTask: a leaving peer refuses; the task
+// is submitted Here (it runs here or not at all); a duplicate is refused.
+func (s *Sim) handoffArrives(p *vpeer, from int32, i int32, epoch uint16) {
+	t := &s.tasks[i]
+	if t.exec != p.idx || t.epoch != epoch {
+		s.m.stale++ // re-placed while in flight (the node would run it twice)
+		return
+	}
+	s.contact(p.idx, from)
+	if p.leaving {
+		s.refuse(p, from, i, epoch)
+		return
+	}
+	if _, dup := p.here[i]; dup {
+		s.refuse(p, from, i, epoch)
+		return
+	}
+	p.here[i] = hereRec{epoch: epoch, accepted: s.now}
+	s.flush(p)
+	if err := p.s.Step(sched.Event{Kind: sched.Submit, Task: t.id, Here: true}); err != nil {
+		delete(p.here, i)
+		s.refuse(p, from, i, epoch)
+		return
+	}
+	s.m.tasksIn++
+	s.act(p)
+	s.after(p)
+}
+
+// refuse sends a refusal frame to the owner.
+func (s *Sim) refuse(p *vpeer, owner int32, i int32, epoch uint16) {
+	if d, ok := s.send(mRefuse, p.idx, owner, smallBytes, false); ok {
+		s.at(s.now+d, event{kind: evRefused, p: owner, q: p.idx, t: i, epoch: epoch})
+	}
+}
+
+// refusedArrives mirrors node.handleRefuse.
+func (s *Sim) refusedArrives(o *vpeer, from int32, i int32, epoch uint16) {
+	t := &s.tasks[i]
+	if t.exec != from || t.epoch != epoch || t.state != tSubmitted {
+		return
+	}
+	t.exec = -1
+	s.step(o, sched.Event{Kind: sched.Refused, Task: t.id, Peer: s.peers[from].name})
+}
+
+// offer mirrors node.offerLocked + offerLoop: the offer goes to every
+// subscriber of the offer topic (or the neighbourhood). Peers without
+// idle slots would ignore it, so only idle ones get an arrival event.
+func (s *Sim) offer(o *vpeer, i int32) {
+	consider := func(r int32) {
+		if r == o.idx || !s.reachable(o.idx, r) {
+			return
+		}
+		rp := s.peers[r]
+		d, _ := s.send(mOffer, o.idx, r, smallBytes, false)
+		if rp.idle > rp.claimed && !rp.leaving {
+			s.at(s.now+d, event{kind: evOffer, p: r, q: o.idx, t: i})
+		}
+	}
+	if s.sc.BeaconScope > 0 {
+		for _, r := range o.neigh {
+			consider(r)
+		}
+		return
+	}
+	for _, rp := range s.peers {
+		if rp.alive {
+			consider(rp.idx)
+		}
+	}
+}
+
+// offerArrives mirrors node.claimLoop: claim while free slots exceed the
+// claims made this tick.
+func (s *Sim) offerArrives(r *vpeer, owner int32, i int32) {
+	if r.leaving {
+		return
+	}
+	st := r.s.Stats()
+	free := st.Slots - st.Running - st.Queued
+	if free <= r.claimed {
+		return
+	}
+	r.claimed++
+	s.contact(r.idx, owner)
+	if d, ok := s.send(mClaim, r.idx, owner, smallBytes, false); ok {
+		s.at(s.now+d, event{kind: evClaim, p: owner, q: r.idx, t: i})
+	}
+}
+
+// gone mirrors node.peerLoop (PeerGone) and session.close → node.lost:
+// the scheduler re-places the tasks handed to q; outputs this peer owns
+// that only q held and that are still needed are rebuilt from their
+// lineage (their tasks run again).
+func (s *Sim) gone(o *vpeer, q int32) {
+
+	delete(o.goneAt, q)
+	if s.reachable(o.idx, q) {
+		return // healed before the session timed out
+	}
+	delete(o.contacts, q)
+	// The scheduler puts the tasks handed to q back in its queue: a
+	// completion from q that arrives later is stale. (The node keeps
+	// t.peer until the task is placed again, so such a completion steps
+	// Done for a queued task — see docs/sim.md, "findings".)
+	for _, i := range o.owned {
+		if t := &s.tasks[i]; t.exec == q && t.state == tSubmitted {
+			t.exec = -1
+		}
+	}
+	s.step(o, sched.Event{Kind: sched.PeerGone, Peer: s.peers[q].name})
+	if len(o.lent) == 0 {
+		return
+	}
+	var lost []int32
+	for i := range o.lent {
+		if t := &s.tasks[i]; t.holder == q && t.refs > 0 {
+			lost = append(lost, i)
+		}
+	}
+	slices.Sort(lost)
+	for _, i := range lost {
+		s.rebuild(o, i)
+	}
+}
+
+// rebuild re-runs the task that made a lost output (and, first, those of
+// its inputs that are lost too).
+func (s *Sim) rebuild(o *vpeer, i int32) {
+	t := &s.tasks[i]
+	if t.state != tDone || t.owner != o.idx {
+		return
+	}
+	delete(o.lent, i)
+	t.lost = true
+	s.m.rebuilds++
+	for _, d := range s.depsOf(t) {
+		dt := &s.tasks[d]
+		if dt.state == tDone && !dt.lost && dt.holder != o.idx && !s.reachable(o.idx, dt.holder) {
+			s.rebuild(o, d)
+		}
+	}
+	s.submit(o, i)
+}
+
+// announce mirrors node.announceLoop + p2p.Host.Announce: outputs queued a
+// second ago that still exist here are announced (output ref and content
+// CID); the provider batches them by keyspace region, one DHT lookup per
+// region, and sends each CID's record to its k closest peers.
+func (s *Sim) announce(p *vpeer) {
+	cut := s.now - announceAge
+	var regions []uint64
+	n := 0
+	for p.annHead < len(p.annq) && p.annq[p.annHead].at <= cut {
+		i := p.annq[p.annHead].t
+		p.annHead++
+		t := &s.tasks[i]
+		if t.state != tDone || t.holder != p.idx || (!t.final && t.refs == 0) {
+			continue // consumed or moved: nobody could fetch it
+		}
+		for c := uint64(0); c < 2; c++ {
+			regions = append(regions, s.kad.regionOf(objectKey(s.sc.Seed, i, c)))
+		}
+		n++
+	}
+	if p.annHead == len(p.annq) {
+		p.annq, p.annHead = p.annq[:0], 0
+	} else if p.annHead > 1024 && p.annHead > len(p.annq)/2 {
+		p.annq = append(p.annq[:0], p.annq[p.annHead:]...)
+		p.annHead = 0
+	}
+	if n == 0 {
+		return
+	}
+	slices.Sort(regions)
+	regions = slices.Compact(regions)
+	for _, r := range regions {
+		key := kadID{r << (64 - min(s.kad.region, 63)), mix(r)}
+		if s.kad.region == 0 {
+			key[0] = mix(r ^ 0xabc)
+		}
+		s.dhtLookup(p.idx, key)
+	}
+	recs := uint64(2*n) * kadK
+	s.m.msgs[mDHTRecord] += recs
+	s.m.bytes[mDHTRecord] += int64(recs) * 120
+	s.m.announced += uint64(2 * n)
+}
+
+// objectKey is the DHT key of task i's output ref (c=0) or content (c=1).
+func objectKey(seed uint64, i int32, c uint64) kadID {
+	h := mix(seed ^ uint64(i)<<2 ^ c)
+	return kadID{h, mix(h), mix(h + 1), mix(h + 2)}
+}
+
+// dhtLookup runs (or, past the first lookups, samples) an iterative DHT
+// lookup from p and counts its hops and messages.
+func (s *Sim) dhtLookup(p int32, key kadID) {
+	s.m.lookups++
+	var hops, queries, answered int
+	if s.m.lookups <= 20000 || s.m.lookups%8 == 0 || len(s.m.lookupRing) == 0 {
+		hops, queries, answered = s.kad.lookup(p, key, func(q int32) bool { return s.peers[q].alive && s.side[q] == s.side[p] })
+		r := lookupRec{hops: uint8(min(hops, 255)), queries: uint16(queries), answered: uint16(answered)}
+		if len(s.m.lookupRing) < 4096 {
+			s.m.lookupRing = append(s.m.lookupRing, r)
+		} else {
+			s.m.lookupRing[s.m.lookups%4096] = r
+		}
+	} else {
+		r := s.m.lookupRing[mix(s.m.lookups)%uint64(len(s.m.lookupRing))]
+		hops, queries, answered = int(r.hops), int(r.queries), int(r.answered)
+	}
+	s.m.hops = append(s.m.hops, uint8(min(hops, 255)))
+	s.m.msgs[mDHTLookup] += uint64(queries + answered)
+	s.m.bytes[mDHTLookup] += int64(queries)*smallBytes + int64(answered)*kadK*40
+}
+
+// maybeDepart ends a graceful leave once nothing runs here and every task
+// this peer owns is resolved: the connections close, so peers notice at
+// once.
+func (s *Sim) maybeDepart(p *vpeer) {
+	if !p.leaving || !p.alive {
+		return
+	}
+	st := p.s.Stats()
+
+	if st.Running+st.Blocked > 0 || p.unresolved > 0 || len(p.here) > 0 {
+		return
+	}
+	s.down(p)
+	// The connections close after the frames sent on them (TCP order).
+	for _, q := range sortedKeys(p.contacts) {
+		if qp := s.peers[q]; qp.alive {
+			s.detect(qp, p.idx, max(s.now, s.net.uplink[p.idx])+s.net.latency(p.idx, q)+closeMargin)
+		}
+	}
+	s.m.left++
+}
+
+// closeMargin puts a graceful close after the last frame sent before it.
+const closeMargin = int64(1e6)
+
+// down takes p out of the swarm.
+func (s *Sim) down(p *vpeer) {
+	p.alive = false
+	s.live--
+	s.unqueue(p.idx)
+	s.lastChange = s.now
+}
+
+func sortedKeys(m map[int32]struct{}) []int32 {
+	ks := make([]int32, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
