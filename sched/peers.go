@@ -12,6 +12,24 @@ type peer struct {
 	load  Load
 	heard int64 // tick of the last beacon
 	est   int   // room (see room), less the tasks forwarded since the beacon
+	roomy bool  // in s.roomy
+}
+
+// fix keeps s.roomy — the peers with room that run our functions, sorted
+// by ID — in step with p after its load, room or presence changed, so a
+// placement draws from it without scanning every peer.
+func (s *Scheduler) fix(p *peer) {
+	want := p.est > 0 && p.load.Funcs == s.cfg.Funcs && s.peers[p.id] == p
+	if want == p.roomy {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(s.roomy, p.id, func(q *peer, id PeerID) int { return cmp.Compare(q.id, id) })
+	if want {
+		s.roomy = slices.Insert(s.roomy, i, p)
+	} else {
+		s.roomy = slices.Delete(s.roomy, i, i+1)
+	}
+	p.roomy = want
 }
 
 // peerEvent applies the events about other peers and time.
@@ -27,8 +45,12 @@ func (s *Scheduler) peerEvent(ev Event) error {
 			s.peers[ev.Peer] = p
 		}
 		p.load, p.heard, p.est = ev.Load, s.now, room(ev.Load)
+		s.fix(p)
 	case PeerGone:
-		delete(s.peers, ev.Peer)
+		if p := s.peers[ev.Peer]; p != nil {
+			delete(s.peers, ev.Peer)
+			s.fix(p)
+		}
 		// Tasks handed to the peer go back to the queue, in submission
 		// order as far as the map allows: sorted by ID for determinism.
 		var back []*task
@@ -56,6 +78,7 @@ func (s *Scheduler) peerEvent(ev Event) error {
 		for id, p := range s.peers {
 			if s.cfg.BeaconTTL > 0 && s.now-p.heard > int64(s.cfg.BeaconTTL) {
 				delete(s.peers, id)
+				s.fix(p)
 			}
 		}
 		s.offer()
@@ -76,6 +99,7 @@ func (s *Scheduler) peerEvent(ev Event) error {
 		s.forwards--
 		if p := s.peers[ev.Peer]; p != nil {
 			p.est = 0
+			s.fix(p)
 		}
 		t.peer = ""
 		if t.on == ev.Peer {
@@ -126,21 +150,17 @@ func (s *Scheduler) offer() {
 // choose picks a peer for t by power-of-two choices among the peers with
 // room that run the same functions: of two drawn at random, the one
 // holding more of t's input bytes, then the less loaded. It returns "" when
-// no peer has room.
+// no peer has room. The candidates are kept sorted by ID as they change
+// (see fix), so a placement costs O(1) whatever the number of peers, and
+// the draws are reproducible.
 func (s *Scheduler) choose(t *task) PeerID {
-	var cands []*peer
-	for _, p := range s.peers {
-		if p.est > 0 && p.load.Funcs == s.cfg.Funcs {
-			cands = append(cands, p)
-		}
-	}
+	cands := s.roomy
 	switch len(cands) {
 	case 0:
 		return ""
 	case 1:
 		return cands[0].id
 	}
-	sortPeers(cands) // map order is random; draws must be reproducible
 	i := s.rand.IntN(len(cands))
 	j := s.rand.IntN(len(cands) - 1)
 	if j >= i {
@@ -184,8 +204,4 @@ func localBytes(t *task, p PeerID) int64 {
 
 func sortTasks(ts []*task) {
 	slices.SortFunc(ts, func(a, b *task) int { return cmp.Compare(a.id, b.id) })
-}
-
-func sortPeers(ps []*peer) {
-	slices.SortFunc(ps, func(a, b *peer) int { return cmp.Compare(a.id, b.id) })
 }

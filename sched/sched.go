@@ -243,6 +243,7 @@ type Scheduler struct {
 	queue    fifo // ready tasks that may run here or elsewhere
 	local    fifo // ready tasks that must run here
 	peers    map[PeerID]*peer
+	roomy    []*peer // peers with room and our functions, by ID (see fix)
 	rand     *rand.Rand
 	now      int64 // ticks
 	forwards int   // tasks forwarded and not done
@@ -297,6 +298,7 @@ func (s *Scheduler) Step(ev Event) error {
 			// its next beacon would say too late for short tasks.
 			if p := s.peers[t.peer]; p != nil {
 				p.est = min(p.est+1, 2*p.load.Slots)
+				s.fix(p)
 			}
 		default:
 			return fmt.Errorf("%w: done for %s task %x", ErrState, t.state, ev.Task)
@@ -399,6 +401,7 @@ func (s *Scheduler) forward(t *task, p PeerID) {
 	s.forwards++
 	if pe := s.peers[p]; pe != nil && pe.est > 0 {
 		pe.est--
+		s.fix(pe)
 	}
 	s.actions = append(s.actions, Action{Kind: Forward, Task: t.id, Peer: p})
 }
