@@ -21,4 +21,12 @@
 // of blocked parents proportional to its depth rather than to its total
 // work. A task with dependencies joins the queue when the last of them is
 // ready. A task whose dependency fails is failed without running.
+//
+// Across peers, a task that finds no local slot goes by power-of-two
+// choices to a peer whose load beacon shows room (PeerLoad), preferring
+// the peer holding more of its input bytes; a peer's completion gives its
+// place back at once. Work nobody takes is offered (Offer, Claim). With
+// Config.ProbeBatch set, work that finds no known peer with room also asks
+// for probes of peers it does not know (Probe, ProbeReply), so a peer that
+// hears only a neighbourhood's beacons still reaches the whole swarm.
 package sched

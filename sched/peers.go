@@ -35,7 +35,10 @@ func (s *Scheduler) fix(p *peer) {
 // peerEvent applies the events about other peers and time.
 func (s *Scheduler) peerEvent(ev Event) error {
 	switch ev.Kind {
-	case PeerLoad:
+	case PeerLoad, ProbeReply:
+		if ev.Kind == ProbeReply && s.probing > 0 {
+			s.probing--
+		}
 		if ev.Peer == "" || ev.Peer == s.cfg.Self {
 			return fmt.Errorf("%w: peer-load without a peer, or from this peer", ErrEvent)
 		}
@@ -75,6 +78,7 @@ func (s *Scheduler) peerEvent(ev Event) error {
 		}
 	case Tick:
 		s.now++
+		s.probing = 0 // unanswered probes end with the tick
 		for id, p := range s.peers {
 			if s.cfg.BeaconTTL > 0 && s.now-p.heard > int64(s.cfg.BeaconTTL) {
 				delete(s.peers, id)

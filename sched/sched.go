@@ -38,6 +38,12 @@ type Config struct {
 	// task) waits for a local slot before it may go to another peer:
 	// fine-grained nested work is cheaper here than a network hop away.
 	NestedWait int
+	// ProbeBatch bounds the probes in flight: when queued work finds no
+	// known peer with room, the scheduler asks (Probe actions) for random
+	// peers it does not know to report their load (ProbeReply), up to
+	// this many at once; a tick ends the probes still unanswered. 0: no
+	// probes — a peer places work only on the peers whose beacons it hears.
+	ProbeBatch int
 }
 
 // DefaultConfig returns a Config with one slot; callers normally set Slots
@@ -57,6 +63,9 @@ func (c Config) Validate() error {
 	}
 	if c.NestedWait < 0 {
 		return fmt.Errorf("sched: NestedWait is %d: must not be negative", c.NestedWait)
+	}
+	if c.ProbeBatch < 0 {
+		return fmt.Errorf("sched: ProbeBatch is %d: must not be negative", c.ProbeBatch)
 	}
 	return nil
 }
@@ -96,10 +105,13 @@ const (
 	// back to the front of the queue and Peer is not chosen again until its
 	// next beacon.
 	Refused
+	// ProbeReply: Peer answered a probe with its Load: as PeerLoad, and the
+	// probe is no longer in flight.
+	ProbeReply
 )
 
 var kindNames = [...]string{"?", "submit", "object-ready", "object-failed", "done", "blocked", "unblocked",
-	"peer-load", "peer-gone", "tick", "claim", "refused"}
+	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply"}
 
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) {
@@ -161,6 +173,9 @@ const (
 	Forward
 	// Offer: announce Task on the gossip topic; idle peers may Claim it.
 	Offer
+	// Probe: ask Count random peers this scheduler does not know for their
+	// load; step each answer as ProbeReply.
+	Probe
 )
 
 func (k ActionKind) String() string {
@@ -173,6 +188,8 @@ func (k ActionKind) String() string {
 		return "forward"
 	case Offer:
 		return "offer"
+	case Probe:
+		return "probe"
 	}
 	return fmt.Sprintf("ActionKind(%d)", uint8(k))
 }
@@ -183,6 +200,7 @@ type Action struct {
 	Task   TaskID
 	Object ObjectID // Fail: the dependency that failed
 	Peer   PeerID   // Forward: where to
+	Count  int      // Probe: how many peers to ask
 }
 
 // Errors returned by Step for events that contradict the scheduler's state;
@@ -244,6 +262,7 @@ type Scheduler struct {
 	local    fifo // ready tasks that must run here
 	peers    map[PeerID]*peer
 	roomy    []*peer // peers with room and our functions, by ID (see fix)
+	probing  int     // probes in flight (see Config.ProbeBatch)
 	rand     *rand.Rand
 	now      int64 // ticks
 	forwards int   // tasks forwarded and not done
@@ -327,7 +346,7 @@ func (s *Scheduler) Step(ev Event) error {
 		t.state = running
 		s.blocked--
 		s.running++
-	case PeerLoad, PeerGone, Tick, Claim, Refused:
+	case PeerLoad, PeerGone, Tick, Claim, Refused, ProbeReply:
 		if err := s.peerEvent(ev); err != nil {
 			return err
 		}
@@ -462,7 +481,7 @@ func (s *Scheduler) fill() {
 		s.running++
 		s.actions = append(s.actions, Action{Kind: Run, Task: t.id})
 	}
-	for len(s.peers) > 0 && s.queue.len() > 0 {
+	for s.queue.len() > 0 {
 		t := s.peek(&s.queue)
 		if t == nil {
 			return
@@ -472,11 +491,23 @@ func (s *Scheduler) fill() {
 		}
 		p := s.choose(t)
 		if p == "" {
+			s.probe()
 			return
 		}
 		s.queue.pop()
 		s.forward(t, p)
 	}
+}
+
+// probe asks for more peers when queued work has nowhere to go: no more
+// probes in flight than tasks wait, nor than ProbeBatch.
+func (s *Scheduler) probe() {
+	n := min(s.cfg.ProbeBatch, s.queue.len()) - s.probing
+	if n <= 0 {
+		return
+	}
+	s.probing += n
+	s.actions = append(s.actions, Action{Kind: Probe, Count: n})
 }
 
 // next pops the first task of q still queued (claimed or failed tasks

@@ -28,6 +28,7 @@ func TestTraces(t *testing.T) {
 				d.MaybeScanArgs(t, "offer", &cfg.OfferAfter)
 				d.MaybeScanArgs(t, "ttl", &cfg.BeaconTTL)
 				d.MaybeScanArgs(t, "nestedwait", &cfg.NestedWait)
+				d.MaybeScanArgs(t, "probe", &cfg.ProbeBatch)
 				var seed uint64
 				d.MaybeScanArgs(t, "seed", &seed)
 				cfg.Rand = rand.New(rand.NewPCG(seed, seed))
@@ -74,6 +75,8 @@ func TestTraces(t *testing.T) {
 					fmt.Fprintf(&out, "%s %s (dep %s)\n", a.Kind, a.Task, a.Object)
 				case a.Kind == Forward:
 					fmt.Fprintf(&out, "%s %s -> %s\n", a.Kind, a.Task, a.Peer)
+				case a.Kind == Probe:
+					fmt.Fprintf(&out, "%s %d\n", a.Kind, a.Count)
 				default:
 					fmt.Fprintf(&out, "%s %s\n", a.Kind, a.Task)
 				}
@@ -121,15 +124,19 @@ func parseEvent(line string) (Event, error) {
 			}
 		}
 		return ev, nil
-	case "load":
-		// load PEER SLOTS FREE QUEUE [FUNCS]
+	case "load", "probe-reply":
+		// load|probe-reply PEER SLOTS FREE QUEUE [FUNCS]
 		n := make([]int, 4)
 		for i := range 4 {
 			if i+2 < len(f) {
 				n[i], _ = strconv.Atoi(f[i+2])
 			}
 		}
-		return Event{Kind: PeerLoad, Peer: PeerID(f[1]), Load: Load{Slots: n[0], Free: n[1], Queue: n[2], Funcs: uint64(n[3])}}, nil
+		kind := PeerLoad
+		if f[0] == "probe-reply" {
+			kind = ProbeReply
+		}
+		return Event{Kind: kind, Peer: PeerID(f[1]), Load: Load{Slots: n[0], Free: n[1], Queue: n[2], Funcs: uint64(n[3])}}, nil
 	case "gone":
 		return Event{Kind: PeerGone, Peer: PeerID(f[1])}, nil
 	case "claim":
@@ -161,14 +168,23 @@ func parseEvent(line string) (Event, error) {
 
 func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
-		slots int
-		ok    bool
-	}{{1, true}, {64, true}, {0, false}, {-3, false}} {
-		_, err := New(Config{Slots: tc.slots})
-		if tc.ok {
-			require.NoError(t, err, "slots=%d", tc.slots)
+		cfg  Config
+		want string // "" = valid; else a substring of the error
+	}{
+		{Config{Slots: 1}, ""},
+		{Config{Slots: 64, ProbeBatch: 32}, ""},
+		{Config{Slots: 0}, "Slots"},
+		{Config{Slots: -3}, "Slots"},
+		{Config{Slots: 1, OfferAfter: -1}, "OfferAfter"},
+		{Config{Slots: 1, BeaconTTL: -1}, "BeaconTTL"},
+		{Config{Slots: 1, NestedWait: -1}, "NestedWait"},
+		{Config{Slots: 1, ProbeBatch: -1}, "ProbeBatch"},
+	} {
+		_, err := New(tc.cfg)
+		if tc.want == "" {
+			require.NoError(t, err, "%+v", tc.cfg)
 		} else {
-			require.ErrorContains(t, err, "Slots", "slots=%d", tc.slots)
+			require.ErrorContains(t, err, tc.want, "%+v", tc.cfg)
 		}
 	}
 }
