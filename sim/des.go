@@ -35,6 +35,8 @@ const (
 	evHeal                        // partition k heals
 	evSample                      // time series sample
 	evChurn                       // t: churn action on q random peers
+	evProbe                       // q's probe arrives at p
+	evProbeReply                  // q's answer to p's probe arrives (load in s.probeLoads[t])
 )
 
 // event is one entry of the queue; (at, seq) orders it.
@@ -125,8 +127,13 @@ type Sim struct {
 	q    eventHeap
 	rng  *rand.Rand // workload
 	crng *rand.Rand // churn, partitions, neighbourhoods
-	net  *network
-	kad  *kad
+	prng *rand.Rand // probe targets
+	// probeLoads holds the loads probe answers carry, by event t; freed
+	// slots are reused.
+	probeLoads []sched.Load
+	probeFree  []int32
+	net        *network
+	kad        *kad
 
 	peers      []*vpeer
 	live       int // peers alive
@@ -170,6 +177,7 @@ func New(sc Scenario, opts Options) (*Sim, error) {
 	// not change the workload or the network (the baseline of a disturbed
 	// run is the same run without the disturbances).
 	s.crng = rand.New(rand.NewPCG(mix(sc.Seed^0xc4a2), sc.Seed))
+	s.prng = rand.New(rand.NewPCG(mix(sc.Seed^0x9b0e), sc.Seed))
 	s.net = newNetwork(sc.Network, sc.Seed, rand.New(rand.NewPCG(mix(sc.Seed^0x4e7), sc.Seed)))
 	joins := s.planChurn()
 	total := sc.Peers + joins
@@ -189,6 +197,7 @@ func New(sc Scenario, opts Options) (*Sim, error) {
 			BeaconTTL:  5, // as node.New: ticks of a second
 			NestedWait: 1,
 			OfferAfter: 2,
+			ProbeBatch: sc.ProbeBatch,
 		}
 		sch, err := sched.New(cfg)
 		if err != nil {
@@ -364,6 +373,12 @@ func (s *Sim) dispatch(e event) {
 		s.crash(p)
 	case evLeave:
 		s.leave(p)
+	case evProbe:
+		s.probeArrives(p, e.q)
+	case evProbeReply:
+		l := s.probeLoads[e.t]
+		s.probeFree = append(s.probeFree, e.t)
+		s.step(p, sched.Event{Kind: sched.ProbeReply, Peer: s.peers[e.q].name, Load: l})
 	}
 }
 

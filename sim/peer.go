@@ -109,6 +109,8 @@ func (s *Sim) act(p *vpeer) {
 				s.forward(p, i, s.peerIndex(a.Peer))
 			case sched.Offer:
 				s.offer(p, i)
+			case sched.Probe:
+				s.probe(p, a.Count)
 			case sched.Fail:
 				s.failTask(i, false)
 			}
@@ -778,6 +780,49 @@ func (s *Sim) offer(o *vpeer, i int32) {
 			consider(rp.idx)
 		}
 	}
+}
+
+// probe sends count probes to random live peers other than p (the node
+// draws them from its DHT routing table): each answers with its load,
+// which p steps as a ProbeReply. A probe across a partition is lost, and
+// the scheduler's next tick ends it.
+func (s *Sim) probe(p *vpeer, count int) {
+	n := len(s.peers)
+	for range count {
+		if s.live < 2 {
+			return
+		}
+		r := int32(s.prng.IntN(n))
+		for tries := 0; (r == p.idx || !s.peers[r].alive) && tries < 8; tries++ {
+			r = int32(s.prng.IntN(n))
+		}
+		if r == p.idx || !s.peers[r].alive {
+			continue
+		}
+		if d, ok := s.send(mProbe, p.idx, r, smallBytes, false); ok {
+			s.at(s.now+d, event{kind: evProbe, p: r, q: p.idx})
+		}
+	}
+}
+
+// probeArrives answers a probe from q with r's load, as a beacon says it.
+func (s *Sim) probeArrives(r *vpeer, q int32) {
+	st := r.s.Stats()
+	l := sched.Load{Slots: st.Slots, Free: max(st.Slots-st.Running, 0), Queue: st.Queued, Funcs: 1}
+	d, ok := s.send(mProbeReply, r.idx, q, beaconBytes, false)
+	if !ok {
+		return
+	}
+	var k int32
+	if n := len(s.probeFree); n > 0 {
+		k = s.probeFree[n-1]
+		s.probeFree = s.probeFree[:n-1]
+		s.probeLoads[k] = l
+	} else {
+		k = int32(len(s.probeLoads))
+		s.probeLoads = append(s.probeLoads, l)
+	}
+	s.at(s.now+d, event{kind: evProbeReply, p: q, q: r.idx, t: k})
 }
 
 // offerArrives mirrors node.claimLoop: claim while free slots exceed the

@@ -27,11 +27,13 @@ const (
 	mDHTLookup
 	mDHTRecord
 	mRetransmit
+	mProbe
+	mProbeReply
 	numKinds
 )
 
 var msgNames = [numKinds]string{"beacon", "offer", "claim", "handoff", "ack", "refuse", "completion", "release",
-	"fetch", "dht-lookup", "dht-record", "retransmit"}
+	"fetch", "dht-lookup", "dht-record", "retransmit", "probe", "probe-reply"}
 
 type lookupRec struct {
 	hops              uint8

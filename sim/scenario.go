@@ -274,6 +274,10 @@ type Scenario struct {
 	// offers: 0 means all (GossipSub, as the node does today); N gives
 	// each peer a fixed neighbourhood of about N random peers.
 	BeaconScope int `yaml:"beacon_scope,omitempty" json:"beacon_scope,omitempty"`
+	// ProbeBatch turns on the scheduler's probes (sched.Config.ProbeBatch):
+	// work that finds no known peer with room asks up to this many random
+	// peers at once for their load. 0: off, as the node does today.
+	ProbeBatch int `yaml:"probe_batch,omitempty" json:"probe_batch,omitempty"`
 	// DetectionDelay is how long peers take to notice a crashed or
 	// partitioned peer (connection loss).
 	DetectionDelay Duration    `yaml:"detection_delay,omitempty" json:"detection_delay,omitempty"`
@@ -386,6 +390,9 @@ func (s *Scenario) Validate() error {
 	}
 	if s.BeaconScope < 0 {
 		return bad("beacon_scope is %d: want 0 (all peers) or a neighbourhood size", s.BeaconScope)
+	}
+	if s.ProbeBatch < 0 {
+		return bad("probe_batch is %d: want 0 (no probes) or how many probes may be in flight", s.ProbeBatch)
 	}
 	if s.DetectionDelay <= 0 {
 		return bad("detection_delay is %s: want a positive duration such as 2s", s.DetectionDelay)

@@ -387,6 +387,34 @@ func TestQuality(t *testing.T) {
 	}
 }
 
+// TestProbes runs one submitter on a swarm where each peer hears only a
+// neighbourhood's beacons: without probes its work crawls on its
+// neighbours; with the scheduler's probes it reaches the whole swarm, and
+// messages a task other than DHT announcements stay a handful.
+func TestProbes(t *testing.T) {
+	sc := DefaultScenario()
+	sc.Peers = 200
+	sc.Workload.Tasks = 20000
+	sc.Workload.Load = 0.8
+	sc.BeaconScope = 8
+	slow := run(t, sc)
+	sc.ProbeBatch = 16
+	fast := run(t, sc)
+	t.Logf("neighbourhood of 8: makespan %.3fx ideal without probes, %.3fx with", slow.Ratio, fast.Ratio)
+	require.Greater(t, slow.Ratio, 2.0, "a lone submitter should starve without probes")
+	require.LessOrEqual(t, fast.Ratio, 1.15)
+	require.Zero(t, fast.Lost)
+	var other uint64
+	for _, k := range fast.ByKind {
+		if !strings.HasPrefix(k.Kind, "dht-") {
+			other += k.Messages
+		}
+	}
+	perTask := float64(other) / float64(sc.Workload.Tasks)
+	t.Logf("%.2f messages a task besides the DHT", perTask)
+	require.Less(t, perTask, 6.0)
+}
+
 // TestGolden guards determinism across changes: the summary and CSV files
 // of the scenarios in testdata/ must match their golden files byte for
 // byte. Rewrite with `go test ./sim -run TestGolden -update` after reading
