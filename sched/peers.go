@@ -36,8 +36,16 @@ func (s *Scheduler) fix(p *peer) {
 func (s *Scheduler) peerEvent(ev Event) error {
 	switch ev.Kind {
 	case PeerLoad, ProbeReply:
+		// A reply frees its probe for another, except that replies that
+		// found no room free at most probeWaste probe batches a tick: a
+		// saturated swarm is not probed a round trip after another.
 		if ev.Kind == ProbeReply && s.probing > 0 {
-			s.probing--
+			if room(ev.Load) > 0 && ev.Load.Funcs == s.cfg.Funcs {
+				s.probing--
+			} else if s.wasted < probeWaste*s.cfg.ProbeBatch {
+				s.wasted++
+				s.probing--
+			}
 		}
 		if ev.Peer == "" || ev.Peer == s.cfg.Self {
 			return fmt.Errorf("%w: peer-load without a peer, or from this peer", ErrEvent)
@@ -78,7 +86,7 @@ func (s *Scheduler) peerEvent(ev Event) error {
 		}
 	case Tick:
 		s.now++
-		s.probing = 0 // unanswered probes end with the tick
+		s.probing, s.wasted = 0, 0 // unanswered probes end with the tick
 		for id, p := range s.peers {
 			if s.cfg.BeaconTTL > 0 && s.now-p.heard > int64(s.cfg.BeaconTTL) {
 				delete(s.peers, id)
@@ -117,6 +125,10 @@ func (s *Scheduler) peerEvent(ev Event) error {
 	}
 	return nil
 }
+
+// probeWaste is how many batches of probes that find no room a tick may
+// free for more probes (see ProbeReply).
+const probeWaste = 64
 
 // room is how many more tasks a peer takes, by its beacon: its free slots
 // plus a queue as deep as its slots, less what it has queued already. The

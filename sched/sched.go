@@ -41,8 +41,11 @@ type Config struct {
 	// ProbeBatch bounds the probes in flight: when queued work finds no
 	// known peer with room, the scheduler asks (Probe actions) for random
 	// peers it does not know to report their load (ProbeReply), up to
-	// this many at once; a tick ends the probes still unanswered. 0: no
-	// probes — a peer places work only on the peers whose beacons it hears.
+	// this many at once. A reply frees its probe for another, but replies
+	// that found no room free at most 64 batches a tick, so a saturated
+	// swarm costs at most 65 x ProbeBatch probes a tick; a tick ends the
+	// probes still unanswered. 0: no probes — a peer places work only on
+	// the peers whose beacons it hears.
 	ProbeBatch int
 }
 
@@ -263,6 +266,7 @@ type Scheduler struct {
 	peers    map[PeerID]*peer
 	roomy    []*peer // peers with room and our functions, by ID (see fix)
 	probing  int     // probes in flight (see Config.ProbeBatch)
+	wasted   int     // probes freed this tick by replies without room
 	rand     *rand.Rand
 	now      int64 // ticks
 	forwards int   // tasks forwarded and not done

@@ -189,6 +189,37 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// TestProbeWaste: replies that find no room free their probes for more,
+// but at most probeWaste batches a tick; after that no probe is in flight
+// until the tick, which starts a new round.
+func TestProbeWaste(t *testing.T) {
+	s, err := New(Config{Slots: 1, ProbeBatch: 1, OfferAfter: 100})
+	require.NoError(t, err)
+	probes := func() int {
+		n := 0
+		for _, a := range s.TakeActions(nil) {
+			if a.Kind == Probe {
+				n += a.Count
+			}
+		}
+		return n
+	}
+	require.NoError(t, s.Step(Event{Kind: Submit, Task: "run"}))
+	require.NoError(t, s.Step(Event{Kind: Submit, Task: "wait"}))
+	require.Equal(t, 1, probes())
+	full := Load{Slots: 1, Free: 0, Queue: 1}
+	for i := range probeWaste + 1 {
+		require.NoError(t, s.Step(Event{Kind: ProbeReply, Peer: PeerID(fmt.Sprint("p", i)), Load: full}))
+		want := 1
+		if i == probeWaste {
+			want = 0
+		}
+		require.Equal(t, want, probes(), "reply %d", i+1)
+	}
+	require.NoError(t, s.Step(Event{Kind: Tick}))
+	require.Equal(t, 1, probes(), "a tick starts a new round")
+}
+
 // TestErrorsLeaveStateUnchanged checks that a rejected event does not move
 // any counter.
 func TestErrorsLeaveStateUnchanged(t *testing.T) {
