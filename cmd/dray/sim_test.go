@@ -60,7 +60,10 @@ func TestSimErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"sim", "--mode", "emu"}, "dray: sim --mode emu is not implemented yet"},
+		{[]string{"sim", "--mode", "emu", "--baseline"}, "dray: sim --mode emu: --baseline is for --mode des"},
+		{[]string{"sim", "--mode", "emu", "--peers", "5000"}, "dray: sim: emu: 5000 peers: emulation runs up to 1000"},
+		{[]string{"sim", "--mode", "emu", "--beacon-scope", "4"}, "dray: sim: emu: beacon_scope 4"},
+		{[]string{"sim", "--mode", "emu", "--peers", "0"}, "dray: sim: bad scenario: peers is 0"},
 		{[]string{"sim", "--mode", "fast"}, `dray: --mode "fast": want des or emu`},
 		{[]string{"sim", "--scenario", filepath.Join(dir, "missing.yaml")}, "dray: sim: read scenario"},
 		{[]string{"sim", "--scenario", unknown}, "field latency not found"},
@@ -75,5 +78,23 @@ func TestSimErrors(t *testing.T) {
 			require.Contains(t, errOut, tc.want)
 			require.Equal(t, 1, strings.Count(strings.TrimSpace(errOut), "\n")+1, "one line: %q", errOut)
 		})
+	}
+}
+
+func TestSimEmu(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, code := dray(t, "sim", "--mode", "emu", "--peers", "6", "--tasks", "300", "--seed", "3", "--out", dir)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	require.Empty(t, errOut)
+	for _, want := range []string{"emu: 6 real nodes over mocknet", "makespan", "x ideal", "task latency p50/p95/p99",
+		"messages per task", "DHT lookup hops p50/p99      n/a (emu)", "tasks lost                   0",
+		"peers / slots                6 /", "300 top-level, 300 finished", "nondeterministic", "GossipSub"} {
+		require.Contains(t, out, want)
+	}
+	for _, f := range []string{"timeseries.csv", "latency_cdf.csv", "peers.csv", "messages.csv", "queues.csv",
+		"throughput.svg", "queues.svg", "latency_cdf.svg"} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		require.NoError(t, err, f)
+		require.Positive(t, st.Size(), f)
 	}
 }
