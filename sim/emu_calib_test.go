@@ -59,4 +59,6 @@ func TestEmuCalibration(t *testing.T) {
 	}
 	assert.InDelta(t, 0, mk, calibTolerance, "makespan: emu/des - 1")
 	assert.InDelta(t, 0, msg, calibTolerance, "protocol messages per task: des/emu - 1")
+	// All messages, DHT provider records included.
+	assert.InDelta(t, 0, des.MsgsPerTask/emu.MsgsPerTask-1, calibTolerance, "messages per task: des/emu - 1")
 }

@@ -936,7 +936,9 @@ func (s *Sim) announce(p *vpeer) {
 		}
 		s.dhtLookup(p.idx, key)
 	}
-	recs := uint64(2*n) * kadK
+	// Each CID's record goes to its k closest peers: every other peer in
+	// a swarm of k or fewer.
+	recs := uint64(2*n) * uint64(min(kadK, max(s.live-1, 0)))
 	s.m.msgs[mDHTRecord] += recs
 	s.m.bytes[mDHTRecord] += int64(recs) * 120
 	s.m.announced += uint64(2 * n)
