@@ -33,6 +33,34 @@ type Config struct {
 	MemoEntries int
 	// Logger receives the node's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// MaxQueue bounds the tasks queued here for a slot: beyond it, tasks
+	// other peers hand over are refused, and their owners place them
+	// elsewhere (this node's own calls always queue). 0: 64 per slot.
+	MaxQueue int
+	// PeerTaskRate bounds how many tasks each other peer may hand this
+	// node a second (a token bucket holding a second's worth); beyond it
+	// hand-offs are refused. 0: 20,000 a second.
+	PeerTaskRate float64
+}
+
+// Defaults of the hand-off limits (see Config).
+const (
+	DefaultQueuePerSlot = 64
+	DefaultPeerTaskRate = 20_000
+)
+
+func (c Config) maxQueue() int {
+	if c.MaxQueue > 0 {
+		return c.MaxQueue
+	}
+	return DefaultQueuePerSlot * c.Slots
+}
+
+func (c Config) peerTaskRate() float64 {
+	if c.PeerTaskRate > 0 {
+		return c.PeerTaskRate
+	}
+	return DefaultPeerTaskRate
 }
 
 // DefaultConfig returns the embedded default configuration.
@@ -51,6 +79,12 @@ func (c Config) Validate() error {
 	}
 	if c.MemoEntries < 0 {
 		return fmt.Errorf("node: MemoEntries is %d: must not be negative", c.MemoEntries)
+	}
+	if c.MaxQueue < 0 {
+		return fmt.Errorf("node: MaxQueue is %d: must not be negative (0: %d per slot)", c.MaxQueue, DefaultQueuePerSlot)
+	}
+	if c.PeerTaskRate < 0 {
+		return fmt.Errorf("node: PeerTaskRate is %g: must not be negative (0: %d a second)", c.PeerTaskRate, DefaultPeerTaskRate)
 	}
 	if err := c.Store.Validate(); err != nil {
 		return fmt.Errorf("node: %w", err)

@@ -15,6 +15,7 @@ type NetStats struct {
 	TasksIn   uint64 // tasks accepted from other peers
 	Fetches   uint64 // objects fetched from other peers
 	Resumed   uint64 // fetches resumed from another holder mid-stream
+	Refused   uint64 // hand-offs this node refused (queue full, rate, ...)
 	// Announced counts CIDs handed to the DHT announcer; Unannounced
 	// those dropped before they were due (see announceDelay).
 	Announced   uint64
@@ -25,6 +26,7 @@ type NetStats struct {
 type netCounters struct {
 	msgsSent, msgsRecv, bytesSent, bytesRecv atomic.Uint64
 	tasksOut, tasksIn, fetches, resumed      atomic.Uint64
+	refused                                  atomic.Uint64
 	announced, unannounced                   atomic.Uint64
 }
 
@@ -42,7 +44,7 @@ func (c *netCounters) snapshot() NetStats {
 	return NetStats{
 		MsgsSent: c.msgsSent.Load(), MsgsRecv: c.msgsRecv.Load(),
 		BytesSent: c.bytesSent.Load(), BytesRecv: c.bytesRecv.Load(),
-		TasksOut: c.tasksOut.Load(), TasksIn: c.tasksIn.Load(), Fetches: c.fetches.Load(), Resumed: c.resumed.Load(),
+		TasksOut: c.tasksOut.Load(), TasksIn: c.tasksIn.Load(), Fetches: c.fetches.Load(), Resumed: c.resumed.Load(), Refused: c.refused.Load(),
 		Announced: c.announced.Load(), Unannounced: c.unannounced.Load(),
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
+	"golang.org/x/time/rate"
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
@@ -113,7 +114,9 @@ type Node struct {
 	offerq  chan []byte    // offers to gossip
 	claimed atomic.Int64   // offers claimed this tick
 
-	smu      sync.Mutex // guards the session tables
+	lmu      sync.Mutex                // guards limits
+	limits   map[peer.ID]*rate.Limiter // hand-offs a second, by peer
+	smu      sync.Mutex                // guards the session tables
 	sclosed  bool
 	sessions map[peer.ID]*session // sessions this node opened, by peer
 	dialing  map[peer.ID]*dial

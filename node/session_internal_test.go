@@ -87,3 +87,55 @@ func TestLateCompletionAfterSessionLoss(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestHandOffLimits: a peer refuses hand-offs beyond its per-peer rate or
+// beyond its queue bound; the owner takes each refused task back and runs
+// it elsewhere, so every result still arrives.
+func TestHandOffLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		limit func(*Config)
+		fill  bool // keep B's slot busy and one of its own tasks queued
+	}{
+		{"rate", func(c *Config) { c.PeerTaskRate = 1 }, false},
+		{"queue", func(c *Config) { c.MaxQueue = 1 }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := napRegistry(t)
+			ha := loopHost(t)
+			hb := loopHost(t, ha)
+			a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
+			b := loopNode(t, hb, func(c *Config) { c.Functions = reg; tc.limit(c) })
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			deadline := time.Now().Add(20 * time.Second)
+			for a.Stats().Sched.Peers < 1 {
+				require.True(t, time.Now().Before(deadline), "A never heard B's beacons")
+				time.Sleep(20 * time.Millisecond) // poll: beacons come every 250 ms
+			}
+			if tc.fill {
+				own, err := b.CallWith(ctx, CallOptions{On: b.ID()}, "nap", 1500)
+				require.NoError(t, err)
+				queued, err := b.CallWith(ctx, CallOptions{On: b.ID()}, "nap", 10)
+				require.NoError(t, err)
+				defer func() { _, _ = As[string](own[0]).Get(ctx); _, _ = As[string](queued[0]).Get(ctx) }()
+			}
+			busy, err := a.CallWith(ctx, CallOptions{On: a.ID()}, "nap", 300)
+			require.NoError(t, err)
+			var refs []ObjectRef
+			for range 4 {
+				r, err := a.Call(ctx, "nap", 50)
+				require.NoError(t, err)
+				refs = append(refs, r...)
+			}
+			for _, r := range refs {
+				who, err := As[string](r).Get(ctx)
+				require.NoError(t, err)
+				assert.Contains(t, []string{a.ID(), b.ID()}, who)
+			}
+			_, err = As[string](busy[0]).Get(ctx)
+			require.NoError(t, err)
+			assert.Positive(t, b.Stats().Net.Refused, "B refused nothing")
+		})
+	}
+}

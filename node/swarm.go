@@ -8,6 +8,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
@@ -480,10 +481,15 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 	id := codec.Sum(h.Spec)
 	refuse := func(why string) {
 		n.log.Debug("refusing task", "peer", ss.peer, "task", id, "why", why)
+		n.netc.refused.Add(1)
 		data, err := codec.Marshal(refusal{Task: id.Bytes(), Why: why})
 		if err == nil {
 			_ = ss.send(frameRefuse, data)
 		}
+	}
+	if !n.limiter(ss.peer).Allow() {
+		refuse(fmt.Sprintf("peer %s hands over more than %g tasks a second", ss.peer, n.cfg.peerTaskRate()))
+		return
 	}
 	t, err := n.taskFromSpec(h.Spec, h.Args)
 	if err != nil {
@@ -501,6 +507,11 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 	if _, dup := n.tasks[key]; dup {
 		n.mu.Unlock()
 		refuse("task already here")
+		return
+	}
+	if q := n.sched.Stats().Queued; q >= n.cfg.maxQueue() {
+		n.mu.Unlock()
+		refuse(fmt.Sprintf("queue full (%d tasks wait for a slot)", q))
 		return
 	}
 	n.tasks[key] = t
@@ -523,6 +534,22 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 	})
 	n.start(runs)
 	n.sendForwards(fwds)
+}
+
+// limiter returns the token bucket that bounds p's hand-offs.
+func (n *Node) limiter(p peer.ID) *rate.Limiter {
+	n.lmu.Lock()
+	defer n.lmu.Unlock()
+	l := n.limits[p]
+	if l == nil {
+		if n.limits == nil {
+			n.limits = make(map[peer.ID]*rate.Limiter)
+		}
+		r := n.cfg.peerTaskRate()
+		l = rate.NewLimiter(rate.Limit(r), max(int(r), 1))
+		n.limits[p] = l
+	}
+	return l
 }
 
 // taskFromSpec rebuilds a task sent by its owner: the task ID is the

@@ -57,6 +57,7 @@ type NetStats struct {
 	TasksIn   uint64 `json:"tasks_in"`  // tasks accepted from other peers
 	Fetches   uint64 `json:"fetches"`   // objects fetched from other peers
 	Resumed   uint64 `json:"resumed"`   // fetches resumed from another holder mid-stream
+	Refused   uint64 `json:"refused"`   // hand-offs this node refused
 	// Announced counts CIDs handed to the DHT announcer, Unannounced
 	// those dropped before they were due.
 	Announced   uint64 `json:"announced"`
@@ -82,7 +83,7 @@ func StatsFrom(s node.Stats) Stats {
 		Net: NetStats{
 			MsgsSent: s.Net.MsgsSent, MsgsRecv: s.Net.MsgsRecv, BytesSent: s.Net.BytesSent,
 			BytesRecv: s.Net.BytesRecv, TasksOut: s.Net.TasksOut, TasksIn: s.Net.TasksIn, Fetches: s.Net.Fetches,
-			Resumed: s.Net.Resumed, Announced: s.Net.Announced, Unannounced: s.Net.Unannounced,
+			Resumed: s.Net.Resumed, Refused: s.Net.Refused, Announced: s.Net.Announced, Unannounced: s.Net.Unannounced,
 		},
 	}
 }
