@@ -23,7 +23,8 @@
 // finishes sooner needs none), completions, refusals, offers, claims,
 // fetches and their bytes, releases, DHT lookups and provider records.
 // Beacons go to every peer, as the node does today ("beacon scope all"),
-// or to a fixed neighbourhood of N peers (Scenario.BeaconScope).
+// or to a fixed neighbourhood of N peers (Scenario.BeaconScope); with
+// Scenario.ProbeBatch the schedulers probe random peers beyond it.
 //
 // Churn: crashed peers are noticed after a detection delay by the peers
 // with a session to them (PeerGone); their tasks are re-placed, and
@@ -32,6 +33,12 @@
 // never dropped silently. Graceful leaves hand queued tasks back.
 // Partitions drop messages across the cut and end sessions across it
 // after the detection delay.
+//
+// The emulation mode (RunEmu) runs the same scenario — the same task
+// list and link latencies — on real nodes with real libp2p hosts, DHT and
+// GossipSub over go-libp2p's in-memory network, in real time; it is not
+// deterministic (EmuNondeterminism says why), and TestEmuCalibration
+// checks that the two modes agree within 15% on a small LAN.
 //
 // Scenarios are YAML or JSON files (LoadScenario); sim/scenarios holds
 // examples. Result.WriteSummary prints the summary table; WriteCSV and
