@@ -1014,13 +1014,7 @@ func (r *EmuResult) WriteSummary(w io.Writer) error {
 	row("peers / slots", fmt.Sprintf("%d / %d (beacon scope %s)", r.Peers, r.Slots, r.BeaconScope))
 	row("tasks", fmt.Sprintf("%d top-level, %d finished in all", r.Tasks, r.TasksRun))
 	row("makespan", fmt.Sprintf("%s (%.3fx ideal)", ms(r.Makespan), r.Ratio))
-	row("ideal", fmt.Sprintf("%s = max(work/slots %s, critical path %s)", ms(r.Ideal), ms(r.IdealWork), ms(r.CriticalPath)))
-	row("throughput", fmt.Sprintf("%.1f tasks/s", r.Throughput))
-	row("task latency p50/p95/p99", fmt.Sprintf("%s / %s / %s", ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99)))
-	if r.Stretch > 0 {
-		row("latency stretch", fmt.Sprintf("%.3f (mean latency / mean work)", r.Stretch))
-	}
-	row("scheduling delay p50/p95/p99", fmt.Sprintf("%s / %s / %s", ms(r.DelayP50), ms(r.DelayP95), ms(r.DelayP99)))
+	r.timingRows(row)
 	row("messages per task", fmt.Sprintf("%.2f (%d in all: %d node session+gossip as received, %d DHT records)",
 		r.MsgsPerTask, r.Messages, r.ProtocolMsgs, r.DHTRecords))
 	row("bytes per task", fmt.Sprintf("%.0f (%d in all, node payloads)", r.BytesPerTask, r.Bytes))

@@ -140,6 +140,21 @@ func newKad(names []string, seed uint64) *kad {
 // prefixRange returns the smallest and largest IDs whose first b bits equal
 // id's and whose bit b is the opposite of id's.
 func prefixRange(id kadID, b int) (lo, hi kadID) {
+	lo, hi = prefixBounds(id, b)
+	w, s := b/64, 63-b%64
+	if id.bit(b) == 1 {
+		lo[w] &^= 1 << s
+		hi[w] &^= 1 << s
+	} else {
+		lo[w] |= 1 << s
+		hi[w] |= 1 << s
+	}
+	return lo, hi
+}
+
+// prefixBounds returns the smallest and largest IDs whose first b bits
+// equal id's.
+func prefixBounds(id kadID, b int) (lo, hi kadID) {
 	for i := range 4 {
 		var keep uint64 // mask of the bits before b in word i
 		switch {
@@ -153,33 +168,12 @@ func prefixRange(id kadID, b int) (lo, hi kadID) {
 		lo[i] = id[i] & keep
 		hi[i] = id[i]&keep | ^keep
 	}
-	w, s := b/64, 63-b%64
-	if id.bit(b) == 1 {
-		lo[w] &^= 1 << s
-		hi[w] &^= 1 << s
-	} else {
-		lo[w] |= 1 << s
-		hi[w] |= 1 << s
-	}
 	return lo, hi
 }
 
 // sharedRange counts peers whose first b bits equal id's.
 func sharedRange(id kadID, b int, k *kad, n int) int {
-	var lo, hi kadID
-	for i := range 4 {
-		var keep uint64
-		switch {
-		case (i+1)*64 <= b:
-			keep = ^uint64(0)
-		case i*64 >= b:
-			keep = 0
-		default:
-			keep = ^uint64(0) << (64 - (b - i*64))
-		}
-		lo[i] = id[i] & keep
-		hi[i] = id[i]&keep | ^keep
-	}
+	lo, hi := prefixBounds(id, b)
 	from := sort.Search(n, func(i int) bool { return !kadLess(k.ids[k.sorted[i]], lo) })
 	to := sort.Search(n, func(i int) bool { return kadLess(hi, k.ids[k.sorted[i]]) })
 	return to - from

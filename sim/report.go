@@ -282,6 +282,18 @@ func (s *Sim) result(stalled bool) *Result {
 
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 3, 64) + " ms" }
 
+// timingRows writes the summary rows both modes share, from the ideal to
+// the scheduling delay.
+func (r *Result) timingRows(row func(k, v string)) {
+	row("ideal", fmt.Sprintf("%s = max(work/slots %s, critical path %s)", ms(r.Ideal), ms(r.IdealWork), ms(r.CriticalPath)))
+	row("throughput", fmt.Sprintf("%.1f tasks/s", r.Throughput))
+	row("task latency p50/p95/p99", fmt.Sprintf("%s / %s / %s", ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99)))
+	if r.Stretch > 0 {
+		row("latency stretch", fmt.Sprintf("%.3f (mean latency / mean work)", r.Stretch))
+	}
+	row("scheduling delay p50/p95/p99", fmt.Sprintf("%s / %s / %s", ms(r.DelayP50), ms(r.DelayP95), ms(r.DelayP99)))
+}
+
 // WriteSummary writes the summary table.
 func (r *Result) WriteSummary(w io.Writer) error {
 	bw := bufio.NewWriter(w)
@@ -294,13 +306,7 @@ func (r *Result) WriteSummary(w io.Writer) error {
 		row("makespan penalty", fmt.Sprintf("%+.1f%% (%s without churn and partitions)",
 			100*(float64(r.Makespan)/float64(r.Baseline)-1), ms(r.Baseline)))
 	}
-	row("ideal", fmt.Sprintf("%s = max(work/slots %s, critical path %s)", ms(r.Ideal), ms(r.IdealWork), ms(r.CriticalPath)))
-	row("throughput", fmt.Sprintf("%.1f tasks/s", r.Throughput))
-	row("task latency p50/p95/p99", fmt.Sprintf("%s / %s / %s", ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99)))
-	if r.Stretch > 0 {
-		row("latency stretch", fmt.Sprintf("%.3f (mean latency / mean work)", r.Stretch))
-	}
-	row("scheduling delay p50/p95/p99", fmt.Sprintf("%s / %s / %s", ms(r.DelayP50), ms(r.DelayP95), ms(r.DelayP99)))
+	r.timingRows(row)
 	row("messages per task", fmt.Sprintf("%.2f (%d in all)", r.MsgsPerTask, r.Messages))
 	row("bytes per task", fmt.Sprintf("%.0f (%d in all)", r.BytesPerTask, r.Bytes))
 	var parts []string

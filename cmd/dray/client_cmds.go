@@ -268,9 +268,7 @@ func newIDCmd(opts *options) *cobra.Command {
 			if err != nil {
 				return t.remoteErr(err)
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(info)
+			return printIndented(cmd.OutOrStdout(), info)
 		},
 	}
 }

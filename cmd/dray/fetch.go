@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -79,9 +78,7 @@ func newStatsCmd(opts *options) *cobra.Command {
 			if err != nil {
 				return t.remoteErr(err)
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(st)
+			return printIndented(cmd.OutOrStdout(), st)
 		},
 	}
 }

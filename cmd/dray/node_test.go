@@ -27,25 +27,31 @@ import (
 
 // peerProc is a `dray node` process started by a test.
 type peerProc struct {
-	cmd    *exec.Cmd
-	peer   string
-	addrs  []string
-	api    string
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	cmd   *exec.Cmd
+	peer  string
+	addrs []string
+	api   string
+	stderrBuf
 	exited chan struct{}
 }
 
-func (p *peerProc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.Write(b)
+// stderrBuf collects a child process's stderr; the process writes it while
+// the test reads it.
+type stderrBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (p *peerProc) errText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
+func (b *stderrBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *stderrBuf) errText() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startPeer starts `dray node` on loopback with its own data directory and

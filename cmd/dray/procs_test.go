@@ -21,7 +21,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -158,24 +157,11 @@ func drain(r io.Reader) (int64, error) {
 
 // roleProc is a child test binary playing a role.
 type roleProc struct {
-	addr   string
-	cmd    *exec.Cmd
-	stdin  io.Closer
-	mu     sync.Mutex
-	stderr strings.Builder
+	addr  string
+	cmd   *exec.Cmd
+	stdin io.Closer
+	stderrBuf
 	exited chan struct{}
-}
-
-func (p *roleProc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.Write(b)
-}
-
-func (p *roleProc) errText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
 }
 
 // startRole starts the test binary as a child playing role and reads its

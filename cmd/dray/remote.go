@@ -37,6 +37,13 @@ func apiTarget(cmd *cobra.Command, opts *options) target {
 
 func (t target) client() *api.Client { return api.NewClient(t.addr).WithToken(t.token) }
 
+// printIndented writes v as indented JSON (dray id, dray stats).
+func printIndented(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 // apiToken is the API token: --api-token, else $DRAY_API_TOKEN, else none.
 func apiToken(cmd *cobra.Command, opts *options) string {
 	if f := cmd.Flag("api-token"); f != nil && f.Changed {
