@@ -472,6 +472,10 @@ func (n *Node) localize(ctx context.Context, id cid.Cid) error {
 	for {
 		n.mu.Lock()
 		o := n.objects[id]
+		if o != nil && o.state == pending {
+			n.mu.Unlock()
+			return errRebuilding // another Get found it lost: wait for the rebuild
+		}
 		if o == nil || !o.away {
 			n.mu.Unlock()
 			return nil // dropped (the caller held it, so only at Close) or here
@@ -502,6 +506,16 @@ func (n *Node) localize(ctx context.Context, id cid.Cid) error {
 		}
 		if err == nil {
 			o.away = false
+		}
+		if err != nil && o.lin != nil && !n.closed && n.objects[id] == o {
+			// Nobody holds it any more: make it again from its lineage.
+			n.log.Warn("lent result lost with its holder", "ref", id, "peer", holder, "err", err)
+			n.rebuildLocked(o)
+			runs, fwds := n.takeRuns(), n.takeForwards()
+			n.mu.Unlock()
+			n.start(runs)
+			n.sendForwards(fwds)
+			return errRebuilding
 		}
 		n.mu.Unlock()
 		if err != nil {

@@ -16,6 +16,7 @@ type NetStats struct {
 	Fetches   uint64 // objects fetched from other peers
 	Resumed   uint64 // fetches resumed from another holder mid-stream
 	Refused   uint64 // hand-offs this node refused (queue full, rate, ...)
+	Rebuilt   uint64 // tasks run again to rebuild results whose holder was lost
 	// Announced counts CIDs handed to the DHT announcer; Unannounced
 	// those dropped before they were due (see announceDelay).
 	Announced   uint64
@@ -26,7 +27,7 @@ type NetStats struct {
 type netCounters struct {
 	msgsSent, msgsRecv, bytesSent, bytesRecv atomic.Uint64
 	tasksOut, tasksIn, fetches, resumed      atomic.Uint64
-	refused                                  atomic.Uint64
+	refused, rebuilt                         atomic.Uint64
 	announced, unannounced                   atomic.Uint64
 }
 
@@ -44,7 +45,7 @@ func (c *netCounters) snapshot() NetStats {
 	return NetStats{
 		MsgsSent: c.msgsSent.Load(), MsgsRecv: c.msgsRecv.Load(),
 		BytesSent: c.bytesSent.Load(), BytesRecv: c.bytesRecv.Load(),
-		TasksOut: c.tasksOut.Load(), TasksIn: c.tasksIn.Load(), Fetches: c.fetches.Load(), Resumed: c.resumed.Load(), Refused: c.refused.Load(),
+		TasksOut: c.tasksOut.Load(), TasksIn: c.tasksIn.Load(), Fetches: c.fetches.Load(), Resumed: c.resumed.Load(), Refused: c.refused.Load(), Rebuilt: c.rebuilt.Load(),
 		Announced: c.announced.Load(), Unannounced: c.unannounced.Load(),
 	}
 }

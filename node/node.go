@@ -61,6 +61,18 @@ type object struct {
 	away   bool
 	size   int64
 	fetch  chan struct{} // closed when a fetch in progress ends
+	// lin is how to make a lent result again if its holder is lost: the
+	// task that made it, whose arguments stay held while it may be needed.
+	lin *lineage
+}
+
+// lineage keeps a finished task that lent results to this node, so they
+// can be rebuilt by running it again when the only peer holding them is
+// gone (as Ray reconstructs lost objects from lineage). live counts the
+// lent outputs that still point to it; at zero the arguments are released.
+type lineage struct {
+	t    *task
+	live int
 }
 
 // argument is one argument of a task: inline encoded bytes, a ref, or (on
@@ -766,6 +778,17 @@ func (n *Node) invoke(ctx context.Context, t *task, args [][]byte) (res []any, e
 // finishLocked resolves t's outputs (ready with contents, or failed with
 // err), tells the scheduler, and drops the task.
 func (n *Node) finishLocked(t *task, outs []output, err error) {
+	var lin *lineage
+	if err == nil {
+		for i, id := range t.outputs {
+			if outs[i].holder != "" && n.objects[id].state == pending {
+				if lin == nil {
+					lin = &lineage{t: t}
+				}
+				lin.live++
+			}
+		}
+	}
 	for i, id := range t.outputs {
 		o := n.objects[id]
 		if o.state != pending {
@@ -781,6 +804,9 @@ func (n *Node) finishLocked(t *task, outs []output, err error) {
 			out := outs[i]
 			o.state, o.content = ready, out.content
 			o.holder, o.away, o.size = out.holder, out.holder != "", out.size
+			if out.holder != "" {
+				o.lin = lin
+			}
 			n.holdLinksLocked(o, out.links)
 			if n.net != nil {
 				ev.Holder, ev.Size = sched.PeerID(n.net.ID().String()), out.size
@@ -801,8 +827,77 @@ func (n *Node) finishLocked(t *task, outs []output, err error) {
 	if key := t.id.KeyString(); n.tasks[key] == t {
 		delete(n.tasks, key)
 	}
-	n.releaseAllLocked(t.held)
-	t.held = nil
+	if lin == nil || lin.live == 0 {
+		// (A lineage keeps the arguments held until its outputs go.)
+		n.releaseAllLocked(t.held)
+		t.held = nil
+	}
+	n.actLocked()
+}
+
+// dropLineageLocked detaches o from its lineage; the last output to go
+// releases the task's arguments.
+func (n *Node) dropLineageLocked(o *object) {
+	lin := o.lin
+	o.lin = nil
+	if lin == nil {
+		return
+	}
+	if lin.live--; lin.live == 0 {
+		held := lin.t.held
+		lin.t.held = nil
+		n.releaseAllLocked(held)
+	}
+}
+
+// errRebuilding tells a Get that the object it wanted is being made again
+// (its holder is lost): it waits for it as for any pending object.
+var errRebuilding = errors.New("node: rebuilding from lineage")
+
+// rebuildLocked runs again the task that made o, a lent result whose
+// holder is lost: its outputs go back to pending, and the task is
+// submitted as a new call (same spec, so the same task and output IDs).
+func (n *Node) rebuildLocked(o *object) {
+	lin := o.lin
+	old := lin.t
+	key := old.id.KeyString()
+	if n.tasks[key] != nil {
+		return // running again already
+	}
+	t := &task{id: old.id, fn: old.fn, args: old.args, outputs: old.outputs, spec: old.spec, held: old.held}
+	old.held = nil
+	for i, id := range t.outputs {
+		p := n.objects[id]
+		if p == nil {
+			// Dropped since: a record to finish, dropped again then.
+			n.objects[id] = &object{memo: t.fn.Deterministic, fn: t.fn.Name, task: t.id, index: i}
+			continue
+		}
+		if p.lin != lin {
+			continue // kept from another run: it stands
+		}
+		p.lin = nil
+		p.state, p.content, p.away, p.holder, p.size = pending, cid.Undef, false, "", 0
+		links := p.links
+		p.links = nil
+		n.releaseAllLocked(links)
+	}
+	lin.live = 0
+	var deps []sched.ObjectID
+	for _, a := range t.args {
+		if a.ref.Defined() {
+			if d := n.objects[a.ref]; d != nil && d.state == pending {
+				deps = append(deps, sched.ObjectID(a.ref.KeyString()))
+			}
+		}
+	}
+	n.tasks[key] = t
+	n.netc.rebuilt.Add(1)
+	n.log.Warn("rebuilding a result whose holder is gone", "func", t.fn.Name, "task", t.id)
+	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps}); err != nil {
+		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
+		return
+	}
 	n.actLocked()
 }
 
@@ -908,6 +1003,7 @@ func (n *Node) maybeDropLocked(id cid.Cid, o *object) {
 		n.wg.Add(1)
 		go n.sendRelease(o.holder, id)
 	}
+	n.dropLineageLocked(o)
 	switch {
 	case o.away: // never fetched: no bytes here
 	case o.memo && n.memo != nil && len(o.links) == 0:
@@ -1012,6 +1108,16 @@ func (n *Node) getBytes(ctx context.Context, id cid.Cid, opts []GetOption) ([]by
 // when hold is set, or when resolve had to wait (the caller's ref may be
 // gone by then); otherwise the caller's ref keeps it.
 func (n *Node) resolve(ctx context.Context, id cid.Cid, opts []GetOption, hold bool) (content cid.Cid, release func(), err error) {
+	for {
+		content, release, err = n.resolveOnce(ctx, id, opts, hold)
+		if !errors.Is(err, errRebuilding) {
+			return content, release, err
+		}
+		// Its holder is gone and its task runs again: wait for it.
+	}
+}
+
+func (n *Node) resolveOnce(ctx context.Context, id cid.Cid, opts []GetOption, hold bool) (content cid.Cid, release func(), err error) {
 	var o getOptions
 	for _, f := range opts {
 		f(&o)
@@ -1078,6 +1184,9 @@ func (n *Node) resolve(ctx context.Context, id cid.Cid, opts []GetOption, hold b
 			release()
 			return cid.Undef, func() {}, err
 		}
+		n.mu.Lock()
+		content = obj.content // the same unless it was rebuilt meanwhile
+		n.mu.Unlock()
 	}
 	return content, release, nil
 }

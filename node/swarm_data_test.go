@@ -138,3 +138,25 @@ func TestSwarmMessagesPerTask(t *testing.T) {
 	assert.LessOrEqual(t, perTask, 2.2)
 	assert.GreaterOrEqual(t, perTask, 2.0)
 }
+
+// TestSwarmRebuildsLostResult: a large result stays on the peer that made
+// it; that peer dies before anyone fetched it. A Get on the owner finds no
+// holder, runs the task again from its lineage, and returns the right
+// value.
+func TestSwarmRebuildsLostResult(t *testing.T) {
+	nodes := swarm(t, 2, 1)
+	ctx := ctxT(t)
+	a, b := nodes[0], nodes[1]
+	want, err := builtin.Bytes(1<<20, 5)
+	require.NoError(t, err)
+	r, err := a.CallWith(ctx, node.CallOptions{On: b.ID()}, "bytes", 1<<20, uint64(5))
+	require.NoError(t, err)
+	waitAll(t, a, r)
+	require.NoError(t, b.Close())
+	require.NoError(t, hosts[b].Close())
+
+	got, err := node.As[[]byte](r[0]).Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.EqualValues(t, 1, a.Stats().Net.Rebuilt)
+}

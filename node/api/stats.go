@@ -58,6 +58,7 @@ type NetStats struct {
 	Fetches   uint64 `json:"fetches"`   // objects fetched from other peers
 	Resumed   uint64 `json:"resumed"`   // fetches resumed from another holder mid-stream
 	Refused   uint64 `json:"refused"`   // hand-offs this node refused
+	Rebuilt   uint64 `json:"rebuilt"`   // tasks run again to rebuild results whose holder was lost
 	// Announced counts CIDs handed to the DHT announcer, Unannounced
 	// those dropped before they were due.
 	Announced   uint64 `json:"announced"`
@@ -83,7 +84,7 @@ func StatsFrom(s node.Stats) Stats {
 		Net: NetStats{
 			MsgsSent: s.Net.MsgsSent, MsgsRecv: s.Net.MsgsRecv, BytesSent: s.Net.BytesSent,
 			BytesRecv: s.Net.BytesRecv, TasksOut: s.Net.TasksOut, TasksIn: s.Net.TasksIn, Fetches: s.Net.Fetches,
-			Resumed: s.Net.Resumed, Refused: s.Net.Refused, Announced: s.Net.Announced, Unannounced: s.Net.Unannounced,
+			Resumed: s.Net.Resumed, Refused: s.Net.Refused, Rebuilt: s.Net.Rebuilt, Announced: s.Net.Announced, Unannounced: s.Net.Unannounced,
 		},
 	}
 }
