@@ -37,14 +37,21 @@ type Config struct {
 	// other peers hand over are refused, and their owners place them
 	// elsewhere (this node's own calls always queue). 0: 64 per slot.
 	MaxQueue int
+	// MaxRetries is how many times a task whose executor is lost (its
+	// peer or the session to it gone) is placed again before it fails
+	// with an ExecutorLostError; a function (MaxRetries option) or a call
+	// (CallOptions.MaxRetries) may say otherwise. Errors the function
+	// returns are never retried. DefaultConfig: 3.
+	MaxRetries int
 	// PeerTaskRate bounds how many tasks each other peer may hand this
 	// node a second (a token bucket holding a second's worth); beyond it
 	// hand-offs are refused. 0: 20,000 a second.
 	PeerTaskRate float64
 }
 
-// Defaults of the hand-off limits (see Config).
+// Defaults of the hand-off limits and retries (see Config).
 const (
+	DefaultMaxRetries   = 3
 	DefaultQueuePerSlot = 64
 	DefaultPeerTaskRate = 20_000
 )
@@ -69,6 +76,7 @@ func DefaultConfig() Config {
 		Slots:       runtime.NumCPU(),
 		Store:       store.DefaultConfig(),
 		MemoEntries: 1 << 16,
+		MaxRetries:  DefaultMaxRetries,
 	}
 }
 
@@ -79,6 +87,9 @@ func (c Config) Validate() error {
 	}
 	if c.MemoEntries < 0 {
 		return fmt.Errorf("node: MemoEntries is %d: must not be negative", c.MemoEntries)
+	}
+	if c.MaxRetries < 0 {
+		return fmt.Errorf("node: MaxRetries is %d: must not be negative", c.MaxRetries)
 	}
 	if c.MaxQueue < 0 {
 		return fmt.Errorf("node: MaxQueue is %d: must not be negative (0: %d per slot)", c.MaxQueue, DefaultQueuePerSlot)

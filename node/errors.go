@@ -89,3 +89,17 @@ func (e *ArgumentError) Error() string {
 
 // Unwrap returns the decode error.
 func (e *ArgumentError) Unwrap() error { return e.Err }
+
+// ExecutorLostError is the cause of a TaskError for a task whose executor
+// was lost (its peer, or the session to it, gone) more often than the
+// task's MaxRetries allowed.
+type ExecutorLostError struct {
+	Peer       string // the executor lost last
+	Runs       int    // executors lost
+	MaxRetries int
+}
+
+func (e *ExecutorLostError) Error() string {
+	return fmt.Sprintf("executor %s lost; %d executor(s) lost in all, max retries %d (raise it with CallOptions.MaxRetries or the MaxRetries function option)",
+		e.Peer, e.Runs, e.MaxRetries)
+}

@@ -99,8 +99,11 @@ type task struct {
 	owner   peer.ID     // executor side: the peer that handed it to us
 	sess    *session    // the session it was handed over on (either side)
 	acked   atomic.Bool // executor side: acknowledged (or completed)
-	on      string      // pinned to this peer (placement hint)
-	ctx     taskCtx     // the context the function runs with
+	// maxRetries is how often the task is placed again when its executor
+	// is lost; lost counts those losses.
+	maxRetries, lost int
+	on               string  // pinned to this peer (placement hint)
+	ctx              taskCtx // the context the function runs with
 }
 
 // Node is one dray peer: a scheduler, a worker pool and an object store.
@@ -305,6 +308,9 @@ type CallOptions struct {
 	// it here). The task fails if that peer refuses it or cannot be
 	// reached. Empty: the scheduler places it.
 	On string
+	// MaxRetries replaces the function's or the node's MaxRetries for this
+	// call when positive; negative means no retries; 0 keeps the default.
+	MaxRetries int
 }
 
 // CallWith is Call with options.
@@ -312,14 +318,15 @@ func (n *Node) CallWith(ctx context.Context, opts CallOptions, name string, args
 	if opts.On != "" && opts.On != n.id && n.net == nil {
 		return nil, fmt.Errorf("node: call %s on peer %s: this node is not in a swarm", name, opts.On)
 	}
-	return n.callOn(ctx, name, args, false, opts.On)
+	return n.callOn(ctx, name, args, false, opts)
 }
 
 func (n *Node) call(ctx context.Context, name string, args []any, typedArgs bool) ([]ObjectRef, error) {
-	return n.callOn(ctx, name, args, typedArgs, "")
+	return n.callOn(ctx, name, args, typedArgs, CallOptions{})
 }
 
-func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bool, on string) ([]ObjectRef, error) {
+func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bool, opts CallOptions) ([]ObjectRef, error) {
+	on := opts.On
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("node: call %s: %w", name, err)
 	}
@@ -363,6 +370,16 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 	}
 	if on != "" && on != n.id {
 		t.on = on
+	}
+	t.maxRetries = n.cfg.MaxRetries
+	if fn.MaxRetries >= 0 {
+		t.maxRetries = fn.MaxRetries
+	}
+	switch {
+	case opts.MaxRetries > 0:
+		t.maxRetries = opts.MaxRetries
+	case opts.MaxRetries < 0:
+		t.maxRetries = 0
 	}
 	for i := range t.outputs {
 		if t.outputs[i], err = outputID(t.id, i); err != nil {
@@ -864,7 +881,7 @@ func (n *Node) rebuildLocked(o *object) {
 	if n.tasks[key] != nil {
 		return // running again already
 	}
-	t := &task{id: old.id, fn: old.fn, args: old.args, outputs: old.outputs, spec: old.spec, held: old.held}
+	t := &task{id: old.id, fn: old.fn, args: old.args, outputs: old.outputs, spec: old.spec, held: old.held, maxRetries: old.maxRetries}
 	old.held = nil
 	for i, id := range t.outputs {
 		p := n.objects[id]

@@ -55,6 +55,9 @@ type Function struct {
 	Deterministic bool
 	// Doc is a one-line description shown by `dray functions`.
 	Doc string
+	// MaxRetries, when not negative, replaces the node's MaxRetries for
+	// calls of this function (see Config.MaxRetries).
+	MaxRetries int
 
 	invoke invoker
 }
@@ -110,6 +113,10 @@ type FuncOption func(*Function)
 // calls share a task CID and repeated calls are answered without running.
 func Deterministic() FuncOption { return func(f *Function) { f.Deterministic = true } }
 
+// MaxRetries sets how many times a call of the function is placed again
+// when its executor is lost (see Config.MaxRetries).
+func MaxRetries(n int) FuncOption { return func(f *Function) { f.MaxRetries = max(n, 0) } }
+
 // Doc attaches a one-line description.
 func Doc(s string) FuncOption { return func(f *Function) { f.Doc = s } }
 
@@ -147,7 +154,7 @@ func (r *Registry) Register(name string, fn any, opts ...FuncOption) error {
 	}
 	withCtx := t.NumIn() > 0 && t.In(0) == ctxType
 	withErr := t.NumOut() > 0 && t.Out(t.NumOut()-1) == errType
-	f := &Function{Name: name}
+	f := &Function{Name: name, MaxRetries: -1}
 	for i := 0; i < t.NumIn(); i++ {
 		if i == 0 && withCtx {
 			continue

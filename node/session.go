@@ -251,7 +251,7 @@ func (n *Node) lost(ss *session) {
 		}
 	}
 	for _, t := range back {
-		n.takeBackLocked(t, ss.peer)
+		n.takeBackLocked(t, ss.peer, true)
 	}
 	n.actLocked()
 	runs, fwds := n.takeRuns(), n.takeForwards()

@@ -335,14 +335,33 @@ func (n *Node) forwardLocked(t *task, to sched.PeerID) {
 }
 
 // takeBackLocked gives the scheduler back t, which was handed to p and is
-// refused or lost there. The node forgets the hand-off first, so a
-// completion that still comes from p is stale and ignored.
-func (n *Node) takeBackLocked(t *task, p peer.ID) {
+// refused there, or lost with p (lost). The node forgets the hand-off
+// first, so a completion that still comes from p is stale and ignored. A
+// task lost more often than its MaxRetries fails instead.
+func (n *Node) takeBackLocked(t *task, p peer.ID, lost bool) {
 	if t.peer != p || n.tasks[t.id.KeyString()] != t {
 		return // placed elsewhere or finished meanwhile
 	}
 	t.peer, t.sess = "", nil
+	if lost && n.giveUpLocked(t, p) {
+		return
+	}
 	_ = n.sched.Step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(p.String())})
+}
+
+// giveUpLocked counts a loss of t's executor p and, past t's MaxRetries,
+// fails t with an ExecutorLostError (the scheduler sees it done). It
+// reports whether it did.
+func (n *Node) giveUpLocked(t *task, p peer.ID) bool {
+	t.lost++
+	if t.lost <= t.maxRetries {
+		n.log.Info("executor lost; placing the task again", "task", t.id, "peer", p, "attempt", t.lost+1)
+		return false
+	}
+	_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())})
+	n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id,
+		Cause: &ExecutorLostError{Peer: p.String(), Runs: t.lost, MaxRetries: t.maxRetries}})
+	return true
 }
 
 // takeBack is takeBackLocked followed by the actions it leads to.
@@ -352,7 +371,7 @@ func (n *Node) takeBack(t *task, p peer.ID) {
 		n.mu.Unlock()
 		return
 	}
-	n.takeBackLocked(t, p)
+	n.takeBackLocked(t, p, false)
 	n.actLocked()
 	runs, fwds := n.takeRuns(), n.takeForwards()
 	n.mu.Unlock()
@@ -369,10 +388,15 @@ func (n *Node) peerGone(p peer.ID) {
 		n.mu.Unlock()
 		return
 	}
+	var lost []*task
 	for _, t := range n.tasks {
 		if t.peer == p {
-			t.peer, t.sess = "", nil
+			lost = append(lost, t)
 		}
+	}
+	for _, t := range lost {
+		t.peer, t.sess = "", nil
+		n.giveUpLocked(t, p) // past its retries: failed now; else PeerGone requeues it
 	}
 	_ = n.sched.Step(sched.Event{Kind: sched.PeerGone, Peer: sched.PeerID(p.String())})
 	n.actLocked()

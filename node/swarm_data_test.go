@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -159,4 +160,41 @@ func TestSwarmRebuildsLostResult(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
 	assert.EqualValues(t, 1, a.Stats().Net.Rebuilt)
+}
+
+// TestSwarmMaxRetries: a call allowed one retry loses its executor twice
+// (each peer that takes it is shut down while it runs): the first loss
+// places it again on the other peer, the second fails it with an
+// ExecutorLostError that says how to allow more.
+func TestSwarmMaxRetries(t *testing.T) {
+	nodes := swarm(t, 3, 1)
+	ctx := ctxT(t)
+	a := nodes[0]
+	busy, err := a.CallWith(ctx, node.CallOptions{On: a.ID()}, "sleep", 8000)
+	require.NoError(t, err)
+	_ = busy
+	r, err := a.CallWith(ctx, node.CallOptions{MaxRetries: 1}, "sleep", 5000)
+	require.NoError(t, err)
+	alive := []*node.Node{nodes[1], nodes[2]}
+	for loss := range 2 {
+		var took *node.Node
+		waitFor(t, "a peer took the task", func() bool {
+			for _, n := range alive {
+				if n.Stats().Net.TasksIn > 0 {
+					took = n
+					return true
+				}
+			}
+			return false
+		})
+		require.NoError(t, took.Close(), "loss %d", loss+1)
+		require.NoError(t, hosts[took].Close())
+		alive = slices.DeleteFunc(alive, func(n *node.Node) bool { return n == took })
+	}
+	_, err = r[0].Get(ctx)
+	var lost *node.ExecutorLostError
+	require.ErrorAs(t, err, &lost)
+	assert.Equal(t, 2, lost.Runs)
+	assert.Equal(t, 1, lost.MaxRetries)
+	assert.Contains(t, err.Error(), "CallOptions.MaxRetries")
 }

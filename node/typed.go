@@ -29,7 +29,7 @@ func decodeArg[T any](args [][]byte, i int) (T, error) {
 }
 
 func typed(name string, params []reflect.Type, result reflect.Type, inv invoker) *Function {
-	return &Function{Name: name, Params: params, Results: []reflect.Type{result}, invoke: inv}
+	return &Function{Name: name, Params: params, Results: []reflect.Type{result}, invoke: inv, MaxRetries: -1}
 }
 
 // Func0 is a registered remote function with no arguments and one result.

@@ -230,7 +230,8 @@ func (e *emu) addPeer(ctx context.Context, i int) error {
 	}
 	p.n, err = node.New(node.Config{
 		Network: p.net, Slots: p.slots, Functions: e.reg, Logger: e.log,
-		Store: store.Config{MemoryBudget: e.opts.StoreBudget, Logger: e.log},
+		Store:      store.Config{MemoryBudget: e.opts.StoreBudget, Logger: e.log},
+		MaxRetries: node.DefaultMaxRetries,
 	})
 	if err != nil {
 		_ = p.net.Close()
