@@ -128,6 +128,7 @@ type Node struct {
 	netc    netCounters    // swarm traffic
 	offerq  chan []byte    // offers to gossip
 	claimed atomic.Int64   // offers claimed this tick
+	leaving atomic.Bool    // Leave was called: refuse hand-offs
 
 	lmu      sync.Mutex                // guards limits
 	limits   map[peer.ID]*rate.Limiter // hand-offs a second, by peer

@@ -37,6 +37,7 @@ const (
 	frameDone                     // executor → owner: a completion
 	frameRelease                  // owner → holder: output ref whose lent bytes may go
 	frameClaim                    // idle peer → owner: task CID of an offer it claims
+	frameTake                     // leaving holder → owner: output ref to fetch now
 )
 
 // errSessionClosed ends sessions when their node closes.
@@ -276,6 +277,8 @@ func (n *Node) handleFrame(ss *session, typ uint8, payload []byte) {
 		n.handleRelease(ss.peer, payload)
 	case frameClaim:
 		n.handleClaim(ss.peer, payload)
+	case frameTake:
+		n.handleTake(ss.peer, payload)
 	default:
 		n.log.Warn("unknown session frame; closing the session", "peer", ss.peer, "type", typ)
 		ss.close(fmt.Errorf("unknown frame type %d", typ))

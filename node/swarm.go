@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -198,6 +199,9 @@ func (n *Node) beaconLoop(topic *p2p.Topic) {
 		ss := n.store.Stats()
 		b := beacon{Slots: st.Slots, Free: max(st.Slots-st.Running, 0), Queue: st.Queued, Funcs: n.funcs,
 			Held: ss.MemBytes + ss.DiskBytes}
+		if n.leaving.Load() {
+			b.Slots, b.Free = 0, 0 // no room: peers stop choosing us
+		}
 		if b.sameLoad(last) && time.Since(lastSent) < beaconIdle {
 			continue
 		}
@@ -510,6 +514,10 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 		if err == nil {
 			_ = ss.send(frameRefuse, data)
 		}
+	}
+	if n.leaving.Load() {
+		refuse("peer is leaving the swarm")
+		return
 	}
 	if !n.limiter(ss.peer).Allow() {
 		refuse(fmt.Sprintf("peer %s hands over more than %g tasks a second", ss.peer, n.cfg.peerTaskRate()))
@@ -981,4 +989,90 @@ func (n *Node) handleClaim(from peer.ID, payload []byte) {
 		return
 	}
 	n.step(sched.Event{Kind: sched.Claim, Task: sched.TaskID(id.KeyString()), Peer: sched.PeerID(from.String())})
+}
+
+// Leave prepares the node to leave the swarm, as `dray node` does on
+// SIGTERM before Close: it refuses new hand-offs and beacons no room, lets
+// the tasks other peers handed it finish and report, and has the owners
+// of the results it lends fetch them now, so that nothing only this node
+// holds is lost. It returns when nothing is left, or with an error saying
+// what is left when ctx ends. Without a network it does nothing.
+func (n *Node) Leave(ctx context.Context) error {
+	if n.net == nil {
+		return nil
+	}
+	n.leaving.Store(true)
+	pushed := make(map[cid.Cid]bool)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n.mu.Lock()
+		running := 0
+		for _, tk := range n.tasks {
+			if tk.owner != "" {
+				running++
+			}
+		}
+		type take struct {
+			ref   cid.Cid
+			owner peer.ID
+		}
+		var takes []take
+		for ref, l := range n.loans {
+			if !pushed[ref] {
+				pushed[ref] = true
+				takes = append(takes, take{ref, l.owner})
+			}
+		}
+		lent := len(n.loans)
+		n.mu.Unlock()
+		for _, tk := range takes {
+			ss, err := n.sessionTo(tk.owner)
+			if err == nil {
+				err = ss.send(frameTake, tk.ref.Bytes())
+			}
+			if err != nil {
+				n.log.Warn("leaving: cannot hand a lent result to its owner", "ref", tk.ref, "owner", tk.owner, "err", err)
+			}
+		}
+		if running == 0 && lent == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node: leave: %d task(s) from other peers still running, %d lent result(s) not taken: %w", running, lent, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// handleTake fetches a result from the peer that lends it, which is
+// leaving, and then releases the loan.
+func (n *Node) handleTake(from peer.ID, payload []byte) {
+	ref, err := cid.Cast(payload)
+	if err != nil {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, fetchTimeout)
+		defer cancel()
+		if err := n.localize(ctx, ref); err != nil {
+			n.log.Warn("cannot take a result from a leaving peer", "ref", ref, "peer", from, "err", err)
+			return
+		}
+		n.mu.Lock()
+		o := n.objects[ref]
+		mine := o != nil && o.holder == from && !o.away
+		if mine {
+			o.holder = "" // ours alone now: no lineage needed, no release later
+			n.dropLineageLocked(o)
+		}
+		n.mu.Unlock()
+		if mine {
+			n.wg.Add(1)
+			n.sendRelease(from, ref)
+		}
+	}()
 }

@@ -198,3 +198,35 @@ func TestSwarmMaxRetries(t *testing.T) {
 	assert.Equal(t, 1, lost.MaxRetries)
 	assert.Contains(t, err.Error(), "CallOptions.MaxRetries")
 }
+
+// TestSwarmLeave: a peer that leaves gracefully first refuses new work and
+// hands the results it lends to their owners, so its departure costs no
+// rebuild: the owner has the bytes before it goes.
+func TestSwarmLeave(t *testing.T) {
+	nodes := swarm(t, 2, 1)
+	ctx := ctxT(t)
+	a, b := nodes[0], nodes[1]
+	want, err := builtin.Bytes(1<<20, 11)
+	require.NoError(t, err)
+	enc, err := codec.Marshal(want)
+	require.NoError(t, err)
+	r, err := a.CallWith(ctx, node.CallOptions{On: b.ID()}, "bytes", 1<<20, uint64(11))
+	require.NoError(t, err)
+	waitAll(t, a, r)
+	require.False(t, a.Store().Has(codec.Sum(enc)))
+
+	require.NoError(t, b.Leave(ctx))
+	assert.True(t, a.Store().Has(codec.Sum(enc)), "the owner does not have the result after the holder left")
+	// B takes no more work: a task pinned to it is refused and fails.
+	p, err := a.CallWith(ctx, node.CallOptions{On: b.ID()}, "whoami")
+	require.NoError(t, err)
+	_, err = p[0].Get(ctx)
+	require.Error(t, err)
+	require.NoError(t, b.Close())
+	require.NoError(t, hosts[b].Close())
+
+	got, err := node.As[[]byte](r[0]).Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.Zero(t, a.Stats().Net.Rebuilt)
+}

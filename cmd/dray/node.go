@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	ma "github.com/multiformats/go-multiaddr"
@@ -167,8 +169,18 @@ func runNode(cmd *cobra.Command, opts *options, nf *nodeFlags) (err error) {
 		cfg.Logger.Warn("closing the control API", "err", err)
 	}
 	<-serveErr
+	// Leave gracefully: finish what peers handed us, hand the results we
+	// lend to their owners, for at most leaveGrace.
+	lctx, cancel := context.WithTimeout(context.Background(), leaveGrace)
+	defer cancel()
+	if err := n.Leave(lctx); err != nil {
+		cfg.Logger.Warn("leaving the swarm", "err", err)
+	}
 	return nil
 }
+
+// leaveGrace bounds how long `dray node` takes to leave on SIGTERM.
+const leaveGrace = 20 * time.Second
 
 // unwrapOp drops the "listen tcp 1.2.3.4:5:" prefix of a listen error.
 func unwrapOp(err error) error {
