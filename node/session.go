@@ -240,25 +240,11 @@ func (n *Node) closeSessions() {
 // cannot come back on it. (A completion that comes back later on another
 // session finds the task re-placed and is ignored.)
 func (n *Node) lost(ss *session) {
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return
-	}
-	var back []*task
-	for _, t := range n.tasks {
-		if t.sess == ss && t.peer == ss.peer {
-			back = append(back, t)
+	n.update(func() {
+		for _, t := range n.handedLocked(func(t *task) bool { return t.sess == ss && t.peer == ss.peer }) {
+			n.takeBackLocked(t, ss.peer, true)
 		}
-	}
-	for _, t := range back {
-		n.takeBackLocked(t, ss.peer, true)
-	}
-	n.actLocked()
-	runs, fwds := n.takeRuns(), n.takeForwards()
-	n.mu.Unlock()
-	n.start(runs)
-	n.sendForwards(fwds)
+	})
 }
 
 // handleFrame dispatches one frame a peer sent on ss.

@@ -287,14 +287,23 @@ func (n *Node) peerLoop() {
 
 // step applies one event and performs the resulting actions.
 func (n *Node) step(ev sched.Event) {
+	n.update(func() {
+		if err := n.sched.Step(ev); err != nil {
+			n.log.Debug("scheduler refused event", "event", ev.Kind, "err", err)
+		}
+	})
+}
+
+// update runs f under n.mu unless the node is closed, performs the
+// scheduler's actions, and starts the runs and hand-offs they call for
+// once n.mu is released.
+func (n *Node) update(f func()) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		return
 	}
-	if err := n.sched.Step(ev); err != nil {
-		n.log.Debug("scheduler refused event", "event", ev.Kind, "err", err)
-	}
+	f()
 	n.actLocked()
 	runs, fwds := n.takeRuns(), n.takeForwards()
 	n.mu.Unlock()
@@ -370,44 +379,32 @@ func (n *Node) giveUpLocked(t *task, p peer.ID) bool {
 
 // takeBack is takeBackLocked followed by the actions it leads to.
 func (n *Node) takeBack(t *task, p peer.ID) {
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return
-	}
-	n.takeBackLocked(t, p, false)
-	n.actLocked()
-	runs, fwds := n.takeRuns(), n.takeForwards()
-	n.mu.Unlock()
-	n.start(runs)
-	n.sendForwards(fwds)
+	n.update(func() { n.takeBackLocked(t, p, false) })
 }
 
 // peerGone tells the scheduler p is gone, after forgetting the hand-offs
 // to p (their completions can no longer come, and if p comes back they are
 // stale): the scheduler re-places those tasks.
 func (n *Node) peerGone(p peer.ID) {
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return
-	}
-	var lost []*task
+	n.update(func() {
+		for _, t := range n.handedLocked(func(t *task) bool { return t.peer == p }) {
+			t.peer, t.sess = "", nil
+			n.giveUpLocked(t, p) // past its retries: failed now; else PeerGone requeues it
+		}
+		_ = n.sched.Step(sched.Event{Kind: sched.PeerGone, Peer: sched.PeerID(p.String())})
+	})
+}
+
+// handedLocked lists the tasks that match, collected first because taking
+// them back changes n.tasks.
+func (n *Node) handedLocked(match func(*task) bool) []*task {
+	var ts []*task
 	for _, t := range n.tasks {
-		if t.peer == p {
-			lost = append(lost, t)
+		if match(t) {
+			ts = append(ts, t)
 		}
 	}
-	for _, t := range lost {
-		t.peer, t.sess = "", nil
-		n.giveUpLocked(t, p) // past its retries: failed now; else PeerGone requeues it
-	}
-	_ = n.sched.Step(sched.Event{Kind: sched.PeerGone, Peer: sched.PeerID(p.String())})
-	n.actLocked()
-	runs, fwds := n.takeRuns(), n.takeForwards()
-	n.mu.Unlock()
-	n.start(runs)
-	n.sendForwards(fwds)
+	return ts
 }
 
 // handArgsLocked returns t's arguments for a hand-off: values inline, ready

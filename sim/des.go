@@ -293,17 +293,23 @@ func (s *Sim) Run(ctx context.Context) (*Result, error) {
 	return s.result(stalled), nil
 }
 
-// estimateSample picks a sampling period for about 200 rows.
-func (s *Sim) estimateSample() int64 {
+// workPerSlot returns the task list's total work over the slots, and when
+// the last top-level task is submitted (ns after the start): the two
+// bounds of a run's length.
+func (s *Sim) workPerSlot() (perSlot, lastSubmit int64) {
 	var work float64
 	for i := range s.tasks {
 		work += float64(s.tasks[i].dur)
 	}
-	last := int64(0)
 	if len(s.subs) > 0 {
-		last = s.tasks[s.subs[len(s.subs)-1]].submitAt - s.t0
+		lastSubmit = s.tasks[s.subs[len(s.subs)-1]].submitAt - s.t0
 	}
-	est := max(int64(work/float64(max(s.totalSlots, 1))), last)
+	return int64(work / float64(max(s.totalSlots, 1))), lastSubmit
+}
+
+// estimateSample picks a sampling period for about 200 rows.
+func (s *Sim) estimateSample() int64 {
+	est := max(s.workPerSlot())
 	if s.sc.Workload.Kind == "fib" {
 		est *= 4
 	}

@@ -504,16 +504,9 @@ func (e *emu) fib(ctx context.Context, n, key int64) (int64, error) {
 // sampler, waits (bounded) for every top-level task and builds the result.
 func (e *emu) run(ctx context.Context) (*EmuResult, error) {
 	m := e.model
-	var work float64
-	for i := range m.tasks {
-		work += float64(m.tasks[i].dur)
-	}
-	lastSub := int64(0)
-	if len(m.subs) > 0 {
-		lastSub = m.tasks[m.subs[len(m.subs)-1]].submitAt - m.t0
-	}
+	perSlot, lastSub := m.workPerSlot()
 	// The deadline: MaxTime, or generous room over the ideal.
-	limit := time.Duration(lastSub) + 4*time.Duration(work/float64(max(m.totalSlots, 1))) + 60*time.Second
+	limit := time.Duration(lastSub) + 4*time.Duration(perSlot) + 60*time.Second
 	if m.sc.Workload.Kind == "fib" {
 		limit += 2 * time.Duration(float64(int64(1)<<min(m.sc.Workload.FibN, 30))*meanOf(m.sc.Workload.Duration)/float64(max(m.totalSlots, 1)))
 	}
