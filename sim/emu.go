@@ -545,6 +545,16 @@ func (e *emu) run(ctx context.Context) (*EmuResult, error) {
 	if subErr != nil {
 		return nil, subErr
 	}
+	// The DES counts an announcement's provider records when it is made;
+	// the hosts send them in batches a little later, so let them finish
+	// before counting (bounded: a busy machine must not hang the run).
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	for _, p := range e.peers {
+		if p.alive.Load() {
+			_ = p.net.Flush(fctx)
+		}
+	}
+	cancel()
 	for _, p := range e.peers {
 		if p.alive.Load() {
 			p.last = p.count()
