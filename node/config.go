@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"time"
 
 	"github.com/dray-project/dray/p2p"
 	"github.com/dray-project/dray/store"
@@ -47,6 +48,25 @@ type Config struct {
 	// node a second (a token bucket holding a second's worth); beyond it
 	// hand-offs are refused. 0: 20,000 a second.
 	PeerTaskRate float64
+	// Shards splits the swarm's load beacons and offers into shard
+	// topics (see sched.Shards): a peer beacons on its home shard and
+	// hears its home and one other, so it hears about 128 peers however
+	// large the swarm. 0: from the network size the DHT estimates,
+	// rechecked every shardEvery (1 up to 64 peers: one topic, every
+	// peer hears every other); else a power of two, fixed.
+	Shards int
+	// ProbeBatch bounds the probes in flight (sched.Config.ProbeBatch):
+	// while work waits and no peer this node hears has room, it asks
+	// random peers it does not hear (from its DHT routing table and
+	// connections) for their load on a session. DefaultConfig: 32;
+	// 0 turns probing off.
+	ProbeBatch int
+	// LeaseTimeout bounds how long a peer holding tasks this node handed
+	// it may stay silent: the node pings it after a third of it and,
+	// when nothing at all comes back within LeaseTimeout, drops the
+	// session and places the tasks again (as when the connection is
+	// lost). 0: DefaultLeaseTimeout.
+	LeaseTimeout time.Duration
 }
 
 // Defaults of the hand-off limits and retries (see Config).
@@ -54,7 +74,16 @@ const (
 	DefaultMaxRetries   = 3
 	DefaultQueuePerSlot = 64
 	DefaultPeerTaskRate = 20_000
+	DefaultProbeBatch   = 32
+	DefaultLeaseTimeout = 6 * time.Second
 )
+
+func (c Config) leaseTimeout() time.Duration {
+	if c.LeaseTimeout > 0 {
+		return c.LeaseTimeout
+	}
+	return DefaultLeaseTimeout
+}
 
 func (c Config) maxQueue() int {
 	if c.MaxQueue > 0 {
@@ -77,6 +106,7 @@ func DefaultConfig() Config {
 		Store:       store.DefaultConfig(),
 		MemoEntries: 1 << 16,
 		MaxRetries:  DefaultMaxRetries,
+		ProbeBatch:  DefaultProbeBatch,
 	}
 }
 
@@ -96,6 +126,15 @@ func (c Config) Validate() error {
 	}
 	if c.PeerTaskRate < 0 {
 		return fmt.Errorf("node: PeerTaskRate is %g: must not be negative (0: %d a second)", c.PeerTaskRate, DefaultPeerTaskRate)
+	}
+	if c.Shards < 0 || c.Shards&(c.Shards-1) != 0 {
+		return fmt.Errorf("node: Shards is %d: must be 0 (from the network size) or a power of two", c.Shards)
+	}
+	if c.ProbeBatch < 0 {
+		return fmt.Errorf("node: ProbeBatch is %d: must not be negative (0: no probes)", c.ProbeBatch)
+	}
+	if c.LeaseTimeout < 0 {
+		return fmt.Errorf("node: LeaseTimeout is %v: must not be negative (0: %v)", c.LeaseTimeout, DefaultLeaseTimeout)
 	}
 	if err := c.Store.Validate(); err != nil {
 		return fmt.Errorf("node: %w", err)

@@ -17,6 +17,7 @@ type NetStats struct {
 	Resumed   uint64 // fetches resumed from another holder mid-stream
 	Refused   uint64 // hand-offs this node refused (queue full, rate, ...)
 	Rebuilt   uint64 // tasks run again to rebuild results whose holder was lost
+	Probes    uint64 // peers asked for their load (see Config.ProbeBatch)
 	// Announced counts CIDs handed to the DHT announcer; Unannounced
 	// those dropped before they were due (see announceDelay).
 	Announced   uint64
@@ -27,7 +28,7 @@ type NetStats struct {
 type netCounters struct {
 	msgsSent, msgsRecv, bytesSent, bytesRecv atomic.Uint64
 	tasksOut, tasksIn, fetches, resumed      atomic.Uint64
-	refused, rebuilt                         atomic.Uint64
+	refused, rebuilt, probes                 atomic.Uint64
 	announced, unannounced                   atomic.Uint64
 }
 
@@ -45,7 +46,7 @@ func (c *netCounters) snapshot() NetStats {
 	return NetStats{
 		MsgsSent: c.msgsSent.Load(), MsgsRecv: c.msgsRecv.Load(),
 		BytesSent: c.bytesSent.Load(), BytesRecv: c.bytesRecv.Load(),
-		TasksOut: c.tasksOut.Load(), TasksIn: c.tasksIn.Load(), Fetches: c.fetches.Load(), Resumed: c.resumed.Load(), Refused: c.refused.Load(), Rebuilt: c.rebuilt.Load(),
+		TasksOut: c.tasksOut.Load(), TasksIn: c.tasksIn.Load(), Fetches: c.fetches.Load(), Resumed: c.resumed.Load(), Refused: c.refused.Load(), Rebuilt: c.rebuilt.Load(), Probes: c.probes.Load(),
 		Announced: c.announced.Load(), Unannounced: c.unannounced.Load(),
 	}
 }

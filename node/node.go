@@ -138,6 +138,15 @@ type Node struct {
 	dialing  map[peer.ID]*dial
 	live     map[*session]struct{} // every live session, either way
 
+	shmu   sync.Mutex // guards the shard topics
+	shards *shardSet  // the topics this node beacons on and hears
+	old    *shardSet  // the previous set, still heard until oldUntil
+	oldEnd time.Time
+	probes int // probes the scheduler asked for, not sent yet (n.mu)
+	// silenced holds peers whose lease expired, until when their
+	// beacons, probe answers and claims are ignored (n.mu).
+	silenced map[sched.PeerID]time.Time
+
 	mu      sync.Mutex
 	closed  bool
 	sched   *sched.Scheduler
@@ -172,6 +181,7 @@ func New(cfg Config) (*Node, error) {
 		schedCfg.BeaconTTL = 5  // ticks of a second
 		schedCfg.NestedWait = 1 // a nested task waits up to a tick for a local slot
 		schedCfg.OfferAfter = 2 // ticks a task waits before it is offered
+		schedCfg.ProbeBatch = cfg.ProbeBatch
 		if cfg.ID == "" {
 			cfg.ID = cfg.Network.ID().String()
 		}
@@ -594,6 +604,10 @@ func (n *Node) actLocked() {
 	for n.sched.HasActions() {
 		// Our own buffer: handling an action steps the scheduler again.
 		for _, a := range n.sched.TakeActions(buf[:0]) {
+			if a.Kind == sched.Probe {
+				n.probes += a.Count
+				continue
+			}
 			t := n.tasks[string(a.Task)]
 			if t == nil {
 				n.log.Error("scheduler named an unknown task", "task", fmt.Sprintf("%x", a.Task))

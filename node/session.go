@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -38,6 +39,10 @@ const (
 	frameRelease                  // owner → holder: output ref whose lent bytes may go
 	frameClaim                    // idle peer → owner: task CID of an offer it claims
 	frameTake                     // leaving holder → owner: output ref to fetch now
+	frameProbe                    // either way: empty; asks for the peer's load
+	frameLoad                     // answer to a probe: a beacon
+	framePing                     // owner → executor: empty; the lease is running out
+	framePong                     // executor → owner: empty; answer to a ping
 )
 
 // errSessionClosed ends sessions when their node closes.
@@ -50,6 +55,9 @@ type session struct {
 	peer peer.ID
 	s    network.Stream
 	out  bool // opened by this node: n.sessions[peer] while it lives
+	// heard is when (unix ns) the peer last sent a frame, or this node
+	// last handed it a task: the start of the lease (see checkLeases).
+	heard atomic.Int64
 
 	mu       sync.Mutex
 	buf      []byte // frames waiting for the flusher
@@ -120,6 +128,7 @@ func (ss *session) readLoop() {
 			return
 		}
 		ss.n.netc.recv(len(payload))
+		ss.heard.Store(time.Now().UnixNano())
 		ss.n.handleFrame(ss, typ, payload)
 	}
 }
@@ -196,6 +205,7 @@ func (n *Node) sessionTo(p peer.ID) (*session, error) {
 		d.err = errSessionClosed
 	default:
 		ss = &session{n: n, peer: p, s: s, out: true}
+		ss.heard.Store(time.Now().UnixNano())
 		n.sessions[p] = ss
 		n.live[ss] = struct{}{}
 		n.loops.Add(1)
@@ -215,6 +225,7 @@ func (n *Node) serveSession(s network.Stream) {
 		return
 	}
 	ss := &session{n: n, peer: s.Conn().RemotePeer(), s: s}
+	ss.heard.Store(time.Now().UnixNano())
 	n.live[ss] = struct{}{}
 	n.loops.Add(1)
 	n.smu.Unlock()
@@ -265,6 +276,14 @@ func (n *Node) handleFrame(ss *session, typ uint8, payload []byte) {
 		n.handleClaim(ss.peer, payload)
 	case frameTake:
 		n.handleTake(ss.peer, payload)
+	case frameProbe:
+		n.handleProbe(ss)
+	case frameLoad:
+		n.handleLoad(ss, payload)
+	case framePing:
+		_ = ss.send(framePong, nil)
+	case framePong:
+		// heard is updated: that was the point.
 	default:
 		n.log.Warn("unknown session frame; closing the session", "peer", ss.peer, "type", typ)
 		ss.close(fmt.Errorf("unknown frame type %d", typ))

@@ -133,24 +133,15 @@ func funcsHash(r *Registry) uint64 {
 // offers heard, ticks, peers lost.
 func (n *Node) startSwarm() error {
 	h := n.net.Libp2p()
-	load, err := n.net.Join(loadTopic)
-	if err != nil {
-		return fmt.Errorf("node: join load topic: %w", err)
+	shards := n.cfg.Shards
+	if shards == 0 {
+		shards = sched.Shards(n.networkSize())
 	}
-	loadSub, err := load.Subscribe()
+	set, err := n.joinShards(shards)
 	if err != nil {
-		return fmt.Errorf("node: subscribe load topic: %w", err)
+		return err
 	}
-	offers, err := n.net.Join(offerTopic)
-	if err != nil {
-		loadSub.Cancel()
-		return fmt.Errorf("node: join offer topic: %w", err)
-	}
-	offerSub, err := offers.Subscribe()
-	if err != nil {
-		loadSub.Cancel()
-		return fmt.Errorf("node: subscribe offer topic: %w", err)
-	}
+	n.shards = set
 	n.sessions = make(map[peer.ID]*session)
 	n.dialing = make(map[peer.ID]*dial)
 	n.live = make(map[*session]struct{})
@@ -161,14 +152,13 @@ func (n *Node) startSwarm() error {
 	if err := n.net.StartReprovider(0, n.heldKeys); err != nil {
 		n.log.Debug("reprovider", "err", err)
 	}
-	n.loops.Add(7)
+	n.loops.Add(6)
 	go n.announceLoop()
-	go n.beaconLoop(load)
-	go n.hearLoop(loadSub)
-	go n.offerLoop(offers)
-	go n.claimLoop(offerSub)
+	go n.beaconLoop()
+	go n.offerLoop()
 	go n.tickLoop()
 	go n.peerLoop()
+	go n.shardLoop()
 	return nil
 }
 
@@ -179,9 +169,9 @@ func (n *Node) stopSwarm() {
 	n.closeSessions()
 }
 
-// beaconLoop publishes this peer's load when it changed (at most every
-// beaconEvery) and at least every beaconIdle.
-func (n *Node) beaconLoop(topic *p2p.Topic) {
+// beaconLoop publishes this peer's load on its home shard when it changed
+// (at most every beaconEvery) and at least every beaconIdle.
+func (n *Node) beaconLoop() {
 	defer n.loops.Done()
 	t := time.NewTicker(beaconEvery)
 	defer t.Stop()
@@ -193,15 +183,7 @@ func (n *Node) beaconLoop(topic *p2p.Topic) {
 			return
 		case <-t.C:
 		}
-		n.mu.Lock()
-		st := n.sched.Stats()
-		n.mu.Unlock()
-		ss := n.store.Stats()
-		b := beacon{Slots: st.Slots, Free: max(st.Slots-st.Running, 0), Queue: st.Queued, Funcs: n.funcs,
-			Held: ss.MemBytes + ss.DiskBytes}
-		if n.leaving.Load() {
-			b.Slots, b.Free = 0, 0 // no room: peers stop choosing us
-		}
+		b := n.currentBeacon()
 		if b.sameLoad(last) && time.Since(lastSent) < beaconIdle {
 			continue
 		}
@@ -210,13 +192,24 @@ func (n *Node) beaconLoop(topic *p2p.Topic) {
 			n.log.Error("encode beacon", "err", err)
 			continue
 		}
-		if err := topic.Publish(n.ctx, data); err != nil && n.ctx.Err() == nil {
-			n.log.Debug("publish beacon", "err", err)
-			continue
+		if n.publish(loadKind, data) {
+			last, lastSent = b, time.Now()
 		}
-		n.netc.sent(len(data))
-		last, lastSent = b, time.Now()
 	}
+}
+
+// currentBeacon is this peer's load as it beacons it and answers probes.
+func (n *Node) currentBeacon() beacon {
+	n.mu.Lock()
+	st := n.sched.Stats()
+	n.mu.Unlock()
+	ss := n.store.Stats()
+	b := beacon{Slots: st.Slots, Free: max(st.Slots-st.Running, 0), Queue: st.Queued, Funcs: n.funcs,
+		Held: ss.MemBytes + ss.DiskBytes}
+	if n.leaving.Load() {
+		b.Slots, b.Free = 0, 0 // no room: peers stop choosing us
+	}
+	return b
 }
 
 // sameLoad reports whether b says what last said about the load (the bytes
@@ -260,6 +253,7 @@ func (n *Node) tickLoop() {
 		case <-t.C:
 			n.claimed.Store(0)
 			n.step(sched.Event{Kind: sched.Tick})
+			n.checkLeases()
 		}
 	}
 }
@@ -288,6 +282,9 @@ func (n *Node) peerLoop() {
 // step applies one event and performs the resulting actions.
 func (n *Node) step(ev sched.Event) {
 	n.update(func() {
+		if ev.Peer != "" && n.silencedLocked(ev.Peer) && ev.Kind != sched.PeerGone {
+			return // its lease expired: not trusted with work for a while
+		}
 		if err := n.sched.Step(ev); err != nil {
 			n.log.Debug("scheduler refused event", "event", ev.Kind, "err", err)
 		}
@@ -306,9 +303,11 @@ func (n *Node) update(f func()) {
 	f()
 	n.actLocked()
 	runs, fwds := n.takeRuns(), n.takeForwards()
+	probes := n.probeTargetsLocked()
 	n.mu.Unlock()
 	n.start(runs)
 	n.sendForwards(fwds)
+	n.sendProbes(probes)
 }
 
 // forward is a task to hand to a peer once n.mu is released.
@@ -486,6 +485,7 @@ func (n *Node) sendForward(ss *session, f forward) {
 		ss.close(err) // gives the task back with the session's others
 		return
 	}
+	ss.heard.Store(time.Now().UnixNano()) // the lease starts with the hand-off
 	if ss.send(frameSubmit, msg) == nil { // a failed send kills ss, which gives the task back
 		n.netc.tasksOut.Add(1)
 	}
@@ -751,9 +751,11 @@ func (n *Node) handleDone(from peer.ID, payload []byte) {
 	_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(id.KeyString())})
 	n.finishLocked(t, outs, terr)
 	runs, fwds := n.takeRuns(), n.takeForwards()
+	probes := n.probeTargetsLocked()
 	n.mu.Unlock()
 	n.start(runs)
 	n.sendForwards(fwds)
+	n.sendProbes(probes)
 	if terr == nil {
 		n.announceOutputs(t, outs)
 	}
@@ -923,21 +925,15 @@ func (n *Node) offerLocked(t *task) {
 	}
 }
 
-// offerLoop publishes queued offers.
-func (n *Node) offerLoop(topic *p2p.Topic) {
+// offerLoop publishes queued offers on the home shard.
+func (n *Node) offerLoop() {
 	defer n.loops.Done()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case data := <-n.offerq:
-			if err := topic.Publish(n.ctx, data); err != nil {
-				if n.ctx.Err() == nil {
-					n.log.Debug("publish offer", "err", err)
-				}
-				continue
-			}
-			n.netc.sent(len(data))
+			n.publish(offerKind, data)
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
@@ -165,6 +166,10 @@ func (n *Host) start(ctx context.Context) error {
 		// its mesh peers: beacons are small, and a message published before the mesh
 		// has formed (the first heartbeat) would otherwise be lost.
 		pubsub.WithFloodPublish(true),
+		// Peers find a topic's other subscribers through the DHT (rendezvous
+		// records under the topic name): in a large swarm split into shard
+		// topics, a peer is not connected to its shard's peers by chance.
+		pubsub.WithDiscovery(drouting.NewRoutingDiscovery(kad)),
 	)
 	if err != nil {
 		return fmt.Errorf("p2p: start GossipSub: %w", err)

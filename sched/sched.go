@@ -645,3 +645,8 @@ func (q *fifo) pop() (TaskID, bool) {
 	q.size--
 	return id, true
 }
+
+// Knows reports whether the scheduler has heard p's load (a beacon or a
+// probe reply) and not forgotten it since: a peer worth probing is one it
+// does not know.
+func (s *Scheduler) Knows(p PeerID) bool { return s.peers[p] != nil }

@@ -59,6 +59,7 @@ type NetStats struct {
 	Resumed   uint64 `json:"resumed"`   // fetches resumed from another holder mid-stream
 	Refused   uint64 `json:"refused"`   // hand-offs this node refused
 	Rebuilt   uint64 `json:"rebuilt"`   // tasks run again to rebuild results whose holder was lost
+	Probes    uint64 `json:"probes"`    // peers asked for their load
 	// Announced counts CIDs handed to the DHT announcer, Unannounced
 	// those dropped before they were due.
 	Announced   uint64 `json:"announced"`
@@ -84,7 +85,7 @@ func StatsFrom(s node.Stats) Stats {
 		Net: NetStats{
 			MsgsSent: s.Net.MsgsSent, MsgsRecv: s.Net.MsgsRecv, BytesSent: s.Net.BytesSent,
 			BytesRecv: s.Net.BytesRecv, TasksOut: s.Net.TasksOut, TasksIn: s.Net.TasksIn, Fetches: s.Net.Fetches,
-			Resumed: s.Net.Resumed, Refused: s.Net.Refused, Rebuilt: s.Net.Rebuilt, Announced: s.Net.Announced, Unannounced: s.Net.Unannounced,
+			Resumed: s.Net.Resumed, Refused: s.Net.Refused, Rebuilt: s.Net.Rebuilt, Probes: s.Net.Probes, Announced: s.Net.Announced, Unannounced: s.Net.Unannounced,
 		},
 	}
 }

@@ -1,0 +1,339 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dray-project/dray/codec"
+	"github.com/dray-project/dray/p2p"
+	"github.com/dray-project/dray/sched"
+)
+
+// Shards, probes and leases: what keeps a node's traffic bounded as the
+// swarm grows, and what bounds the time a silent peer keeps tasks.
+//
+// A swarm of N peers beacons on sched.Shards(N) shard topics: a peer
+// publishes its load and its offers on its home shard and hears its home
+// and one other shard (sched.ShardOf), so it hears about 128 peers
+// whatever N is. Work that finds no peer it hears with room probes peers
+// it does not hear (Config.ProbeBatch): a probe is a session frame, the
+// reply the peer's beacon. Up to 64 peers there is one shard, the plain
+// topics, and every peer hears every other.
+const (
+	// shardEvery is how often the node re-estimates the swarm's size; a
+	// new shard count is adopted when two estimates in a row agree.
+	shardEvery = 10 * time.Second
+	// shardGrace is how long a node keeps publishing on and hearing its
+	// previous shard topics after it moved: peers that have not moved yet
+	// still hear it and it them.
+	shardGrace = time.Minute
+)
+
+// The two kinds of shard topic.
+const (
+	loadKind  = 0
+	offerKind = 1
+)
+
+// shardSet is the shard topics a node uses for one shard count.
+type shardSet struct {
+	count  int
+	home   [2]*p2p.Topic // load, offers: where this node publishes
+	subs   []*p2p.Subscription
+	joined []*p2p.Topic
+}
+
+// shardTopic names kind's topic (loadTopic, offerTopic) for shard i of
+// count: the plain name for a single shard, so a LAN is unchanged.
+func shardTopic(base string, count, i int) string {
+	if count <= 1 {
+		return base
+	}
+	return fmt.Sprintf("%s/%d/%d", base, count, i)
+}
+
+// joinShards joins this node's home and extra shard topics for count
+// shards and starts hearing them.
+func (n *Node) joinShards(count int) (*shardSet, error) {
+	home, extra := sched.ShardOf(sched.PeerID(n.net.ID().String()), count)
+	shards := []int{home}
+	if extra != home {
+		shards = append(shards, extra)
+	}
+	set := &shardSet{count: count}
+	for kind, base := range []string{loadTopic, offerTopic} {
+		for _, i := range shards {
+			name := shardTopic(base, count, i)
+			t, err := n.net.Join(name)
+			if err != nil {
+				set.close()
+				return nil, fmt.Errorf("node: join topic %s: %w", name, err)
+			}
+			set.joined = append(set.joined, t)
+			sub, err := t.Subscribe()
+			if err != nil {
+				set.close()
+				return nil, fmt.Errorf("node: subscribe topic %s: %w", name, err)
+			}
+			set.subs = append(set.subs, sub)
+			if i == home {
+				set.home[kind] = t
+			}
+			n.loops.Add(1)
+			if kind == loadKind {
+				go n.hearLoop(sub)
+			} else {
+				go n.claimLoop(sub)
+			}
+		}
+	}
+	return set, nil
+}
+
+// close stops hearing the set's topics and leaves them.
+func (s *shardSet) close() {
+	for _, sub := range s.subs {
+		sub.Cancel()
+	}
+	for _, t := range s.joined {
+		_ = t.Close()
+	}
+}
+
+// publish sends data on kind's home topic (and, within shardGrace of a
+// move, the previous one) and reports whether it went out.
+func (n *Node) publish(kind int, data []byte) bool {
+	n.shmu.Lock()
+	topics := []*p2p.Topic{n.shards.home[kind]}
+	if n.old != nil {
+		topics = append(topics, n.old.home[kind])
+	}
+	n.shmu.Unlock()
+	ok := false
+	for _, t := range topics {
+		if err := t.Publish(n.ctx, data); err != nil {
+			if n.ctx.Err() == nil && !errors.Is(err, p2p.ErrClosed) {
+				n.log.Debug("publish", "topic", t.Name(), "err", err)
+			}
+			continue
+		}
+		n.netc.sent(len(data))
+		ok = true
+	}
+	return ok
+}
+
+// networkSize estimates the number of peers in the swarm: the DHT's
+// estimate when it has one, never less than the peers this node is
+// connected to or has in its routing table, plus itself.
+func (n *Node) networkSize() int {
+	size := len(n.net.Peers()) + 1
+	if d := n.net.DHT(); d != nil {
+		size = max(size, d.RoutingTable().Size()+1)
+		if est, err := d.NetworkSize(); err == nil {
+			size = max(size, int(est))
+		}
+	}
+	return size
+}
+
+// shardLoop re-estimates the swarm's size every shardEvery and moves to
+// the shard count it calls for once two estimates in a row agree; it ends
+// the grace period of the previous shard topics.
+func (n *Node) shardLoop() {
+	defer n.loops.Done()
+	t := time.NewTicker(shardEvery)
+	defer t.Stop()
+	want := 0
+	for {
+		select {
+		case <-n.ctx.Done():
+			n.shmu.Lock()
+			n.shards.close()
+			if n.old != nil {
+				n.old.close()
+			}
+			n.shmu.Unlock()
+			return
+		case <-t.C:
+		}
+		n.shmu.Lock()
+		if n.old != nil && time.Now().After(n.oldEnd) {
+			n.old.close()
+			n.old = nil
+		}
+		cur := n.shards.count
+		n.shmu.Unlock()
+		if n.cfg.Shards != 0 {
+			continue
+		}
+		next := sched.Shards(n.networkSize())
+		if next == cur || next != want {
+			want = next
+			continue
+		}
+		set, err := n.joinShards(next)
+		if err != nil {
+			n.log.Warn("cannot move to new shard topics", "shards", next, "err", err)
+			continue
+		}
+		n.log.Info("moved to new shard topics", "shards", next, "was", cur)
+		n.shmu.Lock()
+		if n.old != nil {
+			n.old.close()
+		}
+		n.old, n.oldEnd, n.shards = n.shards, time.Now().Add(shardGrace), set
+		n.shmu.Unlock()
+	}
+}
+
+// Shards reports how many shard topics the swarm's beacons are split
+// into, as this node sees it (1 without a network).
+func (n *Node) Shards() int {
+	if n.net == nil {
+		return 1
+	}
+	n.shmu.Lock()
+	defer n.shmu.Unlock()
+	return n.shards.count
+}
+
+// probeTargetsLocked picks the peers to probe for the probes the scheduler
+// asked for: random peers this node is connected to or has in its DHT
+// routing table and does not hear. Probes without a target are dropped;
+// the scheduler's next tick frees them.
+func (n *Node) probeTargetsLocked() []peer.ID {
+	if n.probes == 0 || n.net == nil {
+		return nil
+	}
+	want := n.probes
+	n.probes = 0
+	self := n.net.ID()
+	seen := make(map[peer.ID]bool)
+	var cands []peer.ID
+	add := func(p peer.ID) {
+		id := sched.PeerID(p.String())
+		if p != self && !seen[p] && !n.sched.Knows(id) && !n.silencedLocked(id) {
+			seen[p] = true
+			cands = append(cands, p)
+		}
+	}
+	for _, p := range n.net.Peers() {
+		add(p)
+	}
+	if d := n.net.DHT(); d != nil {
+		for _, p := range d.RoutingTable().ListPeers() {
+			add(p)
+		}
+	}
+	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	return cands[:min(want, len(cands))]
+}
+
+// sendProbes asks each peer for its load on a session; the reply (a load
+// frame) is stepped as a sched.ProbeReply.
+func (n *Node) sendProbes(ps []peer.ID) {
+	for _, p := range ps {
+		n.netc.probes.Add(1)
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			ss, err := n.sessionTo(p)
+			if err == nil {
+				err = ss.send(frameProbe, nil)
+			}
+			if err != nil {
+				n.log.Debug("cannot probe peer", "peer", p, "err", err)
+			}
+		}()
+	}
+}
+
+// handleProbe answers a probe with this node's beacon.
+func (n *Node) handleProbe(ss *session) {
+	data, err := codec.Marshal(n.currentBeacon())
+	if err != nil {
+		return
+	}
+	if err := ss.send(frameLoad, data); err != nil {
+		n.log.Debug("cannot answer probe", "peer", ss.peer, "err", err)
+	}
+}
+
+// handleLoad steps a probe's answer.
+func (n *Node) handleLoad(ss *session, payload []byte) {
+	var b beacon
+	if err := codec.Unmarshal(payload, &b); err != nil {
+		n.log.Debug("bad probe reply", "peer", ss.peer, "err", err)
+		return
+	}
+	n.step(sched.Event{Kind: sched.ProbeReply, Peer: sched.PeerID(ss.peer.String()),
+		Load: sched.Load{Slots: b.Slots, Free: b.Free, Queue: b.Queue, Funcs: b.Funcs}})
+}
+
+// silenceFor is how long a peer whose lease expired is not given work: it
+// still beacons room, but it did not answer.
+const silenceFor = time.Minute
+
+// silencedLocked reports whether p's lease expired less than silenceFor
+// ago, forgetting it once that is over.
+func (n *Node) silencedLocked(p sched.PeerID) bool {
+	until, ok := n.silenced[p]
+	if !ok {
+		return false
+	}
+	if time.Now().After(until) {
+		delete(n.silenced, p)
+		return false
+	}
+	return true
+}
+
+// errLeaseExpired ends a session whose peer held tasks and went silent.
+var errLeaseExpired = errors.New("lease expired: the peer answered nothing, not even a ping")
+
+// checkLeases runs every tick: a session carrying tasks this node handed
+// over whose peer has sent nothing for a third of the lease is pinged,
+// and after the whole lease is dropped, which places its tasks again. A
+// peer that hangs with its connection open (stopped, swapping, wedged)
+// thus keeps tasks at most LeaseTimeout + tickEvery; a closed connection
+// is noticed at once.
+func (n *Node) checkLeases() {
+	lease := n.cfg.leaseTimeout()
+	n.mu.Lock()
+	held := make(map[*session]bool)
+	for _, t := range n.tasks {
+		if t.sess != nil && t.peer != "" {
+			held[t.sess] = true
+		}
+	}
+	n.mu.Unlock()
+	now := time.Now().UnixNano()
+	for ss := range held {
+		idle := time.Duration(now - ss.heard.Load())
+		switch {
+		case idle > lease:
+			n.log.Warn("peer holding tasks went silent; placing its tasks again elsewhere", "peer", ss.peer,
+				"silent", idle.Round(time.Millisecond), "ignored for", silenceFor)
+			p := sched.PeerID(ss.peer.String())
+			n.update(func() {
+				if n.silenced == nil {
+					n.silenced = make(map[sched.PeerID]time.Time)
+				}
+				n.silenced[p] = time.Now().Add(silenceFor)
+			})
+			n.peerGone(ss.peer) // its tasks count a loss each and go back to scheduling
+			ss.close(fmt.Errorf("peer %s: %w", ss.peer, errLeaseExpired))
+		case idle > lease/3:
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				_ = ss.send(framePing, nil)
+			}()
+		}
+	}
+}

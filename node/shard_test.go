@@ -1,0 +1,176 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dray-project/dray/codec"
+	"github.com/dray-project/dray/p2p"
+	"github.com/dray-project/dray/sched"
+)
+
+func TestShardTopic(t *testing.T) {
+	assert.Equal(t, loadTopic, shardTopic(loadTopic, 1, 0))
+	assert.Equal(t, loadTopic+"/16/3", shardTopic(loadTopic, 16, 3))
+	assert.Equal(t, offerTopic+"/2/1", shardTopic(offerTopic, 2, 1))
+}
+
+// TestSwarmShardsAndProbes splits a swarm into 4 shard topics. Peers of
+// shards the submitter neither hears nor is heard in ("strangers": their
+// beacons and the submitter's offers never meet) get work only through
+// probes: with probes some of the submitter's tasks run on them, without
+// none do. Every result arrives either way.
+func TestSwarmShardsAndProbes(t *testing.T) {
+	const shards = 4
+	for _, tc := range []struct {
+		name  string
+		probe int
+	}{{"probes", 32}, {"no probes", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := napRegistry(t)
+			cfg := func(c *Config) { c.Functions = reg; c.Shards = shards; c.ProbeBatch = tc.probe }
+			h0 := loopHost(t)
+			a := loopNode(t, h0, cfg)
+			h0home, h0extra := sched.ShardOf(sched.PeerID(a.ID()), shards)
+			stranger := func(id string) bool {
+				home, extra := sched.ShardOf(sched.PeerID(id), shards)
+				return home != h0home && home != h0extra && extra != h0home
+			}
+			var nodes []*Node
+			strangers := map[string]bool{}
+			for len(nodes) < 5 || len(strangers) < 2 {
+				require.Less(t, len(nodes), 24, "no strangers among %d peers", len(nodes))
+				n := loopNode(t, loopHost(t, h0), cfg)
+				nodes = append(nodes, n)
+				if stranger(n.ID()) {
+					strangers[n.ID()] = true
+				}
+			}
+			assert.Equal(t, shards, a.Shards())
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			hears := len(nodes) - len(strangers)
+			deadline := time.Now().Add(30 * time.Second)
+			for a.Stats().Sched.Peers == 0 && hears > 0 {
+				require.True(t, time.Now().Before(deadline), "the submitter heard nobody")
+				time.Sleep(20 * time.Millisecond) // poll: beacons come every 250 ms
+			}
+			var refs []ObjectRef
+			for range 6 * (len(nodes) + 1) {
+				r, err := a.Call(ctx, "nap", 150)
+				require.NoError(t, err)
+				refs = append(refs, r...)
+			}
+			ran := map[string]int{}
+			for _, r := range refs {
+				who, err := As[string](r).Get(ctx)
+				require.NoError(t, err)
+				if strangers[who] {
+					ran["stranger"]++
+				} else {
+					ran[who]++
+				}
+			}
+			t.Logf("%d peers, %d strangers; tasks per peer: %v; probes sent: %d", len(nodes), len(strangers), ran, a.Stats().Net.Probes)
+			if tc.probe > 0 {
+				assert.Positive(t, ran["stranger"], "no task ran on a peer only probes can find")
+				assert.Positive(t, a.Stats().Net.Probes)
+			} else {
+				assert.Zero(t, ran["stranger"], "a task reached a peer the submitter cannot hear, without probes")
+				assert.Zero(t, a.Stats().Net.Probes)
+			}
+		})
+	}
+}
+
+// TestLeaseExpires hands tasks to a peer that beacons room, accepts
+// sessions and then says nothing: no acknowledgement, no completion, no
+// answer to pings, while its connection stays up. The owner's lease on
+// that peer expires after LeaseTimeout, the tasks go to an honest peer,
+// and the silent one gets no more work: every result arrives, within the
+// lease bound.
+func TestLeaseExpires(t *testing.T) {
+	const lease = 1500 * time.Millisecond
+	reg := napRegistry(t)
+	ha := loopHost(t)
+	a := loopNode(t, ha, func(c *Config) { c.Functions = reg; c.LeaseTimeout = lease })
+	b := loopNode(t, loopHost(t, ha), func(c *Config) { c.Functions = reg })
+
+	// The silent peer: a plain host that speaks just enough of the swarm
+	// protocols to be handed tasks.
+	silent := loopHost(t, ha)
+	var submits atomic.Int64
+	silent.Libp2p().SetStreamHandler(sessionProtocol, func(s network.Stream) {
+		r := bufio.NewReader(s)
+		for {
+			typ, _, err := p2p.ReadFrame(r, maxFrame)
+			if err != nil {
+				return
+			}
+			if typ == frameSubmit {
+				submits.Add(1)
+			}
+		}
+	})
+	topic, err := silent.Join(loadTopic)
+	require.NoError(t, err)
+	room, err := codec.Marshal(beacon{Slots: 64, Free: 64, Funcs: funcsHash(reg)})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	beaconing := make(chan struct{})
+	go func() {
+		defer close(beaconing)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			_ = topic.Publish(ctx, room)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() { cancel(); <-beaconing }()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for a.Stats().Sched.Peers < 2 {
+		require.True(t, time.Now().Before(deadline), "A never heard both peers")
+		time.Sleep(20 * time.Millisecond) // poll: beacons come every 100-250 ms
+	}
+	start := time.Now()
+	var refs []ObjectRef
+	for range 8 {
+		r, err := a.Call(ctx, "nap", 20)
+		require.NoError(t, err)
+		refs = append(refs, r...)
+	}
+	for i, r := range refs {
+		who, err := As[string](r).Get(ctx)
+		require.NoError(t, err, "task %d", i)
+		assert.Contains(t, []string{a.ID(), b.ID()}, who)
+	}
+	took := time.Since(start)
+	handed := submits.Load()
+	t.Logf("%d tasks handed to the silent peer; all 8 done in %v (lease %v)", handed, took, lease)
+	require.Positive(t, handed, "the silent peer was never handed a task: the test proves nothing")
+	// Detected within the lease plus a tick, with room for a loaded machine.
+	assert.Less(t, took, lease+tickEvery+5*time.Second)
+	assert.GreaterOrEqual(t, took, lease, "tasks the silent peer held came back before the lease expired")
+	// Silenced: more work goes elsewhere, though it still beacons room.
+	for range 8 {
+		r, err := a.Call(ctx, "nap", 20)
+		require.NoError(t, err)
+		_, err = As[string](r[0]).Get(ctx)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, handed, submits.Load(), "a peer whose lease expired was handed more work")
+}
