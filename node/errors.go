@@ -13,6 +13,8 @@ var (
 	ErrClosed     = errors.New("node: closed")
 	ErrUnknownRef = errors.New("node: unknown ref")
 	ErrArgCount   = errors.New("node: wrong number of arguments")
+	// ErrObjectLost is matched by an ObjectLostError.
+	ErrObjectLost = errors.New("node: object lost")
 )
 
 // UnknownRefError reports a ref this node has no object for (errors.Is
@@ -103,3 +105,34 @@ func (e *ExecutorLostError) Error() string {
 	return fmt.Sprintf("executor %s lost; %d executor(s) lost in all, max retries %d (raise it with CallOptions.MaxRetries or the MaxRetries function option)",
 		e.Peer, e.Runs, e.MaxRetries)
 }
+
+// OwnerDiedError is why a task handed to this node stops: the peer that
+// owns it (that submitted it and keeps its results' records) is gone, so
+// its results have nowhere to go (fate-sharing, as in Ray). The function
+// sees it as context.Cause of its context; the owner, if it comes back,
+// places its tasks again itself.
+type OwnerDiedError struct {
+	Owner string // the owner's peer ID
+}
+
+func (e *OwnerDiedError) Error() string {
+	return fmt.Sprintf("owner %s is gone: the task's results have nowhere to go, so it stops (the owner places its tasks again if it comes back)", e.Owner)
+}
+
+// ObjectLostError reports a ref whose value no reachable peer holds: its
+// holders are gone and it cannot be rebuilt here (this node does not own
+// it, or no longer has its lineage). errors.Is(err, ErrObjectLost) holds.
+type ObjectLostError struct {
+	Ref cid.Cid
+	Err error // the last fetch error
+}
+
+func (e *ObjectLostError) Error() string {
+	return fmt.Sprintf("object %s is lost: no reachable peer holds it (its holders left; only its owner can rebuild it — call the function that made it again): %v", e.Ref, e.Err)
+}
+
+// Is matches ErrObjectLost.
+func (e *ObjectLostError) Is(target error) bool { return target == ErrObjectLost }
+
+// Unwrap returns the fetch error.
+func (e *ObjectLostError) Unwrap() error { return e.Err }

@@ -408,6 +408,9 @@ func (n *Node) Resolve(ctx context.Context, c cid.Cid) (ObjectRef, error) {
 	}
 	content, err := n.fetchAny(ctx, c, nil)
 	if err != nil {
+		if ctx.Err() == nil {
+			err = &ObjectLostError{Ref: c, Err: err}
+		}
 		return ObjectRef{}, fmt.Errorf("node: resolve %s: %w", c, err)
 	}
 	return n.adopt(c, content)
@@ -519,6 +522,9 @@ func (n *Node) localize(ctx context.Context, id cid.Cid) error {
 		}
 		n.mu.Unlock()
 		if err != nil {
+			if ctx.Err() == nil {
+				err = &ObjectLostError{Ref: id, Err: err}
+			}
 			return fmt.Errorf("node: get %s (%s) from peer %s: %w", id, o.describe(), holder, err)
 		}
 		return nil

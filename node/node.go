@@ -104,6 +104,10 @@ type task struct {
 	maxRetries, lost int
 	on               string  // pinned to this peer (placement hint)
 	ctx              taskCtx // the context the function runs with
+	// Executor side (n.mu): cancel stops the running function; orphaned
+	// says its owner is gone (see OwnerDiedError).
+	cancel   context.CancelCauseFunc
+	orphaned bool
 }
 
 // Node is one dray peer: a scheduler, a worker pool and an object store.
@@ -749,6 +753,9 @@ func (n *Node) run(t *task) (outs []output, results []any, err error) {
 		if a.content.Defined() {
 			data, err := n.fetchArg(n.ctx, a)
 			if err != nil {
+				if t.owner != "" && n.ctx.Err() == nil && !errors.Is(err, store.ErrFull) {
+					return nil, nil, &argLostError{arg: i, err: err}
+				}
 				return nil, nil, fail(fmt.Errorf("argument %d: %w", i+1, err))
 			}
 			args[i] = data
@@ -764,7 +771,20 @@ func (n *Node) run(t *task) (outs []output, results []any, err error) {
 		}
 		args[i] = data
 	}
-	t.ctx = taskCtx{Context: n.ctx, n: n, t: t}
+	fctx := n.ctx
+	if t.owner != "" {
+		var cancel context.CancelCauseFunc
+		fctx, cancel = context.WithCancelCause(n.ctx)
+		defer cancel(nil)
+		n.mu.Lock()
+		orphaned := t.orphaned
+		t.cancel = cancel
+		n.mu.Unlock()
+		if orphaned {
+			return nil, nil, fail(&OwnerDiedError{Owner: t.owner.String()})
+		}
+	}
+	t.ctx = taskCtx{Context: fctx, n: n, t: t}
 	ctx := &t.ctx
 	results, err = n.invoke(ctx, t, args)
 	if err != nil {

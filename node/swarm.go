@@ -88,6 +88,11 @@ type result struct {
 type refusal struct {
 	Task []byte `codec:"t"`
 	Why  string `codec:"w"`
+	// Arg, when not 0, is the 1-based index of an argument passed by
+	// reference that the executor could fetch from nobody: the owner
+	// makes it available again (fetching it itself, or rebuilding it
+	// from its lineage) before it places the task again.
+	Arg int `codec:"a,omitempty"`
 }
 
 // offer announces a task nobody took: an idle peer with the same function
@@ -274,6 +279,7 @@ func (n *Node) peerLoop() {
 			if ev.Kind == p2p.PeerDisconnected {
 				n.peerGone(ev.Peer)
 				n.endLoans(ev.Peer)
+				n.orphan(ev.Peer)
 			}
 		}
 	}
@@ -631,6 +637,32 @@ func (n *Node) taskFromSpec(spec []byte, args []handArg) (*task, error) {
 // inline and leave this store; larger ones stay, lent to the owner and
 // announced, until the owner releases them.
 func (n *Node) report(t *task, outs []output, err error) {
+	n.mu.Lock()
+	orphaned := t.orphaned
+	n.mu.Unlock()
+	if orphaned {
+		// Nobody to report to: the owner placed its tasks again, or is gone.
+		n.log.Info("dropping the outcome of a task whose owner is gone", "task", t.id, "owner", t.owner)
+		for _, o := range outs {
+			_, _ = n.store.Release(o.content)
+		}
+		return
+	}
+	var lost *argLostError
+	if errors.As(err, &lost) {
+		// Not the function's failure: the owner recovers the argument.
+		n.log.Info("an argument of a handed task is unavailable; handing the task back", "task", t.id, "owner", t.owner, "arg", lost.arg+1, "err", lost.err)
+		data, merr := codec.Marshal(refusal{Task: t.id.Bytes(), Why: lost.Error(), Arg: lost.arg + 1})
+		if merr == nil {
+			t.acked.Store(true)
+			if ss := t.sess; ss == nil || ss.send(frameRefuse, data) != nil {
+				if ss, serr := n.sessionTo(t.owner); serr == nil {
+					_ = ss.send(frameRefuse, data)
+				}
+			}
+		}
+		return
+	}
 	c := completion{Task: t.id.Bytes()}
 	var inline, lent []int
 	if err != nil {
@@ -901,6 +933,11 @@ func (n *Node) handleRefuse(ss *session, payload []byte) {
 	n.mu.Lock()
 	t := n.tasks[id.KeyString()]
 	n.mu.Unlock()
+	if t != nil && r.Arg > 0 && r.Arg <= len(t.args) && t.args[r.Arg-1].ref.Defined() {
+		n.wg.Add(1)
+		go n.recoverArg(t, ss.peer, r.Arg-1)
+		return
+	}
 	if t != nil {
 		n.takeBack(t, ss.peer)
 	}
@@ -1068,4 +1105,76 @@ func (n *Node) handleTake(from peer.ID, payload []byte) {
 			n.sendRelease(from, ref)
 		}
 	}()
+}
+
+// argLostError is an argument a handed task cannot get: nobody serves its
+// bytes. The executor hands the task back (a refusal naming the argument)
+// rather than failing it.
+type argLostError struct {
+	arg int // 0-based
+	err error
+}
+
+func (e *argLostError) Error() string {
+	return fmt.Sprintf("argument %d cannot be fetched from any holder: %v", e.arg+1, e.err)
+}
+
+func (e *argLostError) Unwrap() error { return e.err }
+
+// recoverArg makes argument i of t, which the executor p could fetch from
+// nobody, available again before t is placed again: resolving it here
+// fetches its bytes from their holder into this node's store, or, when
+// the holder is gone, rebuilds it from its lineage (as a Get does). If it
+// cannot be had, t fails with a DependencyError naming the argument.
+func (n *Node) recoverArg(t *task, p peer.ID, i int) {
+	defer n.wg.Done()
+	ref := t.args[i].ref
+	ctx, cancel := context.WithTimeout(n.ctx, fetchTimeout)
+	defer cancel()
+	_, release, err := n.resolve(ctx, ref, nil, true)
+	if err == nil {
+		release()
+		// Counted as a loss, so an argument that keeps failing to reach
+		// executors ends in an error rather than a loop.
+		n.update(func() { n.takeBackLocked(t, p, true) })
+		return
+	}
+	n.log.Warn("argument of a handed task is lost", "task", t.id, "arg", i+1, "ref", ref, "err", err)
+	n.update(func() {
+		if t.peer != p || n.tasks[t.id.KeyString()] != t {
+			return // placed elsewhere or finished meanwhile
+		}
+		t.peer, t.sess = "", nil
+		_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())})
+		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: &DependencyError{Arg: i, Ref: ref, Err: err}})
+	})
+}
+
+// orphan stops the tasks owner handed this node, now that it is gone: the
+// running ones are cancelled with an OwnerDiedError and the queued ones
+// end as soon as they start. The owner, which lost its connection to this
+// node too, has already placed them again (see peerGone), so their
+// results would be stale.
+func (n *Node) orphan(owner peer.ID) {
+	n.mu.Lock()
+	var cancels []context.CancelCauseFunc
+	stopped := 0
+	for _, t := range n.tasks {
+		if t.owner != owner || t.orphaned {
+			continue
+		}
+		t.orphaned = true
+		stopped++
+		if t.cancel != nil {
+			cancels = append(cancels, t.cancel)
+		}
+	}
+	n.mu.Unlock()
+	if stopped > 0 {
+		n.log.Info("owner gone; stopping its tasks", "owner", owner, "tasks", stopped, "running", len(cancels))
+	}
+	cause := &OwnerDiedError{Owner: owner.String()}
+	for _, c := range cancels {
+		c(cause)
+	}
 }
