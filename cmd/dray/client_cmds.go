@@ -32,11 +32,25 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 ` + argsHelp,
 		Example: `  dray map fib 10 20 30
   dray map add '[1,2]' '[3,4]'`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			args = dropDashDash(args)
+			if err := minArgs(2)(cmd, args); err != nil {
+				return err // only "FUNC --"
+			}
+			if err := firstErr(checkTimeout(timeout), checkPeer(on)); err != nil {
+				return err
+			}
+			for i, a := range args[1:] {
+				if err := api.CheckJSON([]byte(a)); err != nil {
+					return fmt.Errorf("%s: ARG %d: %w%s", args[0], i+1, err, flagHint(a))
+				}
+			}
 			ctx := cmd.Context()
-			t := apiTarget(cmd, opts)
+			t, err := apiTarget(cmd, opts)
+			if err != nil {
+				return err
+			}
 			c := t.client()
 			fns, err := c.Functions(ctx)
 			if err != nil {
@@ -50,9 +64,6 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 			}
 			calls := make([][]json.RawMessage, len(args)-1)
 			for i, a := range args[1:] {
-				if err := api.CheckJSON([]byte(a)); err != nil {
-					return fmt.Errorf("%s: ARG %d: %w", args[0], i+1, err)
-				}
 				if params == 1 {
 					calls[i] = []json.RawMessage{json.RawMessage(a)}
 					continue
@@ -64,7 +75,7 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 			}
 			res, err := c.Map(ctx, api.MapRequest{Func: args[0], Args: calls, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on})
 			if err != nil {
-				return t.remoteErr(err)
+				return timedOut(t.remoteErr(err), timeout)
 			}
 			for _, r := range res {
 				if err := printResults(cmd.OutOrStdout(), r.Results); err != nil {
@@ -91,10 +102,16 @@ line, without waiting for the task: fetch the values later with dray get.
 ` + argsHelp,
 		Example: `  dray submit fib 30
   dray get "$(dray submit fib 30)"`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			args = dropDashDash(args)
-			t := apiTarget(cmd, opts)
+			t, err := apiTarget(cmd, opts)
+			if err != nil {
+				return err
+			}
+			if err := checkPeer(on); err != nil {
+				return err
+			}
 			raw, err := checkArgs(args[0], args[1:])
 			if err != nil {
 				return err
@@ -127,19 +144,25 @@ as JSON; with --out FILE write the raw bytes of a byte-string value to FILE
 ("-" for stdout) instead.`,
 		Example: `  dray get bafyrei...
   dray get --out copy.bin bafyrei...`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cid.Decode(args[0])
 			if err != nil {
 				return fmt.Errorf("bad CID %q: %v", args[0], err)
 			}
-			t := apiTarget(cmd, opts)
+			if err := firstErr(checkTimeout(timeout), checkOut(out)); err != nil {
+				return err
+			}
+			t, err := apiTarget(cmd, opts)
+			if err != nil {
+				return err
+			}
 			if out != "" {
-				return getRaw(cmd, t, c, out, timeout)
+				return timedOut(getRaw(cmd, t, c, out, timeout), timeout)
 			}
 			v, err := t.client().Get(cmd.Context(), c, timeout)
 			if err != nil {
-				return t.remoteErr(err)
+				return timedOut(t.remoteErr(err), timeout)
 			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), string(v))
 			return err
@@ -148,6 +171,22 @@ as JSON; with --out FILE write the raw bytes of a byte-string value to FILE
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up waiting after this long (0: no limit)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", `write the raw bytes of a byte-string value to FILE ("-": stdout)`)
 	return cmd
+}
+
+// checkOut checks, before anything is fetched, that get can write the
+// file out: its directory exists and it is not a directory itself.
+func checkOut(out string) error {
+	if out == "" || out == "-" {
+		return nil
+	}
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		return fmt.Errorf("--out %s: is a directory, want a file name", out)
+	}
+	dir := filepath.Dir(out)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("--out %s: no directory %s", out, dir)
+	}
+	return nil
 }
 
 // getRaw streams a byte-string value into the file out. A failed transfer
@@ -198,12 +237,15 @@ memory. Standard input that is not a file is first copied to a temporary
 file, since the node needs the size up front.`,
 		Example: `  dray put data.bin
   dray run sha256 "{\"/\":\"$(dray put data.bin)\"}"`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t := apiTarget(cmd, opts)
-			f, size, cleanup, err := openInput(args[0], cmd.InOrStdin())
+			t, err := apiTarget(cmd, opts)
 			if err != nil {
 				return err
+			}
+			f, size, cleanup, err := openInput(args[0], cmd.InOrStdin())
+			if err != nil {
+				return fmt.Errorf("put: %w", err)
 			}
 			defer cleanup()
 			c, err := t.client().Put(cmd.Context(), f, size)
@@ -219,6 +261,9 @@ file, since the node needs the size up front.`,
 // openInput opens the file to put and finds its size. "-" is stdin: read
 // in place when it is a regular file, else spooled to a temporary file.
 func openInput(name string, stdin io.Reader) (r io.Reader, size int64, cleanup func(), err error) {
+	if name == "" {
+		return nil, 0, nil, errors.New("empty file name (- reads standard input)")
+	}
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
@@ -228,7 +273,7 @@ func openInput(name string, stdin io.Reader) (r io.Reader, size int64, cleanup f
 		if err != nil || !st.Mode().IsRegular() {
 			f.Close()
 			if err == nil {
-				err = fmt.Errorf("put %s: not a regular file", name)
+				err = fmt.Errorf("%s: not a regular file", name)
 			}
 			return nil, 0, nil, err
 		}
@@ -243,7 +288,7 @@ func openInput(name string, stdin io.Reader) (r io.Reader, size int64, cleanup f
 	}
 	tmp, err := os.CreateTemp("", "dray-put-")
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("put -: spool stdin: %w", err)
+		return nil, 0, nil, fmt.Errorf("spool standard input: %w", err)
 	}
 	cleanup = func() { tmp.Close(); os.Remove(tmp.Name()) }
 	size, err = io.Copy(tmp, stdin)
@@ -252,7 +297,7 @@ func openInput(name string, stdin io.Reader) (r io.Reader, size int64, cleanup f
 	}
 	if err != nil {
 		cleanup()
-		return nil, 0, nil, fmt.Errorf("put -: spool stdin: %w", err)
+		return nil, 0, nil, fmt.Errorf("spool standard input: %w", err)
 	}
 	return tmp, size, cleanup, nil
 }
@@ -261,9 +306,12 @@ func newIDCmd(opts *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "id",
 		Short: `Print the node's peer ID, multiaddrs and API address as JSON`,
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t := apiTarget(cmd, opts)
+			t, err := apiTarget(cmd, opts)
+			if err != nil {
+				return err
+			}
 			info, err := t.client().ID(cmd.Context())
 			if err != nil {
 				return t.remoteErr(err)
@@ -277,9 +325,12 @@ func newPeersCmd(opts *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "peers",
 		Short: "List the connected peers: one a line, peer ID then its addresses",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t := apiTarget(cmd, opts)
+			t, err := apiTarget(cmd, opts)
+			if err != nil {
+				return err
+			}
 			peers, err := t.client().Peers(cmd.Context())
 			if err != nil {
 				return t.remoteErr(err)

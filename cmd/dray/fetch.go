@@ -30,16 +30,22 @@ SIZE is the value's encoded size in bytes, SECONDS the time the node took
 second; GB/s is "-" when the node already had the value and fetched nothing.`,
 		Example: `  dray fetch bafkrei...
   dray --api 127.0.0.1:5051 fetch "$(dray put data.bin)"`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cid.Decode(args[0])
 			if err != nil {
 				return fmt.Errorf("bad CID %q: %v", args[0], err)
 			}
-			t := apiTarget(cmd, opts)
+			if err := checkTimeout(timeout); err != nil {
+				return err
+			}
+			t, err := apiTarget(cmd, opts)
+			if err != nil {
+				return err
+			}
 			res, err := t.client().Fetch(cmd.Context(), c, timeout)
 			if err != nil {
-				return t.remoteErr(err)
+				return timedOut(t.remoteErr(err), timeout)
 			}
 			return printFetch(cmd.OutOrStdout(), res)
 		},
@@ -71,9 +77,12 @@ func newStatsCmd(opts *options) *cobra.Command {
                    spills, budgets
   net              swarm messages and payload bytes sent and received, tasks
                    handed out and taken in, objects fetched`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t := apiTarget(cmd, opts)
+			t, err := apiTarget(cmd, opts)
+			if err != nil {
+				return err
+			}
 			st, err := t.client().Stats(cmd.Context())
 			if err != nil {
 				return t.remoteErr(err)

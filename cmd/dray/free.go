@@ -19,7 +19,7 @@ per CID: "CID freed", or "CID not kept" when the node kept no ref for it.
 dray run and dray map keep nothing: they print the values and let go.`,
 		Example: `  dray free bafyrei...
   dray submit sleep 100 | xargs dray free`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cs := make([]cid.Cid, len(args))
 			for i, a := range args {
@@ -29,7 +29,10 @@ dray run and dray map keep nothing: they print the values and let go.`,
 				}
 				cs[i] = c
 			}
-			t := apiTarget(cmd, opts)
+			t, err := apiTarget(cmd, opts)
+			if err != nil {
+				return err
+			}
 			c := t.client()
 			for _, id := range cs {
 				kept, err := c.Free(cmd.Context(), id)

@@ -16,9 +16,12 @@ func newFunctionsCmd(opts *options) *cobra.Command {
 		Short: "List the remote functions with their parameter and result types",
 		Long: `List the remote functions of the node at --api (or $DRAY_API); with
 neither set and no node at 127.0.0.1:5050, the functions built into this binary.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t := apiTarget(cmd, opts)
+			t, err := apiTarget(cmd, opts)
+			if err != nil {
+				return err
+			}
 			fns, err := t.client().Functions(cmd.Context())
 			if errors.Is(err, api.ErrNoNode) && !t.explicit {
 				fns, err = localFunctions()

@@ -42,9 +42,16 @@ func main() {
 	err := newRoot(os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "dray: "+strings.TrimPrefix(err.Error(), "dray: "))
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(1)
 	}
+}
+
+// errorLine is the one line a failed command prints: "dray: " and the
+// error, whose lines (errors.Join) become one.
+func errorLine(err error) string {
+	msg := strings.TrimPrefix(strings.TrimSpace(err.Error()), "dray: ")
+	return "dray: " + strings.Join(strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\r' }), "; ")
 }
 
 // options are the flags shared by the commands.
@@ -66,11 +73,19 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// The root runs so that it, not cobra, words an unknown command: on
+	// one line, suggestions included.
+	root.SuggestionsMinimumDistance = 2
+	root.Args = cobra.ArbitraryArgs
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		return unknownCommand(cmd, args[0])
+	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())
-	})
+	root.SetFlagErrorFunc(flagError)
 	pf := root.PersistentFlags()
 	pf.IntVar(&opts.slots, "slots", runtime.NumCPU(), "worker slots: tasks that run at once")
 	pf.StringVar(&opts.dataDir, "data", defaultDataDir(), "data directory (spilled objects)")
@@ -85,7 +100,52 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newIDCmd(&opts), newPeersCmd(&opts), newStatsCmd(&opts), newFunctionsCmd(&opts),
 		newSimCmd(&opts),
 	)
+	root.SetHelpCommand(newHelpCmd(root))
+	// cobra's completion command prints its help, and exits 0, for a shell
+	// it does not know: make that an error too.
+	root.InitDefaultCompletionCmd()
+	if c, _, err := root.Find([]string{"completion"}); err == nil && c != root {
+		c.Args = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("completion: unknown shell %q: want bash, fish, powershell or zsh", args[0])
+			}
+			return nil
+		}
+		c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
 	return root
+}
+
+// newHelpCmd is `dray help [COMMAND]`: unlike cobra's, it fails on a
+// command that does not exist.
+func newHelpCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "Help about any command",
+		ValidArgsFunction: func(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, _, err := root.Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var out []cobra.Completion
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() && strings.HasPrefix(c.Name(), toComplete) {
+					out = append(out, cobra.CompletionWithDesc(c.Name(), c.Short))
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(_ *cobra.Command, args []string) error {
+			cmd, _, err := root.Find(args)
+			if err != nil {
+				return err
+			}
+			if cmd == root && len(args) > 0 {
+				return unknownCommand(root, args[0])
+			}
+			return cmd.Help()
+		},
+	}
 }
 
 func defaultDataDir() string {
@@ -126,6 +186,9 @@ func nodeConfig(opts *options, stderr io.Writer) (node.Config, error) {
 	reg, err := registry()
 	if err != nil {
 		return node.Config{}, err
+	}
+	if opts.slots < 1 {
+		return node.Config{}, fmt.Errorf("--slots %d: want at least 1 worker slot", opts.slots)
 	}
 	cfg := node.DefaultConfig()
 	cfg.Functions = reg

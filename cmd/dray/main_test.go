@@ -144,9 +144,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"run", "add", `{"/":"bafynotacid"}`, "1"}, "bad ref"},
 		{[]string{"run", "add", `{"/":"bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"}`, "1"}, "unknown ref"},
 		{[]string{"run", "fib", "-1"}, "fib of negative -1"},
-		{[]string{"run"}, "requires at least 1 arg"},
+		{[]string{"run"}, "run: missing FUNC"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
-		{[]string{"run", "--slots", "0", "add", "1", "2"}, "Slots is 0"},
+		{[]string{"run", "--slots", "0", "add", "1", "2"}, "--slots 0: want at least 1"},
 		{[]string{"run", "--memory", "lots", "add", "1", "2"}, `--memory "lots"`},
 		{[]string{"run", "--bogus", "add"}, "unknown flag: --bogus"},
 	} {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -44,7 +46,7 @@ Once ready it prints, one per line on stdout:
   api <HOST:PORT>         (the real port, also with --api HOST:0; the last line)`,
 		Example: `  dray node
   dray node --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runNode(cmd, opts, &nf)
 		},
@@ -57,42 +59,43 @@ Once ready it prints, one per line on stdout:
 	return cmd
 }
 
-// apiListenAddr is the API address `dray node` listens on: --api, else
-// $DRAY_API, else 127.0.0.1:5050.
-func apiListenAddr(cmd *cobra.Command, opts *options) string {
+// apiListenAddr is the API address `dray node` listens on and where it
+// came from: --api, else $DRAY_API, else 127.0.0.1:5050.
+func apiListenAddr(cmd *cobra.Command, opts *options) (addr, from string) {
 	if f := cmd.Flag("api"); f != nil && f.Changed {
-		return opts.api
+		return opts.api, "--api"
 	}
 	if a := strings.TrimSpace(os.Getenv("DRAY_API")); a != "" {
-		return a
+		return a, "DRAY_API"
 	}
-	return api.DefaultAddr
+	return api.DefaultAddr, "--api"
 }
 
-// checkAPIAddr refuses an API address that is not loopback unless the API
+// checkAPIAddr checks the API address (from names the flag or variable
+// that gave it) and refuses one that is not loopback unless the API
 // requires a token.
-func checkAPIAddr(addr string, token string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--api %q: want HOST:PORT such as 127.0.0.1:5050", addr)
+func checkAPIAddr(addr, from, token string) error {
+	if err := checkHostPort(addr, true); err != nil {
+		return fmt.Errorf("%s %q: %w", from, addr, err)
 	}
 	if token != "" {
 		return nil
 	}
+	host, _, _ := net.SplitHostPort(addr)
 	if host == "localhost" {
 		return nil
 	}
 	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("--api %s is not a loopback address: the API runs functions and reads objects, so it needs a token there; set one with --api-token or DRAY_API_TOKEN (clients pass the same)", addr)
+	return fmt.Errorf("%s %s is not a loopback address: the API runs functions and reads objects, so it needs a token there; set one with --api-token or DRAY_API_TOKEN (clients pass the same)", from, addr)
 }
 
 func runNode(cmd *cobra.Command, opts *options, nf *nodeFlags) (err error) {
 	ctx := cmd.Context()
-	apiAddr := apiListenAddr(cmd, opts)
+	apiAddr, from := apiListenAddr(cmd, opts)
 	token := apiToken(cmd, opts)
-	if err := checkAPIAddr(apiAddr, token); err != nil {
+	if err := checkAPIAddr(apiAddr, from, token); err != nil {
 		return err
 	}
 	cfg, err := nodeConfig(opts, cmd.ErrOrStderr())
@@ -105,7 +108,10 @@ func runNode(cmd *cobra.Command, opts *options, nf *nodeFlags) (err error) {
 	pcfg.Bootstrap = nf.bootstrap
 	pcfg.MDNS = !nf.noMDNS
 	pcfg.SwarmKeyFile = nf.swarmKey
-	pcfg.Logger = cfg.Logger
+	// The host's start-up warnings wait until it has started: when it
+	// fails, its error line says it all (unless the user asked for info).
+	plog, held := hold(cfg.Logger)
+	pcfg.Logger = plog
 	if err := pcfg.Validate(); err != nil {
 		return err
 	}
@@ -113,8 +119,11 @@ func runNode(cmd *cobra.Command, opts *options, nf *nodeFlags) (err error) {
 	// The API port first: a second node on the same address fails before
 	// it touches anything.
 	ln, err := net.Listen("tcp", apiAddr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s %s: %w (is another dray node running? pick another address with --api)", from, apiAddr, unwrapOp(err))
+	}
 	if err != nil {
-		return fmt.Errorf("--api %s: %w (is another dray node running? pick another address with --api)", apiAddr, unwrapOp(err))
+		return fmt.Errorf("%s %s: %w", from, apiAddr, unwrapOp(err))
 	}
 	defer func() {
 		if ln != nil {
@@ -124,8 +133,14 @@ func runNode(cmd *cobra.Command, opts *options, nf *nodeFlags) (err error) {
 
 	host, err := p2p.New(ctx, pcfg)
 	if err != nil {
+		if cfg.Logger.Enabled(ctx, slog.LevelInfo) {
+			held.release(ctx)
+		} else {
+			held.drop()
+		}
 		return err
 	}
+	held.release(ctx)
 	defer func() { err = errors.Join(err, host.Close()) }()
 
 	cfg.ID = host.ID().String()

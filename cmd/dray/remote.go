@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,17 +24,38 @@ type target struct {
 }
 
 // apiTarget resolves the API address: --api, else $DRAY_API, else
-// $DRAY_DEFAULT_API or 127.0.0.1:5050. Only the last is not explicit.
-func apiTarget(cmd *cobra.Command, opts *options) target {
+// $DRAY_DEFAULT_API or 127.0.0.1:5050. Only the last is not explicit. An
+// address that is not HOST:PORT is an error that names where it came from.
+func apiTarget(cmd *cobra.Command, opts *options) (target, error) {
 	t := target{addr: api.DefaultAddr, token: apiToken(cmd, opts)}
+	from := ""
 	if f := cmd.Flag("api"); f != nil && f.Changed {
 		t.addr, t.source, t.explicit = opts.api, "--api", true
+		from = "--api"
 	} else if a := strings.TrimSpace(os.Getenv("DRAY_API")); a != "" {
 		t.addr, t.source, t.explicit = a, "DRAY_API", true
+		from = "DRAY_API"
 	} else if a := strings.TrimSpace(os.Getenv("DRAY_DEFAULT_API")); a != "" {
 		t.addr = a
+		from = "DRAY_DEFAULT_API"
 	}
-	return t
+	if from != "" {
+		if err := checkHostPort(t.addr, false); err != nil {
+			return target{}, fmt.Errorf("%s %q: %w", from, t.addr, err)
+		}
+	}
+	return t, nil
+}
+
+// checkHostPort checks that addr is HOST:PORT with a port number; port 0
+// only when zeroOK (a server's "any free port").
+func checkHostPort(addr string, zeroOK bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || p < 0 || p > 65535 || p == 0 && !zeroOK || strings.ContainsAny(host, " /") {
+		return fmt.Errorf("want HOST:PORT such as %s", api.DefaultAddr)
+	}
+	return nil
 }
 
 func (t target) client() *api.Client { return api.NewClient(t.addr).WithToken(t.token) }
@@ -74,11 +97,19 @@ func checkArgs(fn string, args []string) ([]json.RawMessage, error) {
 	out := make([]json.RawMessage, len(args))
 	for i, a := range args {
 		if err := api.CheckJSON([]byte(a)); err != nil {
-			return nil, fmt.Errorf("%s: argument %d: %w", fn, i+1, err)
+			return nil, fmt.Errorf("%s: argument %d: %w%s", fn, i+1, err, flagHint(a))
 		}
 		out[i] = json.RawMessage(a)
 	}
 	return out, nil
+}
+
+// flagHint is a hint for an argument after FUNC that looks like a flag.
+func flagHint(arg string) string {
+	if strings.HasPrefix(arg, "--") && len(arg) > 2 {
+		return " (flags go before FUNC)"
+	}
+	return ""
 }
 
 // printResults prints a call's results: one value as it is, several as

@@ -34,10 +34,16 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 		Example: `  dray run add 1 2
   dray run fib 20
   dray run nd.sum '{"dtype":"int32","shape":[3],"data":[1,2,3]}'`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			args = dropDashDash(args)
-			t := apiTarget(cmd, opts)
+			if err := firstErr(checkTimeout(timeout), checkPeer(on)); err != nil {
+				return err
+			}
+			t, err := apiTarget(cmd, opts)
+			if err != nil {
+				return err
+			}
 			raw, err := checkArgs(args[0], args[1:])
 			if err != nil {
 				return err
@@ -49,10 +55,10 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 				if on != "" {
 					return fmt.Errorf("--on %s needs a running node (start one with `dray node`)", on)
 				}
-				return runLocal(cmd, opts, args, timeout)
+				return timedOut(runLocal(cmd, opts, args, timeout), timeout)
 			}
 			if err != nil {
-				return t.remoteErr(err)
+				return timedOut(t.remoteErr(err), timeout)
 			}
 			return printResults(cmd.OutOrStdout(), res.Results)
 		},
