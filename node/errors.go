@@ -13,6 +13,9 @@ var (
 	ErrClosed     = errors.New("node: closed")
 	ErrUnknownRef = errors.New("node: unknown ref")
 	ErrArgCount   = errors.New("node: wrong number of arguments")
+	// ErrNoSwarm reports a call pinned to another peer (CallOptions.On)
+	// on a node that has no network.
+	ErrNoSwarm = errors.New("node: this node is not in a swarm")
 	// ErrObjectLost is matched by an ObjectLostError.
 	ErrObjectLost = errors.New("node: object lost")
 )

@@ -331,7 +331,7 @@ type CallOptions struct {
 // CallWith is Call with options.
 func (n *Node) CallWith(ctx context.Context, opts CallOptions, name string, args ...any) ([]ObjectRef, error) {
 	if opts.On != "" && opts.On != n.id && n.net == nil {
-		return nil, fmt.Errorf("node: call %s on peer %s: this node is not in a swarm", name, opts.On)
+		return nil, fmt.Errorf("%w: cannot call %s on peer %s (start the node with a network, or drop the peer)", ErrNoSwarm, name, opts.On)
 	}
 	return n.callOn(ctx, name, args, false, opts)
 }

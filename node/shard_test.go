@@ -56,7 +56,13 @@ func TestSwarmShardsAndProbes(t *testing.T) {
 			assert.Equal(t, shards, a.Shards())
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			hears := len(nodes) - len(strangers)
+			// A hears the peers whose home shard is one of its two.
+			hears := 0
+			for _, n := range nodes {
+				if home, _ := sched.ShardOf(sched.PeerID(n.ID()), shards); home == h0home || home == h0extra {
+					hears++
+				}
+			}
 			deadline := time.Now().Add(30 * time.Second)
 			for a.Stats().Sched.Peers == 0 && hears > 0 {
 				require.True(t, time.Now().Before(deadline), "the submitter heard nobody")

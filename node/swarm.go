@@ -617,6 +617,9 @@ func (n *Node) taskFromSpec(spec []byte, args []handArg) (*task, error) {
 		if err != nil || c.Type() != codec.Prefix.Codec {
 			return nil, fmt.Errorf("argument %d: neither a value nor a content CID", i+1)
 		}
+		if a.Size < 0 {
+			return nil, fmt.Errorf("argument %d: size %d is negative", i+1, a.Size)
+		}
 		t.args[i].content = c
 		for _, h := range a.Holders {
 			if p, err := peer.IDFromBytes(h); err == nil {
@@ -1032,6 +1035,7 @@ func (n *Node) Leave(ctx context.Context) error {
 		return nil
 	}
 	n.leaving.Store(true)
+	n.handBack()
 	pushed := make(map[cid.Cid]bool)
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
@@ -1039,7 +1043,7 @@ func (n *Node) Leave(ctx context.Context) error {
 		n.mu.Lock()
 		running := 0
 		for _, tk := range n.tasks {
-			if tk.owner != "" {
+			if tk.owner != "" && !tk.orphaned {
 				running++
 			}
 		}
@@ -1073,6 +1077,45 @@ func (n *Node) Leave(ctx context.Context) error {
 			return fmt.Errorf("node: leave: %d task(s) from other peers still running, %d lent result(s) not taken: %w", running, lent, ctx.Err())
 		case <-t.C:
 		}
+	}
+}
+
+// handBack returns to their owners the tasks they handed this node that
+// have not started: each owner gets a refusal and places the task again,
+// and the task here ends as soon as its turn comes, without running. A
+// leaving node thus finishes only what it is running.
+func (n *Node) handBack() {
+	type back struct {
+		t  *task
+		ss *session
+	}
+	var backs []back
+	n.mu.Lock()
+	for _, t := range n.tasks {
+		if t.owner != "" && t.cancel == nil && !t.orphaned {
+			t.orphaned = true
+			backs = append(backs, back{t, t.sess})
+		}
+	}
+	n.mu.Unlock()
+	for _, b := range backs {
+		data, err := codec.Marshal(refusal{Task: b.t.id.Bytes(), Why: "peer is leaving the swarm; handed back before it ran"})
+		if err != nil {
+			continue
+		}
+		b.t.acked.Store(true)
+		ss := b.ss
+		if ss == nil || ss.send(frameRefuse, data) != nil {
+			if ss, err = n.sessionTo(b.t.owner); err == nil {
+				err = ss.send(frameRefuse, data)
+			}
+		}
+		if err != nil {
+			n.log.Warn("leaving: cannot hand a queued task back to its owner", "task", b.t.id, "owner", b.t.owner, "err", err)
+		}
+	}
+	if len(backs) > 0 {
+		n.log.Info("leaving: handed queued tasks back to their owners", "tasks", len(backs))
 	}
 }
 

@@ -263,3 +263,41 @@ func TestSwarmRebuildsLostArgument(t *testing.T) {
 	_, err = busy[0].Get(ctx)
 	require.NoError(t, err)
 }
+
+// TestSwarmLeaveHandsBackQueued: a leaving peer finishes the task it runs
+// and hands the one still queued back to its owner, which places it again
+// (here on itself, once its own slot is free): Leave takes one task's
+// time, not two, and both results arrive.
+func TestSwarmLeaveHandsBackQueued(t *testing.T) {
+	nodes := swarm(t, 2, 1)
+	ctx := ctxT(t)
+	a, b := nodes[0], nodes[1]
+	const ms = 1500
+	busy, err := a.CallWith(ctx, node.CallOptions{On: a.ID()}, "sleep", 2*ms)
+	require.NoError(t, err)
+	var refs []node.ObjectRef
+	for range 2 {
+		r, err := a.Call(ctx, "sleep", ms)
+		require.NoError(t, err)
+		refs = append(refs, r...)
+	}
+	waitFor(t, "B runs one task and queues the other", func() bool {
+		st := b.Stats().Sched
+		return st.Running == 1 && st.Queued == 1
+	})
+	start := time.Now()
+	require.NoError(t, b.Leave(ctx))
+	left := time.Since(start)
+	assert.Less(t, left, 2*ms*time.Millisecond, "Leave ran the queued task too")
+	ran := map[string]int{}
+	for _, r := range refs {
+		who, err := node.As[string](r).Get(ctx)
+		require.NoError(t, err)
+		ran[who]++
+	}
+	t.Logf("leave took %v; tasks per peer: %v", left.Round(time.Millisecond), ran)
+	assert.Equal(t, 1, ran[b.ID()], "B should finish the task it ran")
+	assert.Equal(t, 1, ran[a.ID()], "the handed-back task should run on A")
+	_, err = busy[0].Get(ctx)
+	require.NoError(t, err)
+}

@@ -35,7 +35,8 @@
 //     and dropped from memory.
 //  3. If that is impossible (no Dir, or the disk budget is taken by pinned
 //     spill files) the operation fails with an error wrapping ErrFull that
-//     says how to get room.
+//     names the object's size, both budgets and what takes them, and says
+//     how to get room.
 //
 // An object larger than the whole memory budget goes straight to a spill
 // file when Dir is set, and fails with ErrFull otherwise. PutStream keeps

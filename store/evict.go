@@ -93,7 +93,7 @@ func (s *Store) pickSpillLocked(n int64) ([]*entry, error) {
 		}
 		if !s.reserveDiskLocked(v.size) {
 			if len(batch) == 0 {
-				return nil, s.fullDiskErrLocked(v.size)
+				return nil, s.fullDiskErrLocked(n)
 			}
 			break
 		}
@@ -233,8 +233,27 @@ func (s *Store) fullMemErrLocked(n int64) error {
 		ErrFull, n, s.memBudget, s.memData-s.memUnpinned.bytes, s.memUsed-s.memData, s.memAdviceLocked())
 }
 
+// fullDiskErrLocked is the error of an object of n bytes that must go to
+// disk, because memory cannot hold it, and does not fit the disk budget
+// either: it names both budgets, what takes them, and what to do.
 func (s *Store) fullDiskErrLocked(n int64) error {
-	return fmt.Errorf("%w: %d bytes must go to disk but the disk budget of %d bytes is taken: %d bytes by pinned spill files, "+
-		"%d bytes by in-flight writes; raise the disk budget or the memory budget (--memory), or release refs (Unpin)",
-		ErrFull, n, s.diskBudget, s.diskData-s.diskUnpin.bytes, s.diskUsed-s.diskData)
+	var mem string
+	if n > s.memBudget {
+		mem = fmt.Sprintf("it is larger than the whole memory budget of %d bytes", s.memBudget)
+	} else {
+		mem = fmt.Sprintf("the memory budget of %d bytes is taken (%d bytes by pinned objects, %d bytes by in-flight operations)",
+			s.memBudget, s.memData-s.memUnpinned.bytes, s.memUsed-s.memData)
+	}
+	var disk string
+	if n > s.diskBudget {
+		disk = fmt.Sprintf("it is larger than the whole disk budget of %d bytes", s.diskBudget)
+	} else {
+		disk = fmt.Sprintf("the disk budget of %d bytes is taken (%d bytes by pinned spill files, %d bytes by in-flight writes)",
+			s.diskBudget, s.diskData-s.diskUnpin.bytes, s.diskUsed-s.diskData)
+	}
+	advice := "raise the memory budget (--memory) or the disk budget (store.Config.DiskBudget)"
+	if n <= s.memBudget || n <= s.diskBudget { // releasing refs can make room
+		advice = "release refs (Unpin or Release) so objects can be evicted, or " + advice
+	}
+	return fmt.Errorf("%w: %d bytes fit neither in memory nor on disk: %s, and %s; %s", ErrFull, n, mem, disk, advice)
 }

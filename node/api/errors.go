@@ -23,6 +23,7 @@ const (
 	CodeClosed          = "closed"           // the node is shutting down
 	CodeNotFound        = "not_found"        // no such endpoint
 	CodeUnauthorized    = "unauthorized"     // missing or wrong API token
+	CodeNoSwarm         = "no_swarm"         // a call pinned to a peer on a node without a network
 	CodeInternal        = "internal"         // anything else
 )
 

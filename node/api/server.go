@@ -630,6 +630,8 @@ func classify(err error) (int, string) {
 		return http.StatusUnprocessableEntity, CodeNotBytes
 	case errors.Is(err, node.ErrUnknownRef):
 		return http.StatusNotFound, CodeUnknownRef
+	case errors.Is(err, node.ErrNoSwarm):
+		return http.StatusBadRequest, CodeNoSwarm
 	case errors.Is(err, node.ErrClosed):
 		return http.StatusServiceUnavailable, CodeClosed
 	case errors.Is(err, context.DeadlineExceeded):
