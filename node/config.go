@@ -48,6 +48,11 @@ type Config struct {
 	// node a second (a token bucket holding a second's worth); beyond it
 	// hand-offs are refused. 0: 20,000 a second.
 	PeerTaskRate float64
+	// MaxPending bounds the unfinished tasks a node tracks (its own and
+	// those peers handed it): a Call beyond it waits until one finishes
+	// or its context ends (backpressure; calls from running tasks never
+	// wait). 0: DefaultMaxPending.
+	MaxPending int
 	// Shards splits the swarm's load beacons and offers into shard
 	// topics (see sched.Shards): a peer beacons on its home shard and
 	// hears its home and one other, so it hears about 128 peers however
@@ -75,8 +80,16 @@ const (
 	DefaultQueuePerSlot = 64
 	DefaultPeerTaskRate = 20_000
 	DefaultProbeBatch   = 32
+	DefaultMaxPending   = 100_000
 	DefaultLeaseTimeout = 6 * time.Second
 )
+
+func (c Config) maxPending() int {
+	if c.MaxPending > 0 {
+		return c.MaxPending
+	}
+	return DefaultMaxPending
+}
 
 func (c Config) leaseTimeout() time.Duration {
 	if c.LeaseTimeout > 0 {
@@ -129,6 +142,9 @@ func (c Config) Validate() error {
 	}
 	if c.Shards < 0 || c.Shards&(c.Shards-1) != 0 {
 		return fmt.Errorf("node: Shards is %d: must be 0 (from the network size) or a power of two", c.Shards)
+	}
+	if c.MaxPending < 0 {
+		return fmt.Errorf("node: MaxPending is %d: must not be negative (0: %d)", c.MaxPending, DefaultMaxPending)
 	}
 	if c.ProbeBatch < 0 {
 		return fmt.Errorf("node: ProbeBatch is %d: must not be negative (0: no probes)", c.ProbeBatch)

@@ -147,6 +147,9 @@ type Node struct {
 	old    *shardSet  // the previous set, still heard until oldUntil
 	oldEnd time.Time
 	probes int // probes the scheduler asked for, not sent yet (n.mu)
+	// roomWait are the submitters waiting for the tasks tracked to fall
+	// below MaxPending (n.mu); each channel is closed once.
+	roomWait []chan struct{}
 	// silenced holds peers whose lease expired, until when their
 	// beacons, probe answers and claims are ignored (n.mu).
 	silenced map[sched.PeerID]time.Time
@@ -246,6 +249,10 @@ func (n *Node) Close() error {
 	for _, o := range n.objects {
 		n.wake(o)
 	}
+	for _, w := range n.roomWait {
+		close(w) // waiting submitters see the node closed
+	}
+	n.roomWait = nil
 	n.mu.Unlock()
 	if n.net != nil {
 		n.stopSwarm()
@@ -403,6 +410,15 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 	}
 
 	n.mu.Lock()
+	if !t.nested {
+		// Backpressure: a submitter waits while the node tracks MaxPending
+		// unfinished tasks (nested calls never wait: their parents hold
+		// slots the waiting would deadlock).
+		if err := n.waitRoomLocked(ctx, fn.Name); err != nil {
+			n.mu.Unlock()
+			return nil, err
+		}
+	}
 	refs, err := n.submitLocked(t)
 	runs, fwds := n.takeRuns(), n.takeForwards()
 	n.mu.Unlock()
@@ -701,7 +717,7 @@ func (n *Node) execute(t *task) {
 	if t.owner != "" {
 		// Handed to us by its owner, which keeps the outputs' records.
 		if key := t.id.KeyString(); n.tasks[key] == t {
-			delete(n.tasks, key)
+			n.forgetTaskLocked(key)
 		}
 		n.actLocked()
 	} else {
@@ -877,7 +893,7 @@ func (n *Node) finishLocked(t *task, outs []output, err error) {
 		n.maybeDropLocked(id, o)
 	}
 	if key := t.id.KeyString(); n.tasks[key] == t {
-		delete(n.tasks, key)
+		n.forgetTaskLocked(key)
 	}
 	if lin == nil || lin.live == 0 {
 		// (A lineage keeps the arguments held until its outputs go.)
@@ -1291,4 +1307,38 @@ func (n *Node) Stats() Stats {
 	s.Store = n.store.Stats()
 	s.Net = n.netc.snapshot()
 	return s
+}
+
+// forgetTaskLocked drops a finished task's record and wakes submitters
+// waiting for room.
+func (n *Node) forgetTaskLocked(key string) {
+	delete(n.tasks, key)
+	if len(n.roomWait) > 0 && len(n.tasks) < n.cfg.maxPending() {
+		for _, w := range n.roomWait {
+			close(w)
+		}
+		n.roomWait = n.roomWait[:0]
+	}
+}
+
+// waitRoomLocked waits, with n.mu released meanwhile, until the node
+// tracks fewer than MaxPending unfinished tasks, or fails when ctx ends.
+func (n *Node) waitRoomLocked(ctx context.Context, fn string) error {
+	limit := n.cfg.maxPending()
+	for len(n.tasks) >= limit {
+		if n.closed {
+			return fmt.Errorf("%w: cannot call %s", ErrClosed, fn)
+		}
+		w := make(chan struct{})
+		n.roomWait = append(n.roomWait, w)
+		n.mu.Unlock()
+		select {
+		case <-w:
+			n.mu.Lock()
+		case <-ctx.Done():
+			n.mu.Lock()
+			return fmt.Errorf("node: call %s: waited for room: %d tasks pending, the limit (Config.MaxPending); get or drop results, or raise it: %w", fn, len(n.tasks), ctx.Err())
+		}
+	}
+	return nil
 }
