@@ -1,0 +1,117 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dray-project/dray/codec"
+	"github.com/dray-project/dray/p2p"
+)
+
+// TestHostileHandOffs: a peer speaking the session protocol by hand hands
+// a node tasks it must not run or cannot decode. Each gets an error reply
+// (a refusal, or a completion carrying the error) or, for bytes that are
+// not a protocol at all, a reset session — never a crash — and the node
+// then runs a good task as before.
+func TestHostileHandOffs(t *testing.T) {
+	reg := napRegistry(t)
+	hb := loopHost(t)
+	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
+	evil := loopHost(t, hb)
+	nap, err := reg.Lookup("nap")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	enc := func(v any) []byte {
+		data, err := codec.Marshal(v)
+		require.NoError(t, err)
+		return data
+	}
+	handoffOf := func(fn *Function, args ...[]byte) []byte {
+		targs := make([]argument, len(args))
+		hargs := make([]handArg, len(args))
+		for i, a := range args {
+			targs[i].raw, hargs[i].Data = a, a
+		}
+		spec, err := b.encodeSpec(fn, targs)
+		require.NoError(t, err)
+		return enc(handoff{Spec: spec, Args: hargs})
+	}
+	open := func() (network.Stream, *bufio.Reader) {
+		s, err := evil.Libp2p().NewStream(ctx, hb.ID(), sessionProtocol)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Reset() })
+		return s, bufio.NewReader(s)
+	}
+	// reply returns the first frame that is not an acknowledgement.
+	reply := func(s network.Stream, r *bufio.Reader) (uint8, []byte, error) {
+		_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			typ, payload, err := p2p.ReadFrame(r, maxFrame)
+			if err != nil || typ != frameAck {
+				return typ, payload, err
+			}
+		}
+	}
+
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		typ   uint8  // the reply frame expected; 0: the session is reset
+		says  string // in the refusal's reason or the completion's error
+	}{
+		{"unregistered function", appendFrame(nil, frameSubmit, handoffOf(&Function{Name: "rm-rf"}, enc(1))), frameRefuse, `unknown function "rm-rf"`},
+		{"wrong argument count", appendFrame(nil, frameSubmit, handoffOf(nap, enc(1), enc(2))), frameRefuse, "nap takes 1 arguments, got 2"},
+		{"wrong argument type", appendFrame(nil, frameSubmit, handoffOf(nap, enc("ten"))), frameDone, "argument 1"},
+		{"not a hand-off", appendFrame(nil, frameSubmit, []byte{0xff, 0x00, 0x13}), 0, ""},
+		{"unknown frame type", appendFrame(nil, 200, nil), 0, ""},
+		{"frame above the limit", binary.AppendUvarint(nil, maxFrame+2), 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, r := open()
+			_, err := s.Write(tc.frame)
+			require.NoError(t, err)
+			typ, payload, err := reply(s, r)
+			if tc.typ == 0 {
+				require.Error(t, err, "the session should be reset, got frame %d", typ)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.typ, typ)
+			switch typ {
+			case frameRefuse:
+				var rf refusal
+				require.NoError(t, codec.Unmarshal(payload, &rf))
+				assert.Contains(t, rf.Why, tc.says)
+			case frameDone:
+				var c completion
+				require.NoError(t, codec.Unmarshal(payload, &c))
+				assert.Contains(t, c.Error, tc.says)
+				assert.Empty(t, c.Results)
+			}
+		})
+	}
+
+	// The node is unharmed: a good task runs and its result comes back.
+	s, r := open()
+	_, err = s.Write(appendFrame(nil, frameSubmit, handoffOf(nap, enc(5))))
+	require.NoError(t, err)
+	typ, payload, err := reply(s, r)
+	require.NoError(t, err)
+	require.Equal(t, frameDone, typ)
+	var c completion
+	require.NoError(t, codec.Unmarshal(payload, &c))
+	require.Empty(t, c.Error)
+	require.Len(t, c.Results, 1)
+	var who string
+	require.NoError(t, codec.Unmarshal(c.Results[0].Data, &who))
+	assert.Equal(t, b.ID(), who)
+}
