@@ -45,6 +45,9 @@ const (
 	framePong                     // executor → owner: empty; answer to a ping
 )
 
+// drainWait bounds how long Close waits for queued frames to be written.
+const drainWait = 2 * time.Second
+
 // errSessionClosed ends sessions when their node closes.
 var errSessionClosed = errors.New("session closed")
 
@@ -58,12 +61,16 @@ type session struct {
 	// heard is when (unix ns) the peer last sent a frame, or this node
 	// last handed it a task: the start of the lease (see checkLeases).
 	heard atomic.Int64
+	// handling is set while the reader handles a frame: the peer's frames
+	// wait for us then, so the lease does not run.
+	handling atomic.Bool
 
 	mu       sync.Mutex
 	buf      []byte // frames waiting for the flusher
 	spare    []byte
 	flushing bool
-	err      error // set once: the session is dead
+	flushed  chan struct{} // closed when the writer in flight is done
+	err      error         // set once: the session is dead
 	once     sync.Once
 }
 
@@ -75,10 +82,17 @@ func appendFrame(b []byte, typ uint8, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// send queues one frame and returns once it is written, or once the writer
-// in flight has taken it (group commit: frames queued during a write go
-// out together in the next). A failed write kills the session, and the
-// tasks sent on it go back to the scheduler (see lost).
+// send queues one frame for the session's writer and returns at once: it
+// never waits for the network. A writer goroutine runs while frames wait
+// and writes everything queued in one write (group commit: frames queued
+// during a write go out together in the next). A failed write kills the
+// session, and the tasks sent on it go back to the scheduler (see lost);
+// send itself fails only on a session already dead.
+//
+// Never waiting matters: frames are sent from the readers of sessions
+// (answers to probes and pings, hand-offs a completion makes room for). A
+// reader that blocked in a write to a peer whose reader blocked in a write
+// back would deadlock both sessions once the stream buffers are full.
 func (ss *session) send(typ uint8, payload []byte) error {
 	ss.mu.Lock()
 	if ss.err != nil {
@@ -88,11 +102,18 @@ func (ss *session) send(typ uint8, payload []byte) error {
 	}
 	ss.buf = appendFrame(ss.buf, typ, payload)
 	ss.n.netc.sent(len(payload))
-	if ss.flushing {
-		ss.mu.Unlock()
-		return nil
+	if !ss.flushing {
+		ss.flushing = true
+		ss.flushed = make(chan struct{})
+		go ss.flush()
 	}
-	ss.flushing = true
+	ss.mu.Unlock()
+	return nil
+}
+
+// flush writes the queued frames until none are left.
+func (ss *session) flush() {
+	ss.mu.Lock()
 	for len(ss.buf) > 0 && ss.err == nil {
 		b := ss.buf
 		ss.buf = ss.spare[:0]
@@ -109,12 +130,29 @@ func (ss *session) send(typ uint8, payload []byte) error {
 		}
 	}
 	ss.flushing = false
+	close(ss.flushed)
 	err := ss.err
 	ss.mu.Unlock()
 	if err != nil {
 		ss.close(err)
 	}
-	return err
+}
+
+// drain waits until the frames queued so far are written (or the session
+// died), or until the deadline.
+func (ss *session) drain(deadline <-chan struct{}) {
+	ss.mu.Lock()
+	var wait chan struct{}
+	if ss.flushing {
+		wait = ss.flushed
+	}
+	ss.mu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-deadline:
+		}
+	}
 }
 
 // readLoop dispatches the frames the peer sends until the stream ends.
@@ -128,8 +166,12 @@ func (ss *session) readLoop() {
 			return
 		}
 		ss.n.netc.recv(len(payload))
+		// Time spent handling a frame is ours, not the peer's silence.
+		ss.handling.Store(true)
 		ss.heard.Store(time.Now().UnixNano())
 		ss.n.handleFrame(ss, typ, payload)
+		ss.heard.Store(time.Now().UnixNano())
+		ss.handling.Store(false)
 	}
 }
 
@@ -241,6 +283,13 @@ func (n *Node) closeSessions() {
 		live = append(live, ss)
 	}
 	n.smu.Unlock()
+	// Frames already queued (completions, releases) go out first, for at
+	// most drainWait in all.
+	ctx, cancel := context.WithTimeout(context.Background(), drainWait)
+	for _, ss := range live {
+		ss.drain(ctx.Done())
+	}
+	cancel()
 	for _, ss := range live {
 		ss.close(errSessionClosed)
 	}

@@ -314,6 +314,9 @@ func (n *Node) checkLeases() {
 	n.mu.Unlock()
 	now := time.Now().UnixNano()
 	for ss := range held {
+		if ss.handling.Load() {
+			continue // our reader is busy: the peer's frames wait for it
+		}
 		idle := time.Duration(now - ss.heard.Load())
 		switch {
 		case idle > lease:
@@ -329,11 +332,7 @@ func (n *Node) checkLeases() {
 			n.peerGone(ss.peer) // its tasks count a loss each and go back to scheduling
 			ss.close(fmt.Errorf("peer %s: %w", ss.peer, errLeaseExpired))
 		case idle > lease/3:
-			n.wg.Add(1)
-			go func() {
-				defer n.wg.Done()
-				_ = ss.send(framePing, nil)
-			}()
+			_ = ss.send(framePing, nil)
 		}
 	}
 }

@@ -342,6 +342,9 @@ func (n *Node) forwardLocked(t *task, to sched.PeerID) {
 			ss := n.sessions[pid]
 			n.smu.Unlock()
 			t.peer, t.sess = pid, ss
+			if ss != nil {
+				ss.heard.Store(time.Now().UnixNano()) // the lease starts with the hand-off
+			}
 			n.fwds = append(n.fwds, forward{t: t, peer: pid, args: args, sess: ss})
 			return
 		}
