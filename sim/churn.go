@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -22,10 +23,13 @@ type plannedChurn struct {
 	fraction float64
 }
 
+// maxChurnSteps bounds the churn steps a run plans.
+const maxChurnSteps = 10_000_000
+
 // planChurn draws the churn steps of the scenario (rates as Poisson
 // arrivals) and returns how many peers join, so that every peer of the run
 // exists, with its ID and routing table, from the start.
-func (s *Sim) planChurn() int {
+func (s *Sim) planChurn() (int, error) {
 	c := s.sc.Churn
 	var plan []plannedChurn
 	joins := 0
@@ -54,12 +58,16 @@ func (s *Sim) planChurn() int {
 		t := float64(start)
 		for {
 			t += -math.Log(1-s.crng.Float64()) / r.rate * 1e9
-			if int64(t) >= end {
+			if t >= float64(end) {
 				break
 			}
 			plan = append(plan, plannedChurn{at: int64(t), act: r.act, count: 1})
 			if r.act == actJoin {
 				joins++
+			}
+			if len(plan) > maxChurnSteps || s.sc.Peers+joins > maxRunPeers {
+				return 0, fmt.Errorf("%w: churn: the rates make over %d steps or %d peers: lower them, or bound churn.end",
+					ErrScenario, maxChurnSteps, maxRunPeers)
 			}
 		}
 	}
@@ -73,7 +81,7 @@ func (s *Sim) planChurn() int {
 		return 0
 	})
 	s.plan = plan
-	return joins
+	return joins, nil
 }
 
 // expectedSpan estimates how long the workload runs: its submission span
@@ -95,7 +103,7 @@ func (s *Sim) expectedSpan() int64 {
 	} else if w.Load > 0 {
 		span = work / w.Load
 	}
-	return int64(max(work, span))
+	return ns(max(work, span))
 }
 
 // scheduleChurn queues the planned churn; joining peers get their indices
@@ -151,7 +159,7 @@ func (s *Sim) crash(p *vpeer) {
 	s.m.crashed++
 	for _, i := range p.owned {
 		if st := s.tasks[i].state; st == tSubmitted {
-			s.failTask(i, true)
+			s.failTask(i, failOwner)
 		}
 	}
 	at := s.now + int64(s.sc.DetectionDelay)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -13,30 +14,32 @@ import (
 
 // Event kinds of the engine.
 const (
-	evSubmit     uint8 = iota + 1 // next top-level submissions are due
-	evTick                        // p's scheduler tick (every second)
-	evBeacon                      // p checks whether to publish a load beacon
-	evFlush                       // p takes the beacons that arrived
-	evHandoff                     // a hand-off of task t from q arrives at p
-	evRefused                     // p (owner) hears q refused t
-	evStart                       // t's inputs are at p: the work starts
-	evFetchRetry                  // p retries fetching t's inputs
-	evSpawn                       // fib t at p reaches its nested calls
-	evResume                      // fib t at p: its children are done
-	evRunEnd                      // t's work on p is done
-	evCompletion                  // q's completion of t arrives at owner p
-	evOffer                       // an offer of t by q arrives at p
-	evClaim                       // q's claim of t arrives at owner p
-	evGone                        // p notices that q is gone
-	evCrash                       // p crashes
-	evLeave                       // p starts leaving
-	evJoin                        // p joins
-	evPartition                   // partition k starts
-	evHeal                        // partition k heals
-	evSample                      // time series sample
-	evChurn                       // t: churn action on q random peers
-	evProbe                       // q's probe arrives at p
-	evProbeReply                  // q's answer to p's probe arrives (load in s.probeLoads[t])
+	evSubmit      uint8 = iota + 1 // next top-level submissions are due
+	evTick                         // p's scheduler tick (every second)
+	evBeacon                       // p checks whether to publish a load beacon
+	evFlush                        // p takes the beacons that arrived
+	evHandoff                      // a hand-off of task t from q arrives at p
+	evRefused                      // p (owner) hears q refused t
+	evStart                        // t's inputs are at p: the work starts
+	evFetchRetry                   // p retries fetching t's inputs
+	evSpawn                        // fib t at p reaches its nested calls
+	evResume                       // fib t at p: its children are done
+	evRunEnd                       // t's work on p is done
+	evCompletion                   // q's completion of t arrives at owner p
+	evOffer                        // an offer of t by q arrives at p
+	evClaim                        // q's claim of t arrives at owner p
+	evGone                         // p notices that q is gone
+	evCrash                        // p crashes
+	evLeave                        // p starts leaving
+	evJoin                         // p joins
+	evPartition                    // partition k starts
+	evHeal                         // partition k heals
+	evSample                       // time series sample
+	evChurn                        // t: churn action on q random peers
+	evProbe                        // q's probe arrives at p
+	evProbeReply                   // q's answer to p's probe arrives (load in s.probeLoads[t])
+	evFailure                      // q's report that t failed arrives at owner p
+	evChildFailed                  // a nested call of fib t at p failed: t fails
 )
 
 // event is one entry of the queue; (at, seq) orders it.
@@ -146,12 +149,17 @@ type Sim struct {
 	resolved   int // top-level tasks done or failed
 	lastChange int64
 
-	// beacon log (scope all): entries[i-logBase]
-	blog    []beaconMsg
-	logBase int
-	queued  []int32 // peers whose schedulers have queued tasks
-	qpos    []int32 // position in queued, -1 if absent
-	gossip  int64   // gossip delivery delay (scope all)
+	// Load shards (0 with a beacon scope): every peer's beacons and
+	// offers go to the listeners of its home shard, and each shard's
+	// beacons to a log its listeners read (see flush).
+	shards    int
+	listeners [][]int32   // by shard: the peers that hear it, by index
+	logs      []beaconLog // by shard
+	lowScr    []int       // trimLogs scratch
+	nextTrim  int64
+	queued    []int32 // peers whose schedulers have queued tasks
+	qpos      []int32 // position in queued, -1 if absent
+	gossip    int64   // gossip delivery delay (shards)
 
 	partition int // active partition index+1, 0: none
 	side      []uint8
@@ -179,7 +187,10 @@ func New(sc Scenario, opts Options) (*Sim, error) {
 	s.crng = rand.New(rand.NewPCG(mix(sc.Seed^0xc4a2), sc.Seed))
 	s.prng = rand.New(rand.NewPCG(mix(sc.Seed^0x9b0e), sc.Seed))
 	s.net = newNetwork(sc.Network, sc.Seed, rand.New(rand.NewPCG(mix(sc.Seed^0x4e7), sc.Seed)))
-	joins := s.planChurn()
+	joins, err := s.planChurn()
+	if err != nil {
+		return nil, err
+	}
 	total := sc.Peers + joins
 	names := make([]string, total)
 	for i := range total {
@@ -213,14 +224,19 @@ func New(sc Scenario, opts Options) (*Sim, error) {
 	}
 	s.kad = newKad(names, sc.Seed)
 	s.gossip = s.net.meanLatency(sc.Peers)
+	s.buildShards()
 	s.genWorkload()
 	return s, nil
 }
 
 func peerName(i int32) string { return "p" + strconv.FormatInt(int64(i), 36) }
 
-// at schedules an event.
+// at schedules an event. A time before now can only be an overflow of
+// absurd durations: it saturates, beyond any MaxTime.
 func (s *Sim) at(t int64, e event) {
+	if t < s.now {
+		t = math.MaxInt64
+	}
 	e.at = t
 	s.seq++
 	e.seq = s.seq
@@ -234,7 +250,7 @@ func (s *Sim) Run(ctx context.Context) (*Result, error) {
 		return nil, errors.New("sim: Run called twice: create a new Sim with New")
 	}
 	s.ran = true
-	s.stall = stallLimit + 4*s.maxDur
+	s.stall = stallLimit + 4*min(s.maxDur, math.MaxInt64/8)
 	s.buildNeighbours()
 	for i := range s.sc.Peers {
 		s.startPeer(s.peers[i])
@@ -366,9 +382,13 @@ func (s *Sim) dispatch(e event) {
 	case evResume:
 		s.resume(p, e.t, e.epoch)
 	case evRunEnd:
-		s.runEnd(p, e.t, e.epoch)
+		s.runEnd(p, e.t, e.epoch, false)
 	case evCompletion:
-		s.completionArrives(p, e.q, e.t, e.epoch)
+		s.completionArrives(p, e.q, e.t, e.epoch, false)
+	case evFailure:
+		s.completionArrives(p, e.q, e.t, e.epoch, true)
+	case evChildFailed:
+		s.childFailed(p, e.t, e.epoch)
 	case evOffer:
 		s.offerArrives(p, e.q, e.t)
 	case evClaim:
@@ -400,7 +420,7 @@ func (s *Sim) submitDue() {
 		s.subNext++
 		o := s.peers[t.owner]
 		if !o.alive {
-			s.failTask(i, true)
+			s.failTask(i, failOwner)
 			continue
 		}
 		o.unresolved++
@@ -429,7 +449,7 @@ func (s *Sim) send(kind msgKind, a, b int32, size int64, bulk bool) (int64, bool
 		d, retx = s.net.delay(s.now, a, b, size)
 	} else {
 		d, retx = s.net.delay(s.now, a, b, 0)
-		d += int64(float64(size) / s.net.bps * 1e9)
+		d = satAdd(d, ns(float64(size)/s.net.bps*1e9))
 	}
 	if retx > 0 {
 		s.m.msgs[mRetransmit] += uint64(retx)

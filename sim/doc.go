@@ -21,18 +21,27 @@
 // Every message the protocols would send is counted: load beacons (one per
 // receiving peer), hand-offs, acknowledgements (delayed 5 ms: a task that
 // finishes sooner needs none), completions, refusals, offers, claims,
-// fetches and their bytes, releases, DHT lookups and provider records.
-// Beacons go to every peer, as the node does today ("beacon scope all"),
-// or to a fixed neighbourhood of N peers (Scenario.BeaconScope); with
-// Scenario.ProbeBatch the schedulers probe random peers beyond it.
+// probes and their answers, fetches and their bytes, releases, DHT lookups
+// and provider records.
+//
+// Defaults are the node's. Beacons and offers go on load shards
+// (Scenario.Shards; sched.Shards and sched.ShardOf): a peer publishes on
+// its home shard and hears its home shard and one other, so a peer hears
+// about 128 others however large the swarm (up to 64 peers there is one
+// shard and every peer hears every other). Work that finds no peer it
+// hears with room probes peers it does not know (Scenario.ProbeBatch,
+// 32). A fixed random neighbourhood of N peers (Scenario.BeaconScope) is
+// the other model of who hears whom.
 //
 // Churn: crashed peers are noticed after a detection delay by the peers
-// with a session to them (PeerGone); their tasks are re-placed, and
-// outputs only they held are rebuilt from lineage by their owners. Tasks
-// owned by a crashed peer fail with it ("owner died") and are reported,
-// never dropped silently. Graceful leaves hand queued tasks back.
-// Partitions drop messages across the cut and end sessions across it
-// after the detection delay.
+// with a session to them (PeerGone); their tasks are re-placed, up to
+// Scenario.MaxRetries times (3) — a task whose executor is lost once more
+// fails, as with the node's ExecutorLostError — and outputs only they held
+// are rebuilt from lineage by their owners. Tasks owned by a crashed peer
+// fail with it ("owner died"). Failed tasks are reported, never dropped
+// silently. Graceful leaves hand queued tasks back. Partitions drop
+// messages across the cut and end sessions across it after the detection
+// delay.
 //
 // The emulation mode (RunEmu) runs the same scenario — the same task
 // list and link latencies — on real nodes with real libp2p hosts, DHT and
@@ -40,7 +49,7 @@
 // deterministic (EmuNondeterminism says why), and TestEmuCalibration
 // checks that the two modes agree within 15% on a small LAN.
 //
-// Scenarios are YAML or JSON files (LoadScenario); sim/scenarios holds
-// examples. Result.WriteSummary prints the summary table; WriteCSV and
+// Scenarios are YAML or JSON files (LoadScenario, ParseScenario);
+// sim/scenarios holds examples. Result.WriteSummary prints the summary table; WriteCSV and
 // WritePlots write time series, distributions and SVG plots.
 package sim

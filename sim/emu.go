@@ -23,6 +23,7 @@ import (
 
 	"github.com/dray-project/dray/node"
 	"github.com/dray-project/dray/p2p"
+	"github.com/dray-project/dray/sched"
 	"github.com/dray-project/dray/store"
 )
 
@@ -153,10 +154,7 @@ func RunEmu(ctx context.Context, sc Scenario, opts EmuOptions) (*EmuResult, erro
 		return nil, fmt.Errorf("%w: network.loss is not emulated (mocknet links do not drop): set it to 0 or use --mode des", ErrEmu)
 	}
 	if sc.BeaconScope > 0 {
-		return nil, fmt.Errorf("%w: beacon_scope %d: the node beacons to every peer; emulation needs beacon_scope 0", ErrEmu, sc.BeaconScope)
-	}
-	if sc.ProbeBatch > 0 {
-		return nil, fmt.Errorf("%w: probe_batch %d: the node does not probe yet; emulation needs probe_batch 0", ErrEmu, sc.ProbeBatch)
+		return nil, fmt.Errorf("%w: beacon_scope %d: the node beacons on load shards, not to a neighbourhood; emulation needs beacon_scope 0 (set shards instead)", ErrEmu, sc.BeaconScope)
 	}
 	model, err := New(sc, Options{})
 	if err != nil {
@@ -228,10 +226,19 @@ func (e *emu) addPeer(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("sim: emu: peer %d host: %w", i, err)
 	}
+	retries := e.sc.MaxRetries
+	if retries < 0 {
+		retries = math.MaxInt32 // no limit
+	}
 	p.n, err = node.New(node.Config{
 		Network: p.net, Slots: p.slots, Functions: e.reg, Logger: e.log,
 		Store:      store.Config{MemoryBudget: e.opts.StoreBudget, Logger: e.log},
-		MaxRetries: node.DefaultMaxRetries,
+		MaxRetries: retries,
+		// The DES's shard count (auto: sched.Shards of the initial peers),
+		// fixed from the start: the node's own estimate would start at one
+		// shard while the mesh forms and move 20 s later.
+		Shards:     e.model.shards,
+		ProbeBatch: e.sc.ProbeBatch,
 	})
 	if err != nil {
 		_ = p.net.Close()
@@ -281,17 +288,19 @@ func (e *emu) connect(n int) error {
 	return nil
 }
 
-// warmup waits until every peer has heard every other's beacon (at least
-// the scenario's warm-up, at most 30 s more).
+// warmup waits until every peer has heard the beacons of every peer on
+// its two shards (every other peer, with one shard): at least the
+// scenario's warm-up, at most 30 s more.
 func (e *emu) warmup(ctx context.Context) error {
 	start := time.Now()
 	deadline := start.Add(time.Duration(e.sc.Warmup) + 30*time.Second)
 	tk := time.NewTicker(20 * time.Millisecond)
 	defer tk.Stop()
+	want := e.hearers()
 	for {
 		heard := true
-		for _, p := range e.peers {
-			if p.n.Stats().Sched.Peers < len(e.peers)-1 {
+		for i, p := range e.peers {
+			if p.n.Stats().Sched.Peers < want[i] {
 				heard = false
 				break
 			}
@@ -308,6 +317,33 @@ func (e *emu) warmup(ctx context.Context) error {
 		case <-tk.C:
 		}
 	}
+}
+
+// hearers returns how many other peers each peer hears: those whose home
+// shard is its home or extra shard (sched.ShardOf of the libp2p peer ID,
+// as the node computes it).
+func (e *emu) hearers() []int {
+	n := len(e.peers)
+	want := make([]int, n)
+	if e.model.shards <= 1 {
+		for i := range want {
+			want[i] = n - 1
+		}
+		return want
+	}
+	home := make([]int, n)
+	extra := make([]int, n)
+	for i, p := range e.peers {
+		home[i], extra[i] = sched.ShardOf(sched.PeerID(p.h.ID().String()), e.model.shards)
+	}
+	for i := range e.peers {
+		for j := range e.peers {
+			if i != j && (home[j] == home[i] || home[j] == extra[i]) {
+				want[i]++
+			}
+		}
+	}
+	return want
 }
 
 func (p *emuPeer) count() emuCount {
@@ -898,7 +934,11 @@ func (e *emu) result() *EmuResult {
 	r := &Result{
 		Scenario: e.sc.Name, Seed: e.sc.Seed, Workload: e.sc.Workload.Kind, Peers: e.sc.Peers, Slots: m.totalSlots,
 		BeaconScope: "all", Tasks: m.topTasks, TasksRun: int(e.completed.Load()),
+		Shards: m.shards, ProbeBatch: e.sc.ProbeBatch, MaxRetries: e.sc.MaxRetries,
 		series: e.series, queues: e.queues, sampleEvery: int64(time.Second),
+	}
+	if m.shards > 1 {
+		r.BeaconScope = strconv.Itoa(m.shards) + " shards"
 	}
 	if len(e.series) > 1 {
 		r.sampleEvery = e.series[1].t - e.series[0].t

@@ -10,6 +10,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dray-project/dray/sched"
 )
 
 // emuLAN is a small LAN bag scenario for the emulation tests.
@@ -33,6 +35,54 @@ func TestEmuSmoke(t *testing.T) {
 	t.Log("\n" + buf.String())
 	require.Zero(t, res.Lost)
 	require.Equal(t, 500, res.TasksRun)
+}
+
+// TestEmuShards runs real nodes on forced load shards, with probes and
+// max retries passed through to node.Config: 12 peers on 4 shards each
+// hear the peers of 2 shards (the warm-up waits for exactly those), and
+// the lone submitter's probes find the others.
+func TestEmuShards(t *testing.T) {
+	sc := emuLAN(12, 400)
+	sc.Shards = 4
+	sc.ProbeBatch = 8
+	sc.MaxRetries = -1
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := RunEmu(ctx, sc, EmuOptions{})
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, res.WriteSummary(&buf))
+	t.Log("\n" + buf.String())
+	require.Zero(t, res.Lost)
+	require.Equal(t, 400, res.TasksRun)
+	require.Equal(t, 4, res.Shards)
+	require.Equal(t, "4 shards", res.BeaconScope)
+	require.Equal(t, 8, res.ProbeBatch)
+	// Without probes, the submitter (peer 0) reaches the peers it hears
+	// and those that hear its offers: 7 of 11 with seed 1.
+	var home, extra [12]int
+	for i := range 12 {
+		k, err := peerKey(sc.Seed, i)
+		require.NoError(t, err)
+		id, err := peer.IDFromPrivateKey(k)
+		require.NoError(t, err)
+		home[i], extra[i] = sched.ShardOf(sched.PeerID(id.String()), 4)
+	}
+	reach := 1
+	for q := 1; q < 12; q++ {
+		if home[q] == home[0] || home[q] == extra[0] || extra[q] == home[0] {
+			reach++
+		}
+	}
+	busy := 0
+	for _, p := range res.peerRows {
+		if p.ran > 0 {
+			busy++
+		}
+	}
+	t.Logf("%d of 12 peers ran tasks; %d without probes at most", busy, reach)
+	require.Less(t, reach, 12)
+	require.Greater(t, busy, reach, "probes reach peers beyond the submitter's shards")
 }
 
 // BenchmarkEmu100x10k reaches the target size: 100 real nodes and 10,000
@@ -118,7 +168,6 @@ func TestEmuRefuses(t *testing.T) {
 		{"too many peers", func(s *Scenario) { s.Peers = 5000 }, "emulation runs up to 1000"},
 		{"loss", func(s *Scenario) { s.Network.Loss = 0.01 }, "network.loss is not emulated"},
 		{"beacon scope", func(s *Scenario) { s.BeaconScope = 8 }, "beacon_scope 8"},
-		{"probes", func(s *Scenario) { s.ProbeBatch = 2 }, "probe_batch 2"},
 		{"invalid", func(s *Scenario) { s.Peers = 0 }, "peers is 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -84,6 +84,18 @@ func (n *network) latency(a, b int32) int64 {
 	return drawDist(n.cfg.Latency, h)
 }
 
+// maxDraw bounds a drawn duration (about 146 years), so that a heavy
+// tail cannot overflow the virtual clock.
+const maxDraw = float64(math.MaxInt64 / 2)
+
+// ns converts a drawn duration to nanoseconds, clamped to [0, maxDraw].
+func ns(f float64) int64 {
+	if !(f > 0) {
+		return 0
+	}
+	return int64(min(f, maxDraw))
+}
+
 // drawDist draws from d using the hash h as its randomness.
 func drawDist(d Dist, h uint64) int64 {
 	u1 := unit(h)
@@ -93,16 +105,16 @@ func drawDist(d Dist, h uint64) int64 {
 	case "uniform":
 		return int64(d.Min) + int64(u1*float64(d.Max-d.Min))
 	case "exponential":
-		return int64(-math.Log(1-u1) * float64(d.Mean))
+		return ns(-math.Log(1-u1) * float64(d.Mean))
 	case "normal", "lognormal":
 		u2 := unit(mix(h))
 		z := math.Sqrt(-2*math.Log(1-u1)) * math.Cos(2*math.Pi*u2)
 		if d.Kind == "normal" {
-			return max(int64(float64(d.Mean)+z*float64(d.Stddev)), int64(d.Min))
+			return max(ns(float64(d.Mean)+z*float64(d.Stddev)), int64(d.Min))
 		}
 		// Mean of the lognormal is exp(mu + sigma²/2).
 		mu := math.Log(float64(d.Mean)) - d.Sigma*d.Sigma/2
-		return int64(math.Exp(mu + d.Sigma*z))
+		return ns(math.Exp(mu + d.Sigma*z))
 	}
 	return int64(d.Mean)
 }
@@ -146,14 +158,23 @@ func (n *network) delay(now int64, a, b int32, size int64) (int64, int) {
 	if n.cfg.Loss > 0 {
 		for n.rng.Float64() < n.cfg.Loss && retx < 16 {
 			retx++
-			d += int64(n.cfg.RTO)
+			d = satAdd(d, int64(n.cfg.RTO))
 		}
 	}
 	if size > 0 && a != b {
-		tx := int64(float64(size) / n.bps * float64(time.Second))
+		tx := ns(float64(size) / n.bps * float64(time.Second))
 		start := max(now, n.uplink[a])
-		n.uplink[a] = start + tx
-		d += start + tx - now
+		n.uplink[a] = satAdd(start, tx)
+		d = satAdd(d, n.uplink[a]-now)
 	}
 	return d, retx
+}
+
+// satAdd adds two non-negative durations, saturating instead of
+// overflowing (absurd scenarios only).
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"cmp"
+	"math"
 	"slices"
 
 	"github.com/dray-project/dray/sched"
@@ -26,9 +27,13 @@ type vpeer struct {
 	sentAny   bool
 	nextCheck int64
 	inbox     []beaconMsg // scope N: beacons sent to this peer
-	cursor    int         // scope all: next entry of the beacon log
 	flushAt   int64
 	neigh     []int32 // scope N: the peers that hear this one
+	// shards: the one this peer beacons and offers on, the other it
+	// listens to (the same with one shard), and the next entry of each
+	// one's beacon log to read
+	home, extra int32
+	cursor      [2]int
 
 	contacts map[int32]struct{} // peers with a session to this one
 	goneAt   map[int32]int64    // detections scheduled
@@ -77,7 +82,9 @@ func (s *Sim) startPeer(p *vpeer) {
 	p.contacts = make(map[int32]struct{})
 	p.here = make(map[int32]hereRec)
 	p.lent = make(map[int32]struct{})
-	p.cursor = s.logBase + len(s.blog)
+	if s.shards > 0 {
+		p.cursor = [2]int{s.logs[p.home].end(), s.logs[p.extra].end()}
+	}
 	s.at(s.now+p.phase, event{kind: evTick, p: p.idx})
 	p.nextCheck = s.now + p.bphase
 	s.at(p.nextCheck, event{kind: evBeacon, p: p.idx})
@@ -100,20 +107,25 @@ func (s *Sim) step(p *vpeer, ev sched.Event) {
 func (s *Sim) act(p *vpeer) {
 	for p.s.HasActions() {
 		var buf [8]sched.Action // our own: handling an action steps again
-		for _, a := range p.s.TakeActions(buf[:0]) {
-			i := taskIndex(a.Task)
-			switch a.Kind {
-			case sched.Run:
-				s.runAction(p, i)
-			case sched.Forward:
-				s.forward(p, i, s.peerIndex(a.Peer))
-			case sched.Offer:
-				s.offer(p, i)
-			case sched.Probe:
-				s.probe(p, a.Count)
-			case sched.Fail:
-				s.failTask(i, false)
-			}
+		s.perform(p, p.s.TakeActions(buf[:0]))
+	}
+}
+
+// perform carries out actions p's scheduler asked for.
+func (s *Sim) perform(p *vpeer, as []sched.Action) {
+	for _, a := range as {
+		i := taskIndex(a.Task)
+		switch a.Kind {
+		case sched.Run:
+			s.runAction(p, i)
+		case sched.Forward:
+			s.forward(p, i, s.peerIndex(a.Peer))
+		case sched.Offer:
+			s.offer(p, i)
+		case sched.Probe:
+			s.probe(p, a.Count)
+		case sched.Fail:
+			s.failTask(i, failDep)
 		}
 	}
 }
@@ -177,13 +189,13 @@ func (s *Sim) beaconCheck(p *vpeer, at int64) {
 // beaconBytes is the encoded size of a beacon (node's beacon struct).
 const beaconBytes = 40
 
-// publish sends a beacon: GossipSub delivers it to every subscriber (scope
-// all) or, with a beacon scope, to p's neighbourhood; every delivery is
-// counted. Receivers apply it lazily before their next event (flush), or
-// at its arrival when they have queued tasks, for which it may matter at
-// once.
+// publish sends a beacon: GossipSub delivers it to every subscriber of p's
+// home shard (publishShard) or, with a beacon scope, to p's neighbourhood;
+// every delivery is counted. Receivers apply it lazily before their next
+// event (flush), or at its arrival when they have queued tasks, for which
+// it may matter at once.
 func (s *Sim) publish(p *vpeer, l sched.Load) {
-	if s.sc.BeaconScope > 0 {
+	if s.shards == 0 {
 		for _, r := range p.neigh {
 			if !s.reachable(p.idx, r) {
 				continue
@@ -198,16 +210,7 @@ func (s *Sim) publish(p *vpeer, l sched.Load) {
 		}
 		return
 	}
-	n := s.sideCount(s.side[p.idx]) - 1
-	s.m.msgs[mBeacon] += uint64(n)
-	s.m.bytes[mBeacon] += int64(n) * beaconBytes
-	arr := s.now + s.gossip
-	s.blog = append(s.blog, beaconMsg{at: arr, from: p.idx, side: s.side[p.idx], load: l})
-	for _, r := range s.queued {
-		if r != p.idx {
-			s.scheduleFlush(s.peers[r], arr)
-		}
-	}
+	s.publishShard(p, l)
 }
 
 // sideCount counts the live peers on one side of the partition.
@@ -240,7 +243,7 @@ func (s *Sim) scheduleFlush(p *vpeer, arr int64) {
 // arrival order.
 func (s *Sim) flush(p *vpeer) {
 	n := 0
-	if s.sc.BeaconScope > 0 {
+	if s.shards == 0 {
 		if len(p.inbox) == 0 {
 			return
 		}
@@ -270,42 +273,11 @@ func (s *Sim) flush(p *vpeer) {
 		}
 		s.bscratch = got[:0]
 	} else {
-		end := s.logBase + len(s.blog)
-		for p.cursor < end {
-			b := &s.blog[p.cursor-s.logBase]
-			if b.at > s.now {
-				break
-			}
-			p.cursor++
-			if b.from == p.idx || b.side != s.side[p.idx] {
-				continue
-			}
-			if err := p.s.Step(sched.Event{Kind: sched.PeerLoad, Peer: s.peers[b.from].name, Load: b.load}); err != nil {
-				s.m.schedErr(err)
-			}
-			n++
-		}
+		n = s.flushShards(p)
 	}
 	s.m.beaconsApplied += uint64(n)
 	if n > 0 {
 		s.act(p)
-	}
-}
-
-// trimLog drops beacon log entries every live peer has taken.
-func (s *Sim) trimLog() {
-	if s.sc.BeaconScope > 0 || len(s.blog) < 4096 {
-		return
-	}
-	low := s.logBase + len(s.blog)
-	for _, p := range s.peers {
-		if p.alive {
-			low = min(low, p.cursor)
-		}
-	}
-	if k := low - s.logBase; k > len(s.blog)/2 {
-		s.blog = append(s.blog[:0], s.blog[k:]...)
-		s.logBase = low
 	}
 }
 
@@ -315,9 +287,7 @@ func (s *Sim) tick(p *vpeer) {
 	p.claimed = 0
 	s.step(p, sched.Event{Kind: sched.Tick})
 	s.announce(p)
-	if p.idx == 0 || !s.peers[0].alive {
-		s.trimLog()
-	}
+	s.trimLogs()
 	s.at(s.now+tickEvery, event{kind: evTick, p: p.idx})
 }
 
@@ -332,7 +302,7 @@ func (s *Sim) submit(o *vpeer, i int32) {
 		dt := &s.tasks[d]
 		switch {
 		case dt.state == tFailed || dt.state == tAbandoned:
-			s.failTask(i, false) // node: DependencyError without running
+			s.failTask(i, failDep) // node: DependencyError without running
 			return
 		case dt.state != tDone || dt.lost:
 			ev.Deps = append(ev.Deps, sched.ObjectID(dt.id))
@@ -525,8 +495,10 @@ func (s *Sim) resume(p *vpeer, i int32, epoch uint16) {
 // slot back; the owner finishes the outputs (finishLocked), an executor
 // reports to the owner (node.report): results up to 64 KiB inline, larger
 // ones lent (kept here, announced) — and the acknowledgement went out
-// only if the task took longer than ackDelay.
-func (s *Sim) runEnd(p *vpeer, i int32, epoch uint16) {
+// only if the task took longer than ackDelay. A function that failed
+// (failed: a nested call of a fib task failed) reports its error instead,
+// which fails the task at its owner (errors are never retried).
+func (s *Sim) runEnd(p *vpeer, i int32, epoch uint16, failed bool) {
 	if !s.running(p, i, epoch) {
 		return
 	}
@@ -534,7 +506,11 @@ func (s *Sim) runEnd(p *vpeer, i int32, epoch uint16) {
 	s.m.runsDone++
 	if t.owner == p.idx {
 		s.step(p, sched.Event{Kind: sched.Done, Task: t.id})
-		s.finishOwned(p, i, p.idx)
+		if failed {
+			s.failTask(i, failDep)
+		} else {
+			s.finishOwned(p, i, p.idx)
+		}
 		s.maybeDepart(p)
 		return
 	}
@@ -545,32 +521,52 @@ func (s *Sim) runEnd(p *vpeer, i int32, epoch uint16) {
 		s.send(mAck, p.idx, t.owner, smallBytes, false)
 	}
 	size := int64(completionBytes)
-	if t.out <= inlineMax {
+	if t.out <= inlineMax && !failed {
 		size += t.out
 	}
 	if d, ok := s.send(mCompletion, p.idx, t.owner, size, false); ok {
-		s.at(s.now+d, event{kind: evCompletion, p: t.owner, q: p.idx, t: i, epoch: epoch})
-		if t.out > inlineMax {
+		kind := evCompletion
+		if failed {
+			kind = evFailure
+		}
+		s.at(s.now+d, event{kind: kind, p: t.owner, q: p.idx, t: i, epoch: epoch})
+		if t.out > inlineMax && !failed {
 			p.annq = append(p.annq, annItem{t: i, at: s.now})
 		}
 	}
 	s.maybeDepart(p)
 }
 
+// childFailed: a nested call of fib task i, which runs on p blocked on
+// its children, failed; the task's Get returns the error, and so does the
+// function (node unblockLocked, then the run ends with the error).
+func (s *Sim) childFailed(p *vpeer, i int32, epoch uint16) {
+	if !s.running(p, i, epoch) {
+		return
+	}
+	s.step(p, sched.Event{Kind: sched.Unblocked, Task: s.tasks[i].id})
+	s.runEnd(p, i, epoch, true)
+}
+
 // completionArrives mirrors node.handleDone: a completion for a task that
-// was re-placed meanwhile is stale and ignored.
-func (s *Sim) completionArrives(o *vpeer, from int32, i int32, epoch uint16) {
+// was re-placed meanwhile is stale and ignored; one that reports an error
+// (failed) fails the task.
+func (s *Sim) completionArrives(o *vpeer, from int32, i int32, epoch uint16, failed bool) {
 	t := &s.tasks[i]
 	if t.exec != from || t.epoch != epoch || t.state != tSubmitted {
 		s.m.stale++
 		return
 	}
-	holder := o.idx
-	if t.out > inlineMax {
-		holder = from
-	}
 	s.step(o, sched.Event{Kind: sched.Done, Task: t.id})
-	s.finishOwned(o, i, holder)
+	if failed {
+		s.failTask(i, failDep)
+	} else {
+		holder := o.idx
+		if t.out > inlineMax {
+			holder = from
+		}
+		s.finishOwned(o, i, holder)
+	}
 	s.maybeDepart(o)
 }
 
@@ -628,11 +624,20 @@ func (s *Sim) finishOwned(o *vpeer, i int32, holder int32) {
 	}
 }
 
-// failTask fails task i: a dependency failed (the scheduler's Fail), or
-// its owner died (fate-sharing; a nested task is abandoned — its parent
-// is re-run by its own owner). A live owner's scheduler hears
-// ObjectFailed, which fails the dependents in turn.
-func (s *Sim) failTask(i int32, ownerDied bool) {
+// Why a task failed (failTask).
+const (
+	failDep   = iota + 1 // a dependency or a nested call failed (sched's Fail, or an error report)
+	failOwner            // its owner died (fate-sharing)
+	failLost             // its executor was lost more than MaxRetries times
+)
+
+// failTask fails task i: a dependency or nested call failed, its
+// executor was lost once more than the scenario's max_retries
+// (ExecutorLostError), or its owner died (fate-sharing; a nested task is
+// then abandoned — its parent is re-run by its own owner). A live owner's
+// scheduler hears ObjectFailed, which fails the dependents in turn, and a
+// fib parent blocked on a nested task that failed fails with it.
+func (s *Sim) failTask(i int32, why int) {
 	t := &s.tasks[i]
 	if t.state == tDone || t.state == tFailed || t.state == tAbandoned {
 		return
@@ -641,23 +646,33 @@ func (s *Sim) failTask(i int32, ownerDied bool) {
 	t.state = tFailed
 	s.lastChange = s.now
 	switch {
-	case ownerDied && !t.top:
+	case why == failOwner && !t.top:
 		t.state = tAbandoned
 		s.m.abandoned++
-	case ownerDied:
+	case why == failOwner:
 		s.m.failedOwner++
+	case why == failLost:
+		s.m.failedLost++
 	default:
 		s.m.failedDep++
 	}
-	if t.top {
+	// A rebuild (doneAt set) was resolved when it first finished.
+	first := t.doneAt == 0
+	if t.top && first {
 		s.resolved++
 	}
 	o := s.peers[t.owner]
-	if !wasNew && t.doneAt == 0 {
+	if !wasNew && first {
 		o.unresolved--
 	}
-	if o.alive && !ownerDied {
-		s.step(o, sched.Event{Kind: sched.ObjectFailed, Object: sched.ObjectID(t.id)})
+	if !o.alive || why == failOwner {
+		return
+	}
+	s.step(o, sched.Event{Kind: sched.ObjectFailed, Object: sched.ObjectID(t.id)})
+	if t.parent >= 0 {
+		if e, ok := s.runEpoch(o, t.parent); ok && e == t.pEpoch {
+			s.at(s.now, event{kind: evChildFailed, p: o.idx, t: t.parent, epoch: e})
+		}
 	}
 }
 
@@ -756,8 +771,9 @@ func (s *Sim) refusedArrives(o *vpeer, from int32, i int32, epoch uint16) {
 }
 
 // offer mirrors node.offerLocked + offerLoop: the offer goes to every
-// subscriber of the offer topic (or the neighbourhood). Peers without
-// idle slots would ignore it, so only idle ones get an arrival event.
+// listener of the owner's home shard (or its neighbourhood). Peers
+// without idle slots would ignore it, so only idle ones get an arrival
+// event.
 func (s *Sim) offer(o *vpeer, i int32) {
 	consider := func(r int32) {
 		if r == o.idx || !s.reachable(o.idx, r) {
@@ -769,34 +785,36 @@ func (s *Sim) offer(o *vpeer, i int32) {
 			s.at(s.now+d, event{kind: evOffer, p: r, q: o.idx, t: i})
 		}
 	}
-	if s.sc.BeaconScope > 0 {
-		for _, r := range o.neigh {
-			consider(r)
-		}
-		return
+	rs := o.neigh
+	if s.shards > 0 {
+		rs = s.listeners[o.home]
 	}
-	for _, rp := range s.peers {
-		if rp.alive {
-			consider(rp.idx)
-		}
+	for _, r := range rs {
+		consider(r)
 	}
 }
 
-// probe sends count probes to random live peers other than p (the node
-// draws them from its DHT routing table): each answers with its load,
-// which p steps as a ProbeReply. A probe across a partition is lost, and
-// the scheduler's next tick ends it.
+// probe sends count probes to random live peers other than p that p's
+// scheduler does not know (the node draws them from its DHT routing
+// table; sched.Scheduler.Knows): each answers with its load, which p
+// steps as a ProbeReply. A peer that finds none in a few draws (in a
+// swarm where it hears everyone) sends fewer; the scheduler's next tick
+// ends the probes not sent, as it ends those lost across a partition.
 func (s *Sim) probe(p *vpeer, count int) {
 	n := len(s.peers)
+	useless := func(r int32) bool {
+		q := s.peers[r]
+		return r == p.idx || !q.alive || p.s.Knows(q.name)
+	}
 	for range count {
 		if s.live < 2 {
 			return
 		}
 		r := int32(s.prng.IntN(n))
-		for tries := 0; (r == p.idx || !s.peers[r].alive) && tries < 8; tries++ {
+		for tries := 0; useless(r) && tries < 8; tries++ {
 			r = int32(s.prng.IntN(n))
 		}
-		if r == p.idx || !s.peers[r].alive {
+		if useless(r) {
 			continue
 		}
 		if d, ok := s.send(mProbe, p.idx, r, smallBytes, false); ok {
@@ -855,15 +873,45 @@ func (s *Sim) gone(o *vpeer, q int32) {
 	}
 	delete(o.contacts, q)
 	// The scheduler puts the tasks handed to q back in its queue: a
-	// completion from q that arrives later is stale. (The node keeps
-	// t.peer until the task is placed again, so such a completion steps
-	// Done for a queued task — see docs/sim.md, "findings".)
+	// completion from q that arrives later is stale. A task whose
+	// executor was lost more than MaxRetries times fails instead
+	// (node.giveUpLocked: the scheduler steps Done for it, then it fails
+	// with an ExecutorLostError).
+	s.flush(o)
+	var failed []int32
 	for _, i := range o.owned {
-		if t := &s.tasks[i]; t.exec == q && t.state == tSubmitted {
-			t.exec = -1
+		t := &s.tasks[i]
+		if t.exec != q || t.state != tSubmitted {
+			continue
+		}
+		t.exec = -1
+		t.losses = min(t.losses+1, math.MaxUint16)
+		if r := s.sc.MaxRetries; r >= 0 && int(t.losses) > r {
+			failed = append(failed, i)
+			if err := o.s.Step(sched.Event{Kind: sched.Done, Task: t.id}); err != nil {
+				s.m.schedErr(err)
+			}
 		}
 	}
-	s.step(o, sched.Event{Kind: sched.PeerGone, Peer: s.peers[q].name})
+	// A Done frees a place the scheduler still credits to q, so it may
+	// have handed q more work: PeerGone takes that back, and its Forward
+	// actions are dropped. (The node acts on them after PeerGone, hands a
+	// queued task to the gone peer and has the refusal rejected.)
+	var pending []sched.Action
+	if len(failed) > 0 {
+		pending = slices.DeleteFunc(o.s.TakeActions(nil), func(a sched.Action) bool {
+			return a.Kind == sched.Forward && a.Peer == s.peers[q].name
+		})
+	}
+	if err := o.s.Step(sched.Event{Kind: sched.PeerGone, Peer: s.peers[q].name}); err != nil {
+		s.m.schedErr(err)
+	}
+	s.perform(o, pending)
+	s.act(o)
+	s.after(o)
+	for _, i := range failed {
+		s.failTask(i, failLost)
+	}
 	if len(o.lent) == 0 {
 		return
 	}

@@ -56,6 +56,7 @@ type metrics struct {
 	reruns, rebuilds       uint64
 	completed, runsDone    uint64
 	failedDep, failedOwner uint64
+	failedLost             uint64
 	abandoned              uint64
 	crashed, left, joined  int
 	partitions, heals      int
@@ -132,12 +133,18 @@ type KindCount struct {
 
 // Result is what a run measured. Durations are virtual time.
 type Result struct {
-	Scenario    string
-	Seed        uint64
-	Workload    string
-	Peers       int // initial peers
-	Slots       int // their slots
+	Scenario string
+	Seed     uint64
+	Workload string
+	Peers    int // initial peers
+	Slots    int // their slots
+	// BeaconScope says who hears a peer's beacons and offers: "all" (one
+	// shard), "N shards" (its home shard's listeners) or a neighbourhood
+	// size (Scenario.BeaconScope).
 	BeaconScope string
+	// Shards is the number of load shards (0 with a beacon scope);
+	// ProbeBatch and MaxRetries are the scenario's.
+	Shards, ProbeBatch, MaxRetries int
 	// Tasks is the number of top-level tasks; TasksRun counts every task
 	// that finished, nested ones included.
 	Tasks, TasksRun int
@@ -167,15 +174,18 @@ type Result struct {
 	Imbalance                    float64 // max/mean busy time over the initial peers
 	Reruns, Rebuilds             uint64
 	FailedDep, FailedOwner       uint64
-	Abandoned                    uint64
-	Lost                         int
-	Crashed, Left, Joined        int
-	Partitions                   int
-	Dropped, Stale               uint64
-	Stalled                      bool
-	Events                       uint64
-	SchedErrors                  uint64
-	FirstSchedError              string
+	// FailedLost counts the tasks that failed because their executor was
+	// lost more than MaxRetries times (the node's ExecutorLostError).
+	FailedLost            uint64
+	Abandoned             uint64
+	Lost                  int
+	Crashed, Left, Joined int
+	Partitions            int
+	Dropped, Stale        uint64
+	Stalled               bool
+	Events                uint64
+	SchedErrors           uint64
+	FirstSchedError       string
 
 	series      []sampleRow
 	queues      [][]int32
@@ -204,14 +214,18 @@ func (s *Sim) result(stalled bool) *Result {
 	r := &Result{
 		Scenario: s.sc.Name, Seed: s.sc.Seed, Workload: s.sc.Workload.Kind, Peers: s.sc.Peers, Slots: s.totalSlots,
 		BeaconScope: "all", Tasks: s.topTasks, TasksRun: int(m.completed),
-		Reruns: m.reruns, Rebuilds: m.rebuilds, FailedDep: m.failedDep, FailedOwner: m.failedOwner,
+		Reruns: m.reruns, Rebuilds: m.rebuilds, FailedDep: m.failedDep, FailedOwner: m.failedOwner, FailedLost: m.failedLost,
+		Shards: s.shards, ProbeBatch: s.sc.ProbeBatch, MaxRetries: s.sc.MaxRetries,
 		Abandoned: m.abandoned, Crashed: m.crashed, Left: m.left, Joined: m.joined, Partitions: m.partitions,
 		Dropped: m.dropped, Stale: m.stale, Stalled: stalled, Events: m.events, Lookups: m.lookups,
 		SchedErrors: m.schedErrors, FirstSchedError: m.firstSchedErr,
 		series: m.series, queues: m.queues, sampleEvery: m.sampleEvery,
 	}
-	if s.sc.BeaconScope > 0 {
+	switch {
+	case s.sc.BeaconScope > 0:
 		r.BeaconScope = strconv.Itoa(s.sc.BeaconScope)
+	case s.shards > 1:
+		r.BeaconScope = strconv.Itoa(s.shards) + " shards"
 	}
 	var makespan, work int64
 	var lat float64
@@ -325,9 +339,19 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	row("DHT lookup hops p50/p99", fmt.Sprintf("%d / %d (%d lookups)", r.HopsP50, r.HopsP99, r.Lookups))
 	row("load imbalance (max/mean)", fmt.Sprintf("%.3f", r.Imbalance))
 	row("tasks re-run", fmt.Sprintf("%d (%d outputs rebuilt from lineage)", r.Reruns, r.Rebuilds))
-	row("tasks failed", fmt.Sprintf("%d (owner died), %d (dependency failed); %d nested abandoned", r.FailedOwner, r.FailedDep, r.Abandoned))
+	disturbed := r.Crashed+r.Left+r.Joined+r.Partitions > 0
+	if disturbed || r.FailedLost > 0 {
+		retries := strconv.Itoa(r.MaxRetries)
+		if r.MaxRetries < 0 {
+			retries = "unlimited"
+		}
+		row("tasks failed", fmt.Sprintf("%d (owner died), %d (dependency failed), %d (executor lost, max retries %s); %d nested abandoned",
+			r.FailedOwner, r.FailedDep, r.FailedLost, retries, r.Abandoned))
+	} else {
+		row("tasks failed", fmt.Sprintf("%d (owner died), %d (dependency failed); %d nested abandoned", r.FailedOwner, r.FailedDep, r.Abandoned))
+	}
 	row("tasks lost", strconv.Itoa(r.Lost))
-	if r.Crashed+r.Left+r.Joined+r.Partitions > 0 {
+	if disturbed {
 		row("churn", fmt.Sprintf("%d crashed, %d left, %d joined, %d partitions", r.Crashed, r.Left, r.Joined, r.Partitions))
 		row("messages dropped / stale", fmt.Sprintf("%d / %d", r.Dropped, r.Stale))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -53,6 +54,10 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return d.set(v)
 }
 
+// maxSeconds is the longest duration given as a number of seconds: about
+// 292 years, what a time.Duration holds.
+const maxSeconds = float64(math.MaxInt64) / float64(time.Second)
+
 func (d *Duration) set(v any) error {
 	switch x := v.(type) {
 	case string:
@@ -61,14 +66,21 @@ func (d *Duration) set(v any) error {
 			return fmt.Errorf("duration %q: want a number of seconds or a Go duration such as 250ms or 2s", x)
 		}
 		*d = Duration(p)
+		return nil
 	case int:
+		if float64(x) < -maxSeconds || float64(x) > maxSeconds {
+			break
+		}
 		*d = Duration(time.Duration(x) * time.Second)
+		return nil
 	case float64:
+		if math.IsNaN(x) || x < -maxSeconds || x > maxSeconds {
+			break
+		}
 		*d = Duration(time.Duration(x * float64(time.Second)))
-	default:
-		return fmt.Errorf("duration %v: want a number of seconds or a Go duration such as 250ms or 2s", v)
+		return nil
 	}
-	return nil
+	return fmt.Errorf("duration %v: want a number of seconds (up to 292 years) or a Go duration such as 250ms or 2s", v)
 }
 
 // Size is a byte count that reads 1024, "64KiB", "1MB" or "1.5GiB".
@@ -101,6 +113,9 @@ func (s *Size) set(v any) error {
 		*s = Size(x)
 		return nil
 	case float64:
+		if math.IsNaN(x) || math.Abs(x) >= math.MaxInt64 {
+			break
+		}
 		*s = Size(x)
 		return nil
 	case string:
@@ -128,7 +143,7 @@ func ParseSize(v string) (int64, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 0 || math.IsInf(f, 0) {
+	if err != nil || !(f >= 0) || f*mult >= math.MaxInt64 {
 		return 0, fmt.Errorf("size %q: want bytes or a size such as 64KiB or 1MB", v)
 	}
 	return int64(f * mult), nil
@@ -260,8 +275,10 @@ type Partition struct {
 }
 
 // Scenario is one simulation: the swarm, its network, its workload and
-// what happens to it. The zero values of optional fields take
-// DefaultScenario's.
+// what happens to it. LoadScenario reads a file on top of
+// DefaultScenario, so fields a file leaves out keep the defaults (the
+// node's, where the node has the setting); a Scenario built in Go should
+// start from DefaultScenario too.
 type Scenario struct {
 	Name  string `yaml:"name,omitempty" json:"name,omitempty"`
 	Seed  uint64 `yaml:"seed" json:"seed"`
@@ -270,14 +287,31 @@ type Scenario struct {
 	Slots       int         `yaml:"slots,omitempty" json:"slots,omitempty"`
 	SlotClasses []SlotClass `yaml:"slot_classes,omitempty" json:"slot_classes,omitempty"`
 	Network     Network     `yaml:"network" json:"network"`
-	// BeaconScope is how many peers hear each peer's load beacons and
-	// offers: 0 means all (GossipSub, as the node does today); N gives
-	// each peer a fixed neighbourhood of about N random peers.
+	// Shards is how many load shards (GossipSub topics) the swarm's
+	// beacons and offers are split into, as the node does (sched.Shards,
+	// sched.ShardOf): each peer beacons and offers on its home shard and
+	// hears its home shard and one other. 0: auto, sched.Shards(Peers),
+	// the node's default (1 up to 64 peers); 1: a single topic, every peer
+	// hears every other; k: forced, a power of two. Peers that join mid-run
+	// use the same count (the initial peers'), as a node's estimate of the
+	// swarm's size would barely move.
+	Shards int `yaml:"shards,omitempty" json:"shards,omitempty"`
+	// BeaconScope, when not 0, replaces the shards by another model of
+	// who hears a peer's beacons and offers: a fixed neighbourhood of
+	// about BeaconScope random peers. It cannot be combined with a forced
+	// Shards above 1.
 	BeaconScope int `yaml:"beacon_scope,omitempty" json:"beacon_scope,omitempty"`
-	// ProbeBatch turns on the scheduler's probes (sched.Config.ProbeBatch):
+	// ProbeBatch is the scheduler's probe batch (sched.Config.ProbeBatch):
 	// work that finds no known peer with room asks up to this many random
-	// peers at once for their load. 0: off, as the node does today.
-	ProbeBatch int `yaml:"probe_batch,omitempty" json:"probe_batch,omitempty"`
+	// peers it does not know for their load at once. Default 32, as the
+	// node; 0 turns probes off.
+	ProbeBatch int `yaml:"probe_batch" json:"probe_batch"`
+	// MaxRetries is how many times a task whose executor is lost (crashed,
+	// or cut off) is placed again before it fails, as the node's
+	// Config.MaxRetries (an ExecutorLostError there). Default 3, as the
+	// node; 0 fails a task the first time its executor is lost; -1 places
+	// it again without limit.
+	MaxRetries int `yaml:"max_retries" json:"max_retries"`
 	// DetectionDelay is how long peers take to notice a crashed or
 	// partitioned peer (connection loss).
 	DetectionDelay Duration    `yaml:"detection_delay,omitempty" json:"detection_delay,omitempty"`
@@ -296,9 +330,34 @@ type Scenario struct {
 	MaxTime Duration `yaml:"max_time,omitempty" json:"max_time,omitempty"`
 }
 
+// Defaults the simulated swarm shares with the node (package node's
+// DefaultConfig).
+const (
+	// DefaultProbeBatch is the node's probe batch.
+	DefaultProbeBatch = 32
+	// DefaultMaxRetries is the node's DefaultMaxRetries.
+	DefaultMaxRetries = 3
+	// maxShards bounds a forced shard count.
+	maxShards = 1 << 20
+)
+
+// Bounds of a scenario, so that a valid one cannot ask for more memory
+// than the simulator can hold or loop without end.
+const (
+	maxPeers     = 1_000_000 // initial peers
+	maxRunPeers  = 2_000_000 // initial peers and those that join
+	maxSlots     = 1 << 20   // per peer
+	maxChurnRate = 1e6       // churn events per second
+	maxJob       = 10_000_000
+	maxRegions   = 256 // network.region is a uint8
+	maxSigma     = 4   // lognormal: beyond, draws overflow int64 nanoseconds
+)
+
 // DefaultScenario is a bag of 10,000 tasks (exponential, mean 100 ms)
 // submitted by one peer to 50 peers with 4 slots on a LAN (0.2 ms
-// latency, 1 Gbit/s).
+// latency, 1 Gbit/s), with the node's defaults: shards from the swarm's
+// size, probes in batches of 32, tasks placed again up to 3 times when
+// their executor is lost.
 func DefaultScenario() Scenario {
 	return Scenario{
 		Name:  "default",
@@ -312,6 +371,8 @@ func DefaultScenario() Scenario {
 		},
 		DetectionDelay: Duration(2 * time.Second),
 		Warmup:         Duration(time.Second),
+		ProbeBatch:     DefaultProbeBatch,
+		MaxRetries:     DefaultMaxRetries,
 		Workload: Workload{
 			Kind:       "bag",
 			Tasks:      10000,
@@ -325,33 +386,84 @@ func DefaultScenario() Scenario {
 	}
 }
 
-// LoadScenario reads a scenario from a .yaml, .yml or .json file, on top of
-// DefaultScenario, and validates it. Unknown fields are errors.
+// LoadScenario reads a scenario from a .yaml, .yml or .json file (see
+// ParseScenario); a scenario without a name takes the file's.
 func LoadScenario(path string) (Scenario, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Scenario{}, fmt.Errorf("sim: read scenario: %w", err)
 	}
-	s := DefaultScenario()
-	s.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	var format string
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".yaml", ".yml":
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&s); err != nil {
-			return Scenario{}, fmt.Errorf("%w: %s: %s", ErrScenario, path, oneLine(err))
-		}
+		format = "yaml"
 	case ".json":
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&s); err != nil {
-			return Scenario{}, fmt.Errorf("%w: %s: %v", ErrScenario, path, err)
-		}
+		format = "json"
 	default:
 		return Scenario{}, fmt.Errorf("%w: %s: extension %q: want .yaml, .yml or .json", ErrScenario, path, ext)
 	}
-	if err := s.Validate(); err != nil {
+	s, err := parseScenario(data, format, strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)))
+	if err != nil {
 		return Scenario{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// ParseScenario reads a scenario in format "yaml" or "json" on top of
+// DefaultScenario, and validates it. Unknown fields, trailing documents
+// and invalid values are errors wrapping ErrScenario.
+func ParseScenario(data []byte, format string) (Scenario, error) {
+	return parseScenario(data, format, "")
+}
+
+func parseScenario(data []byte, format, name string) (Scenario, error) {
+	s := DefaultScenario()
+	if name != "" {
+		s.Name = name
+	}
+	switch format {
+	case "yaml":
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		err := dec.Decode(&s)
+		if err == nil {
+			// Another document is an error, an empty one after "---" not.
+			var extra any
+			for err == nil {
+				if e := dec.Decode(&extra); errors.Is(e, io.EOF) {
+					break
+				} else if e != nil {
+					err = e
+				} else if extra != nil {
+					err = errors.New("more than one YAML document: want one scenario")
+				}
+			}
+		} else if errors.Is(err, io.EOF) {
+			err = errors.New("no YAML document: want a scenario")
+		}
+		if err != nil {
+			return Scenario{}, fmt.Errorf("%w: %s", ErrScenario, oneLine(err))
+		}
+	case "json":
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&s)
+		if err == nil {
+			var extra json.RawMessage
+			if dec.Decode(&extra) != io.EOF {
+				err = errors.New("data after the JSON object: want one scenario")
+			}
+		} else if errors.Is(err, io.EOF) {
+			err = errors.New("no JSON object: want a scenario")
+		}
+		if err != nil {
+			return Scenario{}, fmt.Errorf("%w: %v", ErrScenario, err)
+		}
+	default:
+		return Scenario{}, fmt.Errorf("%w: format %q: want yaml or json", ErrScenario, format)
+	}
+	if err := s.Validate(); err != nil {
+		return Scenario{}, err
 	}
 	return s, nil
 }
@@ -369,16 +481,16 @@ func bad(format string, args ...any) error {
 // Validate reports the first problem with s, naming the field and what to
 // do about it.
 func (s *Scenario) Validate() error {
-	if s.Peers < 1 || s.Peers > 1_000_000 {
+	if s.Peers < 1 || s.Peers > maxPeers {
 		return bad("peers is %d: want 1 to 1,000,000", s.Peers)
 	}
-	if len(s.SlotClasses) == 0 && s.Slots < 1 {
-		return bad("slots is %d: want at least 1 (or give slot_classes)", s.Slots)
+	if len(s.SlotClasses) == 0 && (s.Slots < 1 || s.Slots > maxSlots) {
+		return bad("slots is %d: want 1 to %d (or give slot_classes)", s.Slots, maxSlots)
 	}
 	share := 0.0
 	for i, c := range s.SlotClasses {
-		if c.Slots < 1 || c.Share <= 0 {
-			return bad("slot_classes[%d]: want slots >= 1 and share > 0, got slots %d share %g", i, c.Slots, c.Share)
+		if c.Slots < 1 || c.Slots > maxSlots || !(c.Share > 0) || math.IsInf(c.Share, 0) {
+			return bad("slot_classes[%d]: want slots 1 to %d and share > 0, got slots %d share %g", i, maxSlots, c.Slots, c.Share)
 		}
 		share += c.Share
 	}
@@ -389,10 +501,19 @@ func (s *Scenario) Validate() error {
 		return err
 	}
 	if s.BeaconScope < 0 {
-		return bad("beacon_scope is %d: want 0 (all peers) or a neighbourhood size", s.BeaconScope)
+		return bad("beacon_scope is %d: want 0 (shards decide who hears a beacon) or a neighbourhood size", s.BeaconScope)
+	}
+	if s.Shards < 0 || s.Shards > maxShards || s.Shards&(s.Shards-1) != 0 {
+		return bad("shards is %d: want 0 (auto, from the number of peers), 1 (one topic) or a power of two up to %d", s.Shards, maxShards)
+	}
+	if s.BeaconScope > 0 && s.Shards > 1 {
+		return bad("beacon_scope %d with shards %d: both say who hears a beacon; set one of them", s.BeaconScope, s.Shards)
 	}
 	if s.ProbeBatch < 0 {
 		return bad("probe_batch is %d: want 0 (no probes) or how many probes may be in flight", s.ProbeBatch)
+	}
+	if s.MaxRetries < -1 {
+		return bad("max_retries is %d: want -1 (no limit), 0 (never place a task again) or a number of re-placements", s.MaxRetries)
 	}
 	if s.DetectionDelay <= 0 {
 		return bad("detection_delay is %s: want a positive duration such as 2s", s.DetectionDelay)
@@ -405,29 +526,41 @@ func (s *Scenario) Validate() error {
 	default:
 		return bad("submit.from is %q: want one or all", s.Submit.From)
 	}
-	if s.Submit.Rate < 0 {
+	if !(s.Submit.Rate >= 0) || math.IsInf(s.Submit.Rate, 0) {
 		return bad("submit.rate is %g: want jobs per second >= 0", s.Submit.Rate)
 	}
 	c := s.Churn
-	if c.JoinRate < 0 || c.LeaveRate < 0 || c.CrashRate < 0 {
-		return bad("churn rates must not be negative")
+	for _, r := range []float64{c.JoinRate, c.LeaveRate, c.CrashRate} {
+		if !(r >= 0 && r <= maxChurnRate) {
+			return bad("churn rates are %g, %g and %g (join, leave, crash): want events per second from 0 to %g", c.JoinRate, c.LeaveRate, c.CrashRate, float64(maxChurnRate))
+		}
 	}
-	if c.End != 0 && c.End < c.Start {
-		return bad("churn.end (%s) is before churn.start (%s)", c.End, c.Start)
+	if c.Start < 0 || c.End < 0 || c.End != 0 && c.End < c.Start {
+		return bad("churn.start (%s) and churn.end (%s): want 0 <= start <= end (end 0: until the workload is submitted)", c.Start, c.End)
 	}
+	joins := 0
 	for i, e := range c.Events {
 		switch e.Action {
 		case "join", "leave", "crash":
 		default:
 			return bad("churn.events[%d].action is %q: want join, leave or crash", i, e.Action)
 		}
-		if e.At < 0 || (e.Count < 0 || e.Fraction < 0 || e.Fraction > 1) || (e.Count == 0 && e.Fraction == 0) {
-			return bad("churn.events[%d]: want at >= 0 and a count or a fraction in (0,1]", i)
+		if e.At < 0 || (e.Count < 0 || e.Count > maxPeers || !(e.Fraction >= 0 && e.Fraction <= 1)) || (e.Count == 0 && e.Fraction == 0) {
+			return bad("churn.events[%d]: want at >= 0 and a count or a fraction in (0,1] (a count up to %d)", i, maxPeers)
+		}
+		if e.Action == "join" {
+			joins += max(e.Count, int(math.Round(e.Fraction*float64(s.Peers))))
 		}
 	}
+	if s.Peers+joins > maxRunPeers {
+		return bad("churn.events: %d peers join the %d initial ones: want at most %d in a run", joins, s.Peers, maxRunPeers)
+	}
 	for i, p := range s.Partitions {
-		if p.Fraction <= 0 || p.Fraction >= 1 {
+		if !(p.Fraction > 0 && p.Fraction < 1) {
 			return bad("partitions[%d].fraction is %g: want a share of the peers in (0,1)", i, p.Fraction)
+		}
+		if p.At < 0 {
+			return bad("partitions[%d].at is %s: must not be negative", i, p.At)
 		}
 		if p.Heal <= p.At {
 			return bad("partitions[%d]: heal (%s) must come after at (%s)", i, p.Heal, p.At)
@@ -447,9 +580,12 @@ func (n *Network) validate() error {
 		if len(n.Regions) == 0 || len(n.Matrix) != len(n.Regions) {
 			return bad("network: latency matrix needs regions and a matrix_ms with one row per region (%d regions, %d rows)", len(n.Regions), len(n.Matrix))
 		}
+		if len(n.Regions) > maxRegions {
+			return bad("network.regions: %d regions: want at most %d", len(n.Regions), maxRegions)
+		}
 		share := 0.0
 		for i, r := range n.Regions {
-			if r.Share <= 0 {
+			if !(r.Share > 0) || math.IsInf(r.Share, 0) {
 				return bad("network.regions[%d] (%s): share must be > 0", i, r.Name)
 			}
 			share += r.Share
@@ -457,24 +593,24 @@ func (n *Network) validate() error {
 				return bad("network.matrix_ms row %d has %d entries: want %d", i, len(n.Matrix[i]), len(n.Regions))
 			}
 			for _, v := range n.Matrix[i] {
-				if v < 0 {
-					return bad("network.matrix_ms row %d: latencies must not be negative", i)
+				if !(v >= 0 && v <= maxSeconds*1e3) {
+					return bad("network.matrix_ms row %d: latencies must be milliseconds >= 0", i)
 				}
 			}
 		}
-		if math.Abs(share-1) > 1e-6 {
+		if !(math.Abs(share-1) <= 1e-6) {
 			return bad("network.regions: shares add up to %g: make them add up to 1", share)
 		}
-		if n.Jitter < 0 || n.Jitter >= 1 {
+		if !(n.Jitter >= 0 && n.Jitter < 1) {
 			return bad("network.jitter is %g: want a fraction in [0,1)", n.Jitter)
 		}
 	} else if err := n.Latency.validate("network.latency"); err != nil {
 		return err
 	}
-	if n.BandwidthMbps <= 0 {
+	if !(n.BandwidthMbps > 0) || math.IsInf(n.BandwidthMbps, 0) {
 		return bad("network.bandwidth_mbps is %g: want a positive uplink speed in Mbit/s", n.BandwidthMbps)
 	}
-	if n.Loss < 0 || n.Loss >= 1 {
+	if !(n.Loss >= 0 && n.Loss < 1) {
 		return bad("network.loss is %g: want a probability in [0,1)", n.Loss)
 	}
 	if n.Loss > 0 && n.RTO <= 0 {
@@ -494,12 +630,12 @@ func (d *Dist) validate(field string) error {
 			return bad("%s: uniform needs 0 <= min <= max (min %s, max %s)", field, d.Min, d.Max)
 		}
 	case "normal":
-		if d.Mean < 0 || d.Stddev < 0 {
-			return bad("%s: normal needs mean >= 0 and stddev >= 0", field)
+		if d.Mean < 0 || d.Stddev < 0 || d.Min < 0 {
+			return bad("%s: normal needs mean >= 0, stddev >= 0 and min >= 0", field)
 		}
 	case "lognormal":
-		if d.Mean <= 0 || d.Sigma <= 0 {
-			return bad("%s: lognormal needs mean > 0 and sigma > 0", field)
+		if d.Mean <= 0 || !(d.Sigma > 0 && d.Sigma <= maxSigma) {
+			return bad("%s: lognormal needs mean > 0 and sigma in (0, %g]", field, float64(maxSigma))
 		}
 	case "":
 		return bad("%s.dist is missing: want constant, uniform, normal, lognormal or exponential", field)
@@ -516,7 +652,7 @@ func (w *Workload) validate() error {
 	if w.OutputSize < 0 || w.InputSize < 0 {
 		return bad("workload sizes must not be negative")
 	}
-	if w.Load < 0 || w.Load > 10 {
+	if !(w.Load >= 0 && w.Load <= 10) {
 		return bad("workload.load is %g: want a share of capacity such as 0.8", w.Load)
 	}
 	switch w.Kind {
@@ -528,20 +664,23 @@ func (w *Workload) validate() error {
 	switch w.Kind {
 	case "bag":
 	case "chain":
-		if w.Length < 1 {
-			return bad("workload.length is %d: a chain needs length >= 1", w.Length)
+		if w.Length < 1 || w.Length > maxJob {
+			return bad("workload.length is %d: a chain needs length 1 to %d", w.Length, maxJob)
 		}
 	case "tree":
-		if w.Fanin < 2 || w.Leaves < 2 {
-			return bad("workload: a tree reduction needs fanin >= 2 and leaves >= 2 (got %d, %d)", w.Fanin, w.Leaves)
+		if w.Fanin < 2 || w.Leaves < 2 || w.Leaves > maxJob {
+			return bad("workload: a tree reduction needs fanin >= 2 and leaves 2 to %d (got %d, %d)", maxJob, w.Fanin, w.Leaves)
 		}
 	case "mapreduce":
-		if w.Maps < 1 || w.Reduces < 1 {
-			return bad("workload: mapreduce needs maps >= 1 and reduces >= 1 (got %d, %d)", w.Maps, w.Reduces)
+		if w.Maps < 1 || w.Reduces < 1 || w.Maps > maxJob || w.Reduces > maxJob || int64(w.Maps)*int64(w.Reduces) > maxJob {
+			return bad("workload: mapreduce needs maps >= 1 and reduces >= 1, maps x reduces up to %d (got %d, %d)", maxJob, w.Maps, w.Reduces)
 		}
 	case "fib":
 		if w.FibN < 1 || w.FibN > 32 {
 			return bad("workload.fib_n is %d: want 1 to 32", w.FibN)
+		}
+		if w.Jobs < 0 || w.Jobs > maxJob {
+			return bad("workload.jobs is %d: want 1 to %d fib trees (0: 1)", w.Jobs, maxJob)
 		}
 	case "":
 		return bad("workload.kind is missing: want bag, mapreduce, tree, chain or fib")

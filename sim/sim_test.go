@@ -64,6 +64,37 @@ func TestValidate(t *testing.T) {
 		{"loss", func(s *Scenario) { s.Network.Loss = 1 }, "network.loss is 1"},
 		{"loss without rto", func(s *Scenario) { s.Network.Loss, s.Network.RTO = .01, 0 }, "network.rto"},
 		{"scope", func(s *Scenario) { s.BeaconScope = -1 }, "beacon_scope is -1"},
+		{"shards not a power of two", func(s *Scenario) { s.Shards = 3 }, "shards is 3"},
+		{"shards negative", func(s *Scenario) { s.Shards = -2 }, "shards is -2"},
+		{"shards huge", func(s *Scenario) { s.Shards = 1 << 21 }, "power of two up to"},
+		{"shards forced", func(s *Scenario) { s.Shards = 64 }, ""},
+		{"scope and shards", func(s *Scenario) { s.BeaconScope, s.Shards = 8, 4 }, "set one of them"},
+		{"scope and one shard", func(s *Scenario) { s.BeaconScope, s.Shards = 8, 1 }, ""},
+		{"probes", func(s *Scenario) { s.ProbeBatch = -1 }, "probe_batch is -1"},
+		{"probes off", func(s *Scenario) { s.ProbeBatch = 0 }, ""},
+		{"retries", func(s *Scenario) { s.MaxRetries = -2 }, "max_retries is -2"},
+		{"retries unlimited", func(s *Scenario) { s.MaxRetries = -1 }, ""},
+		{"load NaN", func(s *Scenario) { s.Workload.Load = math.NaN() }, "workload.load is NaN"},
+		{"bandwidth Inf", func(s *Scenario) { s.Network.BandwidthMbps = math.Inf(1) }, "bandwidth_mbps is +Inf"},
+		{"rate NaN", func(s *Scenario) { s.Submit.Rate = math.NaN() }, "submit.rate is NaN"},
+		{"churn rate Inf", func(s *Scenario) { s.Churn.JoinRate = math.Inf(1) }, "churn rates"},
+		{"churn start", func(s *Scenario) { s.Churn.Start = -1 }, "churn.start"},
+		{"too many joins", func(s *Scenario) {
+			s.Churn.Events = []ChurnEvent{{Action: "join", Count: 1_000_000}, {Action: "join", Count: 1_000_000}}
+		}, "want at most 2000000 in a run"},
+		{"partition at", func(s *Scenario) { s.Partitions = []Partition{{At: -1, Heal: 2, Fraction: .5}} }, "partitions[0].at"},
+		{"normal min", func(s *Scenario) {
+			s.Workload.Duration = Dist{Kind: "normal", Mean: Duration(time.Second), Min: -1}
+		}, "min >= 0"},
+		{"sigma", func(s *Scenario) { s.Workload.Duration = Dist{Kind: "lognormal", Mean: 1, Sigma: 40} }, "sigma in"},
+		{"regions", func(s *Scenario) {
+			s.Network.Latency.Kind = "matrix"
+			s.Network.Regions = make([]Region, 300)
+			s.Network.Matrix = make([][]float64, 300)
+		}, "at most 256"},
+		{"slots", func(s *Scenario) { s.Slots = 1 << 30 }, "slots is 1073741824"},
+		{"mapreduce size", func(s *Scenario) { s.Workload.Kind, s.Workload.Maps, s.Workload.Reduces = "mapreduce", 100_000, 1000 }, "maps x reduces"},
+		{"fib jobs", func(s *Scenario) { s.Workload.Kind, s.Workload.Jobs = "fib", -1 }, "workload.jobs"},
 		{"detection", func(s *Scenario) { s.DetectionDelay = 0 }, "detection_delay"},
 		{"workload kind", func(s *Scenario) { s.Workload.Kind = "dag" }, `workload.kind is "dag"`},
 		{"tasks", func(s *Scenario) { s.Workload.Tasks = 0 }, "workload.tasks is 0"},
@@ -128,8 +159,43 @@ func TestLoadScenario(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Duration(1500*time.Millisecond), sc.DetectionDelay)
 	assert.Equal(t, Size(64<<10), sc.Workload.OutputSize)
+	assert.Equal(t, 0, sc.Shards, "default: auto")
+	assert.Equal(t, 32, sc.ProbeBatch, "default: the node's")
+	assert.Equal(t, 3, sc.MaxRetries, "default: the node's")
 	_, err = LoadScenario(filepath.Join(dir, "missing.yaml"))
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestParseScenario: the node's defaults fill what a scenario leaves out,
+// and explicit zeros (no probes, no retries) stay zero, in both formats;
+// what is not one scenario is an error.
+func TestParseScenario(t *testing.T) {
+	for _, tc := range []struct {
+		format, text       string
+		shards, probe, ret int
+		want               string
+	}{
+		{"yaml", "peers: 5\n", 0, 32, 3, ""},
+		{"yaml", "shards: 4\nprobe_batch: 0\nmax_retries: 0\n", 4, 0, 0, ""},
+		{"yaml", "max_retries: -1\nprobe_batch: 8\n---\n", 0, 8, -1, ""},
+		{"json", `{"shards": 1, "probe_batch": 0, "max_retries": -1}`, 1, 0, -1, ""},
+		{"json", `{}`, 0, 32, 3, ""},
+		{"yaml", "", 0, 0, 0, "no YAML document"},
+		{"yaml", "peers: 3\n---\npeers: 4\n", 0, 0, 0, "more than one YAML document"},
+		{"json", `{"peers": 3} {}`, 0, 0, 0, "data after the JSON object"},
+		{"json", ``, 0, 0, 0, "no JSON object"},
+		{"toml", `peers = 3`, 0, 0, 0, `format "toml"`},
+		{"yaml", "shards: 6\n", 0, 0, 0, "shards is 6"},
+	} {
+		sc, err := ParseScenario([]byte(tc.text), tc.format)
+		if tc.want != "" {
+			require.ErrorIs(t, err, ErrScenario, "%s %q", tc.format, tc.text)
+			require.ErrorContains(t, err, tc.want)
+			continue
+		}
+		require.NoError(t, err, "%s %q", tc.format, tc.text)
+		assert.Equal(t, []int{tc.shards, tc.probe, tc.ret}, []int{sc.Shards, sc.ProbeBatch, sc.MaxRetries}, "%s %q", tc.format, tc.text)
+	}
 }
 
 // TestShippedScenarios loads every example scenario; the five the issue
@@ -400,6 +466,7 @@ func TestProbes(t *testing.T) {
 	sc.Workload.Tasks = 20000
 	sc.Workload.Load = 0.8
 	sc.BeaconScope = 8
+	sc.ProbeBatch = 0
 	slow := run(t, sc)
 	sc.ProbeBatch = 16
 	fast := run(t, sc)
@@ -486,8 +553,9 @@ func TestCancel(t *testing.T) {
 }
 
 // BenchmarkDES10kPeers1MTasks is the scale target: 10,000 peers (4 slots,
-// beacon scope 16), 1,000,000 exponential tasks at 80% load submitted by
-// every peer. It reports wall time and peak heap; run it with
+// the node's defaults: 256 load shards, probes), 1,000,000 exponential
+// tasks at 80% load submitted by every peer; it must stay under 60 s and
+// 4 GiB. It reports wall time and peak heap; run it with
 // `go test ./sim -run - -bench DES10k -benchtime 1x`.
 func BenchmarkDES10kPeers1MTasks(b *testing.B) {
 	if testing.Short() {
@@ -498,7 +566,6 @@ func BenchmarkDES10kPeers1MTasks(b *testing.B) {
 	sc.Workload.Tasks = 1_000_000
 	sc.Workload.Load = .8
 	sc.Submit.From = "all"
-	sc.BeaconScope = 16
 	for b.Loop() {
 		done := make(chan struct{})
 		peakc := make(chan uint64)

@@ -39,6 +39,7 @@ type taskRec struct {
 	epoch    uint16
 	pEpoch   uint16 // nested: the parent's run epoch it belongs to
 	runs     uint16
+	losses   uint16 // times its executor was lost (node: task.lost)
 	state    uint8
 	fibN     int8
 	top      bool // submitted by the user (not nested)
@@ -93,7 +94,7 @@ func (s *Sim) genWorkload() {
 		if rate > 0 && j > 0 {
 			t += -math.Log(1-r.Float64()) / rate * 1e9
 		}
-		at := s.t0 + int64(t)
+		at := satAdd(s.t0, ns(t))
 		owner := submitters[j%len(submitters)]
 		switch w.Kind {
 		case "bag":
