@@ -19,6 +19,7 @@ import (
 type simFlags struct {
 	mode, scenario, out, from, workload string
 	peers, tasks, scope                 int
+	shards, probes, retries             int
 	seed                                uint64
 	load                                float64
 	quiet, baseline                     bool
@@ -68,7 +69,10 @@ writes CSV time series and SVG plots there.`,
 	fl.Uint64Var(&f.seed, "seed", 0, "random seed (default: the scenario's, else 1)")
 	fl.StringVar(&f.scenario, "scenario", "", "scenario file (.yaml, .yml or .json)")
 	fl.StringVar(&f.out, "out", "", "directory for CSV time series and SVG plots")
-	fl.IntVar(&f.scope, "beacon-scope", 0, "peers that hear each beacon: 0 all (as the node does), N a neighbourhood of N")
+	fl.IntVar(&f.shards, "shards", 0, "load shards: 0 from the peer count (as the node does), 1 one topic (every peer hears every other), or a power of two")
+	fl.IntVar(&f.scope, "beacon-scope", 0, "instead of shards, a fixed random neighbourhood of N peers hears each beacon (0: shards)")
+	fl.IntVar(&f.probes, "probe-batch", 0, "probes in flight for work no peer heard has room for (default: the scenario's, else 32 as the node; 0 off)")
+	fl.IntVar(&f.retries, "max-retries", 0, "times a task whose executor is lost is placed again before it fails (default: the scenario's, else 3 as the node; -1 no limit)")
 	fl.StringVar(&f.workload, "workload", "", "workload kind: bag, mapreduce, tree, chain or fib")
 	fl.StringVar(&f.from, "submit-from", "", "who submits: one or all")
 	fl.Float64Var(&f.load, "load", 0, "bag arrival rate as a share of the swarm's capacity (0: all at once)")
@@ -105,6 +109,15 @@ func runSim(cmd *cobra.Command, opts *options, f simFlags) error {
 	}
 	if fl.Changed("beacon-scope") {
 		sc.BeaconScope = f.scope
+	}
+	if fl.Changed("shards") {
+		sc.Shards = f.shards
+	}
+	if fl.Changed("probe-batch") {
+		sc.ProbeBatch = f.probes
+	}
+	if fl.Changed("max-retries") {
+		sc.MaxRetries = f.retries
 	}
 	if fl.Changed("workload") {
 		sc.Workload.Kind = f.workload

@@ -22,6 +22,23 @@ func TestSim(t *testing.T) {
 	require.Equal(t, out, again, "the same seed gives the same output")
 }
 
+// TestSimShards: the node's shards by default, one topic or a forced count
+// by flag, as the summary says.
+func TestSimShards(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "(beacon scope 4 shards)"},
+		{[]string{"--shards", "1"}, "(beacon scope all)"},
+		{[]string{"--shards", "8"}, "(beacon scope 8 shards)"},
+	} {
+		out, errOut, code := dray(t, append([]string{"sim", "--peers", "200", "--tasks", "2000", "--probe-batch", "8", "--max-retries", "1"}, tc.args...)...)
+		require.Equal(t, 0, code, "stderr: %s", errOut)
+		require.Contains(t, out, tc.want)
+	}
+}
+
 func TestSimScenarioAndOut(t *testing.T) {
 	dir := t.TempDir()
 	sc := filepath.Join(dir, "s.yaml")
@@ -69,6 +86,8 @@ func TestSimErrors(t *testing.T) {
 		{[]string{"sim", "--scenario", unknown}, "field latency not found"},
 		{[]string{"sim", "--scenario", badKind}, `workload.kind is "dag"`},
 		{[]string{"sim", "--peers", "0"}, "dray: sim: bad scenario: peers is 0"},
+		{[]string{"sim", "--shards", "3"}, "dray: sim: bad scenario: shards is 3"},
+		{[]string{"sim", "--probe-batch", "-1"}, "probe_batch"},
 		{[]string{"sim", "extra"}, "dray: unknown command"},
 	} {
 		t.Run(strings.Join(tc.args[1:], " "), func(t *testing.T) {
