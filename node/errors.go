@@ -47,6 +47,11 @@ type TaskError struct {
 	// the goroutine's stack at the panic.
 	Panic any
 	Stack string
+	// FromFunc says the function itself failed: it returned the error or
+	// panicked (not a lost executor, a failed dependency or arguments it
+	// could not decode). Only such failures are retried, and only when
+	// asked (RetryErrors, CallOptions.RetryErrors).
+	FromFunc bool
 }
 
 func (e *TaskError) Error() string {

@@ -102,8 +102,12 @@ type task struct {
 	// maxRetries is how often the task is placed again when its executor
 	// is lost; lost counts those losses.
 	maxRetries, lost int
-	on               string  // pinned to this peer (placement hint)
-	ctx              taskCtx // the context the function runs with
+	// retryErrors: the function's own failures are retried too, counted
+	// by errRuns against maxRetries.
+	retryErrors bool
+	errRuns     int
+	on          string  // pinned to this peer (placement hint)
+	ctx         taskCtx // the context the function runs with
 	// Executor side (n.mu): cancel stops the running function; orphaned
 	// says its owner is gone (see OwnerDiedError).
 	cancel   context.CancelCauseFunc
@@ -333,6 +337,10 @@ type CallOptions struct {
 	// MaxRetries replaces the function's or the node's MaxRetries for this
 	// call when positive; negative means no retries; 0 keeps the default.
 	MaxRetries int
+	// RetryErrors runs the call again, up to its MaxRetries times, when
+	// the function itself fails (returns an error or panics); without it
+	// (or the function's RetryErrors option) such failures are final.
+	RetryErrors bool
 }
 
 // CallWith is Call with options.
@@ -393,6 +401,7 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 	if on != "" && on != n.id {
 		t.on = on
 	}
+	t.retryErrors = fn.RetryErrors || opts.RetryErrors
 	t.maxRetries = n.cfg.MaxRetries
 	if fn.MaxRetries >= 0 {
 		t.maxRetries = fn.MaxRetries
@@ -830,14 +839,14 @@ func (n *Node) run(t *task) (outs []output, results []any, err error) {
 func (n *Node) invoke(ctx context.Context, t *task, args [][]byte) (res []any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &TaskError{Func: t.fn.Name, Task: t.id, Cause: &PanicError{Value: p}, Panic: p, Stack: string(debug.Stack())}
+			err = &TaskError{Func: t.fn.Name, Task: t.id, Cause: &PanicError{Value: p}, Panic: p, Stack: string(debug.Stack()), FromFunc: true}
 		}
 	}()
 	res, err = t.fn.invoke(ctx, args)
 	if err != nil {
 		var te *TaskError
 		if !errors.As(err, &te) || te.Task != t.id {
-			err = &TaskError{Func: t.fn.Name, Task: t.id, Cause: err}
+			err = &TaskError{Func: t.fn.Name, Task: t.id, Cause: err, FromFunc: true}
 		}
 	}
 	return res, err
@@ -846,6 +855,9 @@ func (n *Node) invoke(ctx context.Context, t *task, args [][]byte) (res []any, e
 // finishLocked resolves t's outputs (ready with contents, or failed with
 // err), tells the scheduler, and drops the task.
 func (n *Node) finishLocked(t *task, outs []output, err error) {
+	if err != nil && n.retryLocked(t, err) {
+		return
+	}
 	var lin *lineage
 	if err == nil {
 		for i, id := range t.outputs {
@@ -1341,4 +1353,27 @@ func (n *Node) waitRoomLocked(ctx context.Context, fn string) error {
 		}
 	}
 	return nil
+}
+
+// retryLocked submits t again, its outputs still pending, when the
+// function itself failed (err) and t may retry such failures, and reports
+// whether it did. The scheduler has already seen t done.
+func (n *Node) retryLocked(t *task, err error) bool {
+	var te *TaskError
+	if !t.retryErrors || t.errRuns >= t.maxRetries || n.closed || !errors.As(err, &te) || !te.FromFunc {
+		return false
+	}
+	key := t.id.KeyString()
+	if n.tasks[key] != t {
+		return false
+	}
+	t.errRuns++
+	t.peer, t.sess = "", nil
+	n.log.Info("the function failed; running it again", "func", t.fn.Name, "task", t.id, "attempt", t.errRuns+1, "of", t.maxRetries+1, "err", te.Cause)
+	if serr := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Nested: t.nested, On: sched.PeerID(t.on)}); serr != nil {
+		n.log.Error("scheduler refused a retry", "task", t.id, "err", serr)
+		return false
+	}
+	n.actLocked()
+	return true
 }

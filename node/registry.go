@@ -58,6 +58,9 @@ type Function struct {
 	// MaxRetries, when not negative, replaces the node's MaxRetries for
 	// calls of this function (see Config.MaxRetries).
 	MaxRetries int
+	// RetryErrors: calls are run again, up to their MaxRetries, when the
+	// function itself fails (see RetryErrors).
+	RetryErrors bool
 
 	invoke invoker
 }
@@ -116,6 +119,12 @@ func Deterministic() FuncOption { return func(f *Function) { f.Deterministic = t
 // MaxRetries sets how many times a call of the function is placed again
 // when its executor is lost (see Config.MaxRetries).
 func MaxRetries(n int) FuncOption { return func(f *Function) { f.MaxRetries = max(n, 0) } }
+
+// RetryErrors makes the function's own failures (a returned error, a
+// panic) retried like lost executors, up to the call's MaxRetries, as
+// Ray's retry_exceptions. Use it for functions whose failures are
+// transient (a flaky service, a file not there yet).
+func RetryErrors() FuncOption { return func(f *Function) { f.RetryErrors = true } }
 
 // Doc attaches a one-line description.
 func Doc(s string) FuncOption { return func(f *Function) { f.Doc = s } }

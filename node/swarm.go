@@ -72,6 +72,8 @@ type completion struct {
 	Results []result `codec:"results"`
 	Error   string   `codec:"error"`
 	Stack   string   `codec:"stack"`
+	// FromFunc: the function itself failed (TaskError.FromFunc).
+	FromFunc bool `codec:"u,omitempty"`
 }
 
 // result is one result of a completed task: its encoded value (Data), or,
@@ -677,6 +679,7 @@ func (n *Node) report(t *task, outs []output, err error) {
 		if errors.As(err, &te) {
 			c.Error = te.Cause.Error()
 			c.Stack = te.Stack
+			c.FromFunc = te.FromFunc
 		}
 	} else {
 		for i, o := range outs {
@@ -774,7 +777,7 @@ func (n *Node) handleDone(from peer.ID, payload []byte) {
 		return &TaskError{Func: t.fn.Name, Task: t.id, Cause: &RemoteError{Peer: from.String(), Message: msg}}
 	}
 	if c.Error != "" {
-		terr = &TaskError{Func: t.fn.Name, Task: t.id, Cause: &RemoteError{Peer: from.String(), Message: c.Error}, Stack: c.Stack}
+		terr = &TaskError{Func: t.fn.Name, Task: t.id, Cause: &RemoteError{Peer: from.String(), Message: c.Error}, Stack: c.Stack, FromFunc: c.FromFunc}
 	} else if len(c.Results) != len(t.outputs) {
 		terr = remote(fmt.Sprintf("sent %d results, want %d", len(c.Results), len(t.outputs)))
 	} else {

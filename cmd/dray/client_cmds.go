@@ -20,6 +20,7 @@ func newMapCmd(opts *options) *cobra.Command {
 	var (
 		timeout time.Duration
 		on      string
+		retry   retryFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "map FUNC ARG...",
@@ -73,7 +74,8 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 						args[0], i+1, args[0], params, strings.TrimSuffix(strings.Repeat("1,", params), ","))
 				}
 			}
-			res, err := c.Map(ctx, api.MapRequest{Func: args[0], Args: calls, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on})
+			res, err := c.Map(ctx, api.MapRequest{Func: args[0], Args: calls, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on,
+				MaxRetries: retry.max, RetryErrors: retry.errors})
 			if err != nil {
 				return timedOut(t.remoteErr(err), timeout)
 			}
@@ -87,12 +89,16 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up waiting for the results after this long (0: no limit)")
 	cmd.Flags().StringVar(&on, "on", "", "run every call on the peer with this ID")
+	retry.add(cmd)
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }
 
 func newSubmitCmd(opts *options) *cobra.Command {
-	var on string
+	var (
+		on    string
+		retry retryFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "submit FUNC [ARG...]",
 		Short: "Submit a call and print the CIDs of its outputs without waiting",
@@ -116,7 +122,7 @@ line, without waiting for the task: fetch the values later with dray get.
 			if err != nil {
 				return err
 			}
-			res, err := t.client().Call(cmd.Context(), api.CallRequest{Func: args[0], Args: raw, On: on})
+			res, err := t.client().Call(cmd.Context(), api.CallRequest{Func: args[0], Args: raw, On: on, MaxRetries: retry.max, RetryErrors: retry.errors})
 			if err != nil {
 				return t.remoteErr(err)
 			}
@@ -127,6 +133,7 @@ line, without waiting for the task: fetch the values later with dray get.
 		},
 	}
 	cmd.Flags().StringVar(&on, "on", "", "run on the peer with this ID")
+	retry.add(cmd)
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }

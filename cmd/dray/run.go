@@ -20,6 +20,7 @@ func newRunCmd(opts *options) *cobra.Command {
 	var (
 		timeout time.Duration
 		on      string
+		retry   retryFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run FUNC [ARG...]",
@@ -50,12 +51,13 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 			}
 			res, err := t.client().Call(cmd.Context(), api.CallRequest{
 				Func: args[0], Args: raw, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on,
+				MaxRetries: retry.max, RetryErrors: retry.errors,
 			})
 			if errors.Is(err, api.ErrNoNode) && !t.explicit {
 				if on != "" {
 					return fmt.Errorf("--on %s needs a running node (start one with `dray node`)", on)
 				}
-				return timedOut(runLocal(cmd, opts, args, timeout), timeout)
+				return timedOut(runLocal(cmd, opts, args, timeout, retry.options()), timeout)
 			}
 			if err != nil {
 				return timedOut(t.remoteErr(err), timeout)
@@ -65,6 +67,7 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up waiting for the result after this long (0: no limit)")
 	cmd.Flags().StringVar(&on, "on", "", "run on the peer with this ID")
+	retry.add(cmd)
 	// Flags go before FUNC; everything after it is an argument, so
 	// negative numbers such as -1 are not read as flags.
 	cmd.Flags().SetInterspersed(false)
@@ -72,7 +75,7 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 }
 
 // runLocal runs the call on an in-process peer.
-func runLocal(cmd *cobra.Command, opts *options, args []string, timeout time.Duration) error {
+func runLocal(cmd *cobra.Command, opts *options, args []string, timeout time.Duration, co node.CallOptions) error {
 	ctx := cmd.Context()
 	reg, err := registry()
 	if err != nil {
@@ -94,7 +97,7 @@ func runLocal(cmd *cobra.Command, opts *options, args []string, timeout time.Dur
 	for i, a := range args[1:] {
 		raw[i] = json.RawMessage(a)
 	}
-	fn, refs, err := api.Call(ctx, n.Node, fn.Name, raw, node.CallOptions{})
+	fn, refs, err := api.Call(ctx, n.Node, fn.Name, raw, co)
 	if err != nil {
 		return err
 	}
@@ -113,4 +116,19 @@ func runLocal(cmd *cobra.Command, opts *options, args []string, timeout time.Dur
 	enc := json.NewEncoder(cmd.OutOrStdout())
 	enc.SetEscapeHTML(false)
 	return enc.Encode(out)
+}
+
+// retryFlags are the retry flags of run, map and submit.
+type retryFlags struct {
+	max    int
+	errors bool
+}
+
+func (r *retryFlags) add(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&r.max, "max-retries", 0, "times a task is run again when its peer is lost (or, with --retry-errors, it fails): 0 the function's or node's default (3), -1 none")
+	cmd.Flags().BoolVar(&r.errors, "retry-errors", false, "also run the task again when the function itself fails (returns an error or panics)")
+}
+
+func (r retryFlags) options() node.CallOptions {
+	return node.CallOptions{MaxRetries: r.max, RetryErrors: r.errors}
 }

@@ -302,7 +302,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	fn, refs, err := Call(ctx, s.n, req.Func, req.Args, node.CallOptions{On: req.On})
+	fn, refs, err := Call(ctx, s.n, req.Func, req.Args, node.CallOptions{On: req.On, MaxRetries: req.MaxRetries, RetryErrors: req.RetryErrors})
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -347,7 +347,7 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 	}
 	refs := make([][]node.ObjectRef, len(calls))
 	for i, args := range calls {
-		if refs[i], err = s.n.CallWith(ctx, node.CallOptions{On: req.On}, fn.Name, args...); err != nil {
+		if refs[i], err = s.n.CallWith(ctx, node.CallOptions{On: req.On, MaxRetries: req.MaxRetries, RetryErrors: req.RetryErrors}, fn.Name, args...); err != nil {
 			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
 			return
 		}

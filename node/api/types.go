@@ -74,6 +74,11 @@ type CallRequest struct {
 	// answered with the values (dray run does this): the objects are freed
 	// unless something else holds them.
 	Free bool `json:"free,omitempty"`
+	// MaxRetries replaces the function's or the node's retries (when
+	// positive; negative: none); RetryErrors retries the function's own
+	// failures too (see node.CallOptions).
+	MaxRetries  int  `json:"max_retries,omitempty"`
+	RetryErrors bool `json:"retry_errors,omitempty"`
 }
 
 // CallResult is the answer of a call: one ref per result of the function,
@@ -95,6 +100,11 @@ type MapRequest struct {
 	On      string              `json:"on,omitempty"` // peer ID to run on
 	// Free is CallRequest.Free for every call.
 	Free bool `json:"free,omitempty"`
+	// MaxRetries replaces the function's or the node's retries (when
+	// positive; negative: none); RetryErrors retries the function's own
+	// failures too (see node.CallOptions).
+	MaxRetries  int  `json:"max_retries,omitempty"`
+	RetryErrors bool `json:"retry_errors,omitempty"`
 }
 
 // MapResult is the answer of POST /v1/map: the calls in argument order.

@@ -1,0 +1,86 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestRetryErrors: a function that fails its first two runs. Its failures
+// are final unless the call or the function asks for retries; then it runs
+// up to MaxRetries more times, here and on another peer, and a failure
+// past them is the function's last error.
+func TestRetryErrors(t *testing.T) {
+	var runs atomic.Int64
+	flaky := func(_ context.Context, key string) (string, error) {
+		if n := runs.Add(1); n <= 2 {
+			return "", fmt.Errorf("%s: attempt %d failed", key, n)
+		}
+		return key + " ok", nil
+	}
+	reg := NewRegistry()
+	require.NoError(t, reg.Register("flaky", flaky))
+	require.NoError(t, reg.Register("flaky.retry", flaky, RetryErrors(), MaxRetries(2)))
+	require.NoError(t, reg.Register("boom", func(context.Context, int) (int, error) { panic("boom") }))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	ha := loopHost(t)
+	hb := loopHost(t, ha)
+	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
+	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
+	deadline := time.Now().Add(20 * time.Second)
+	for a.Stats().Sched.Peers < 1 {
+		require.True(t, time.Now().Before(deadline), "A never heard B")
+		time.Sleep(20 * time.Millisecond) // poll: beacons come every 250 ms
+	}
+
+	for _, tc := range []struct {
+		name     string
+		fn       string
+		opts     CallOptions
+		wantRuns int64
+		wantErr  string
+	}{
+		{"not asked", "flaky", CallOptions{}, 1, "attempt 1 failed"},
+		{"call asks", "flaky", CallOptions{RetryErrors: true, MaxRetries: 3}, 3, ""},
+		{"too few retries", "flaky", CallOptions{RetryErrors: true, MaxRetries: 1}, 2, "attempt 2 failed"},
+		{"function asks", "flaky.retry", CallOptions{}, 3, ""},
+		{"remote, call asks", "flaky", CallOptions{On: b.ID(), RetryErrors: true, MaxRetries: 3}, 3, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runs.Store(0)
+			r, err := a.CallWith(ctx, tc.opts, tc.fn, tc.name)
+			require.NoError(t, err)
+			got, err := As[string](r[0]).Get(ctx)
+			assert.Equal(t, tc.wantRuns, runs.Load(), "runs")
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				var te *TaskError
+				require.True(t, errors.As(err, &te))
+				assert.True(t, te.FromFunc)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.name+" ok", got)
+		})
+	}
+
+	t.Run("panics retried, and reported as the function's", func(t *testing.T) {
+		r, err := a.CallWith(ctx, CallOptions{RetryErrors: true, MaxRetries: 2}, "boom", 1)
+		require.NoError(t, err)
+		_, err = As[int](r[0]).Get(ctx)
+		var te *TaskError
+		require.True(t, errors.As(err, &te))
+		assert.True(t, te.FromFunc)
+		var pe *PanicError
+		assert.True(t, errors.As(err, &pe))
+	})
+}
