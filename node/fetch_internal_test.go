@@ -34,6 +34,16 @@ func loopHost(t *testing.T, boot ...*p2p.Host) *p2p.Host {
 	return h
 }
 
+// waitHeard waits until n has heard the load of at least k peers.
+func waitHeard(t *testing.T, n *Node, k int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for n.Stats().Sched.Peers < k {
+		require.True(t, time.Now().Before(deadline), "node %s heard %d of %d peers", n.ID(), n.Stats().Sched.Peers, k)
+		time.Sleep(20 * time.Millisecond) // poll: beacons come every 250 ms
+	}
+}
+
 func loopNode(t *testing.T, h *p2p.Host, opts ...func(*Config)) *Node {
 	t.Helper()
 	cfg := DefaultConfig()

@@ -35,11 +35,8 @@ func TestOwnerDiesTasksStop(t *testing.T) {
 	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	waitHeard(t, a, 1)
 	deadline := time.Now().Add(20 * time.Second)
-	for a.Stats().Sched.Peers < 1 {
-		require.True(t, time.Now().Before(deadline), "A never heard B")
-		time.Sleep(20 * time.Millisecond) // poll: beacons come every 250 ms
-	}
 	// A's slot is busy; two long tasks go to B, which runs one and queues one.
 	_, err := a.CallWith(ctx, CallOptions{On: a.ID()}, "hold", 20000)
 	require.NoError(t, err)

@@ -35,11 +35,7 @@ func TestRetryErrors(t *testing.T) {
 	hb := loopHost(t, ha)
 	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
 	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
-	deadline := time.Now().Add(20 * time.Second)
-	for a.Stats().Sched.Peers < 1 {
-		require.True(t, time.Now().Before(deadline), "A never heard B")
-		time.Sleep(20 * time.Millisecond) // poll: beacons come every 250 ms
-	}
+	waitHeard(t, a, 1)
 
 	for _, tc := range []struct {
 		name     string

@@ -40,11 +40,9 @@ func TestLateCompletionAfterSessionLoss(t *testing.T) {
 	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	waitHeard(t, a, 1)
+	waitHeard(t, b, 1)
 	deadline := time.Now().Add(20 * time.Second)
-	for a.Stats().Sched.Peers < 1 || b.Stats().Sched.Peers < 1 {
-		require.True(t, time.Now().Before(deadline), "the nodes never heard each other's beacons")
-		time.Sleep(20 * time.Millisecond) // poll: beacons come every 250 ms
-	}
 
 	// A's one slot is busy, so the task goes to B.
 	busy, err := a.CallWith(ctx, CallOptions{On: a.ID()}, "nap", 600)
@@ -108,11 +106,7 @@ func TestHandOffLimits(t *testing.T) {
 			b := loopNode(t, hb, func(c *Config) { c.Functions = reg; tc.limit(c) })
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			deadline := time.Now().Add(20 * time.Second)
-			for a.Stats().Sched.Peers < 1 {
-				require.True(t, time.Now().Before(deadline), "A never heard B's beacons")
-				time.Sleep(20 * time.Millisecond) // poll: beacons come every 250 ms
-			}
+			waitHeard(t, a, 1)
 			if tc.fill {
 				own, err := b.CallWith(ctx, CallOptions{On: b.ID()}, "nap", 1500)
 				require.NoError(t, err)

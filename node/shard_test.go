@@ -63,11 +63,7 @@ func TestSwarmShardsAndProbes(t *testing.T) {
 			assert.Equal(t, shards, a.Shards())
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			deadline := time.Now().Add(30 * time.Second)
-			for a.Stats().Sched.Peers < count["heard"] {
-				require.True(t, time.Now().Before(deadline), "the submitter heard %d of %d peers", a.Stats().Sched.Peers, count["heard"])
-				time.Sleep(20 * time.Millisecond) // poll: beacons come every 250 ms
-			}
+			waitHeard(t, a, count["heard"])
 			var refs []ObjectRef
 			for range tc.tasks * (count["heard"] + 1) {
 				r, err := a.Call(ctx, "nap", 200)
@@ -148,11 +144,7 @@ func TestLeaseExpires(t *testing.T) {
 	}()
 	defer func() { cancel(); <-beaconing }()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for a.Stats().Sched.Peers < 2 {
-		require.True(t, time.Now().Before(deadline), "A never heard both peers")
-		time.Sleep(20 * time.Millisecond) // poll: beacons come every 100-250 ms
-	}
+	waitHeard(t, a, 2)
 	start := time.Now()
 	var refs []ObjectRef
 	for range 8 {
