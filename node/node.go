@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,12 +103,17 @@ type task struct {
 	// maxRetries is how often the task is placed again when its executor
 	// is lost; lost counts those losses.
 	maxRetries, lost int
-	// retryErrors: the function's own failures are retried too, counted
-	// by errRuns against maxRetries.
+	// retryErrors: the function's own failures are retried too; errRuns
+	// counts them, in the same maxRetries budget as lost.
 	retryErrors bool
 	errRuns     int
-	on          string  // pinned to this peer (placement hint)
-	ctx         taskCtx // the context the function runs with
+	// argRuns counts arguments recovered for the task (see recoverArg).
+	argRuns int
+	// handed is when (unix ns) the task was handed to peer (owner side):
+	// its executor's lease runs from then at the earliest.
+	handed int64
+	on     string  // pinned to this peer (placement hint)
+	ctx    taskCtx // the context the function runs with
 	// Executor side (n.mu): cancel stops the running function; orphaned
 	// says its owner is gone (see OwnerDiedError).
 	cancel   context.CancelCauseFunc
@@ -773,10 +779,23 @@ func (n *Node) run(t *task) (outs []output, results []any, err error) {
 	if n.ctx.Err() != nil { // closing: queued tasks do not start
 		return nil, nil, fail(ErrClosed)
 	}
+	fctx := n.ctx
+	if t.owner != "" {
+		var cancel context.CancelCauseFunc
+		fctx, cancel = context.WithCancelCause(n.ctx)
+		defer cancel(nil)
+		n.mu.Lock()
+		orphaned := t.orphaned
+		t.cancel = cancel
+		n.mu.Unlock()
+		if orphaned {
+			return nil, nil, fail(&OwnerDiedError{Owner: t.owner.String()})
+		}
+	}
 	args := make([][]byte, len(t.args))
 	for i, a := range t.args {
 		if a.content.Defined() {
-			data, err := n.fetchArg(n.ctx, a)
+			data, err := n.fetchArg(fctx, a)
 			if err != nil {
 				if t.owner != "" && n.ctx.Err() == nil && !errors.Is(err, store.ErrFull) {
 					return nil, nil, &argLostError{arg: i, err: err}
@@ -795,19 +814,6 @@ func (n *Node) run(t *task) (outs []output, results []any, err error) {
 			return nil, nil, fail(&DependencyError{Arg: i, Ref: a.ref, Err: err})
 		}
 		args[i] = data
-	}
-	fctx := n.ctx
-	if t.owner != "" {
-		var cancel context.CancelCauseFunc
-		fctx, cancel = context.WithCancelCause(n.ctx)
-		defer cancel(nil)
-		n.mu.Lock()
-		orphaned := t.orphaned
-		t.cancel = cancel
-		n.mu.Unlock()
-		if orphaned {
-			return nil, nil, fail(&OwnerDiedError{Owner: t.owner.String()})
-		}
 	}
 	t.ctx = taskCtx{Context: fctx, n: n, t: t}
 	ctx := &t.ctx
@@ -845,8 +851,9 @@ func (n *Node) invoke(ctx context.Context, t *task, args [][]byte) (res []any, e
 	res, err = t.fn.invoke(ctx, args)
 	if err != nil {
 		var te *TaskError
+		var ae *ArgumentError
 		if !errors.As(err, &te) || te.Task != t.id {
-			err = &TaskError{Func: t.fn.Name, Task: t.id, Cause: err, FromFunc: true}
+			err = &TaskError{Func: t.fn.Name, Task: t.id, Cause: err, FromFunc: !errors.As(err, &ae)}
 		}
 	}
 	return res, err
@@ -963,14 +970,7 @@ func (n *Node) rebuildLocked(o *object) {
 		n.releaseAllLocked(links)
 	}
 	lin.live = 0
-	var deps []sched.ObjectID
-	for _, a := range t.args {
-		if a.ref.Defined() {
-			if d := n.objects[a.ref]; d != nil && d.state == pending {
-				deps = append(deps, sched.ObjectID(a.ref.KeyString()))
-			}
-		}
-	}
+	deps := n.pendingDepsLocked(t)
 	n.tasks[key] = t
 	n.netc.rebuilt.Add(1)
 	n.log.Warn("rebuilding a result whose holder is gone", "func", t.fn.Name, "task", t.id)
@@ -1349,6 +1349,9 @@ func (n *Node) waitRoomLocked(ctx context.Context, fn string) error {
 			n.mu.Lock()
 		case <-ctx.Done():
 			n.mu.Lock()
+			if i := slices.Index(n.roomWait, w); i >= 0 {
+				n.roomWait = slices.Delete(n.roomWait, i, i+1)
+			}
 			return fmt.Errorf("node: call %s: waited for room: %d tasks pending, the limit (Config.MaxPending); get or drop results, or raise it: %w", fn, len(n.tasks), ctx.Err())
 		}
 	}
@@ -1360,7 +1363,7 @@ func (n *Node) waitRoomLocked(ctx context.Context, fn string) error {
 // whether it did. The scheduler has already seen t done.
 func (n *Node) retryLocked(t *task, err error) bool {
 	var te *TaskError
-	if !t.retryErrors || t.errRuns >= t.maxRetries || n.closed || !errors.As(err, &te) || !te.FromFunc {
+	if !t.retryErrors || t.errRuns+t.lost >= t.maxRetries || n.closed || !errors.As(err, &te) || !te.FromFunc {
 		return false
 	}
 	key := t.id.KeyString()
@@ -1370,10 +1373,24 @@ func (n *Node) retryLocked(t *task, err error) bool {
 	t.errRuns++
 	t.peer, t.sess = "", nil
 	n.log.Info("the function failed; running it again", "func", t.fn.Name, "task", t.id, "attempt", t.errRuns+1, "of", t.maxRetries+1, "err", te.Cause)
-	if serr := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Nested: t.nested, On: sched.PeerID(t.on)}); serr != nil {
+	if serr := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Nested: t.nested, On: sched.PeerID(t.on), Deps: n.pendingDepsLocked(t)}); serr != nil {
 		n.log.Error("scheduler refused a retry", "task", t.id, "err", serr)
 		return false
 	}
 	n.actLocked()
 	return true
+}
+
+// pendingDepsLocked lists t's arguments that are refs not resolved yet
+// (being rebuilt, say): a task submitted again waits for them.
+func (n *Node) pendingDepsLocked(t *task) []sched.ObjectID {
+	var deps []sched.ObjectID
+	for _, a := range t.args {
+		if a.ref.Defined() {
+			if d := n.objects[a.ref]; d != nil && d.state == pending {
+				deps = append(deps, sched.ObjectID(a.ref.KeyString()))
+			}
+		}
+	}
+	return deps
 }

@@ -85,3 +85,29 @@ func TestOwnerDiesTasksStop(t *testing.T) {
 	}
 	t.Logf("B stopped its dead owner's tasks %v after the owner closed", stopped.Round(time.Millisecond))
 }
+
+// TestStaleOwnerEvent: a disconnect event read late, after the owner is
+// back and has handed a new task, must not stop that task: its owner is
+// connected and waits for it (before, the task ran, its outcome was
+// dropped, and the owner's Get hung).
+func TestStaleOwnerEvent(t *testing.T) {
+	reg := napRegistry(t)
+	ha := loopHost(t)
+	hb := loopHost(t, ha)
+	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
+	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
+	waitHeard(t, a, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := a.CallWith(ctx, CallOptions{On: b.ID()}, "nap", 300)
+	require.NoError(t, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Stats().Sched.Running == 0 {
+		require.True(t, time.Now().Before(deadline), "B never ran the task")
+		time.Sleep(5 * time.Millisecond) // poll: the hand-off is asynchronous
+	}
+	b.orphan(ha.ID()) // as peerLoop does with a PeerDisconnected read late
+	who, err := As[string](r[0]).Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, b.ID(), who)
+}

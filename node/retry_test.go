@@ -69,6 +69,21 @@ func TestRetryErrors(t *testing.T) {
 		})
 	}
 
+	t.Run("arguments it cannot decode are not the function's failure", func(t *testing.T) {
+		runs.Store(0)
+		s, err := a.Put(ctx, 42) // flaky takes a string
+		require.NoError(t, err)
+		r, err := a.CallWith(ctx, CallOptions{RetryErrors: true, MaxRetries: 3}, "flaky", s)
+		require.NoError(t, err)
+		_, err = As[string](r[0]).Get(ctx)
+		var te *TaskError
+		require.True(t, errors.As(err, &te))
+		assert.False(t, te.FromFunc)
+		var ae *ArgumentError
+		assert.True(t, errors.As(err, &ae))
+		assert.Zero(t, runs.Load(), "the function ran")
+	})
+
 	t.Run("panics retried, and reported as the function's", func(t *testing.T) {
 		r, err := a.CallWith(ctx, CallOptions{RetryErrors: true, MaxRetries: 2}, "boom", 1)
 		require.NoError(t, err)

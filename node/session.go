@@ -58,8 +58,8 @@ type session struct {
 	peer peer.ID
 	s    network.Stream
 	out  bool // opened by this node: n.sessions[peer] while it lives
-	// heard is when (unix ns) the peer last sent a frame, or this node
-	// last handed it a task: the start of the lease (see checkLeases).
+	// heard is when (unix ns) the peer last sent a frame (see
+	// checkLeases).
 	heard atomic.Int64
 	// handling is set while the reader handles a frame: the peer's frames
 	// wait for us then, so the lease does not run.
@@ -136,6 +136,13 @@ func (ss *session) flush() {
 	if err != nil {
 		ss.close(err)
 	}
+}
+
+// dead reports whether the session has ended (or is ending).
+func (ss *session) dead() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.err != nil
 }
 
 // drain waits until the frames queued so far are written (or the session

@@ -176,19 +176,40 @@ func (n *Node) shardLoop() {
 			want = next
 			continue
 		}
-		set, err := n.joinShards(next)
-		if err != nil {
-			n.log.Warn("cannot move to new shard topics", "shards", next, "err", err)
-			continue
-		}
-		n.log.Info("moved to new shard topics", "shards", next, "was", cur)
-		n.shmu.Lock()
-		if n.old != nil {
-			n.old.close()
-		}
-		n.old, n.oldEnd, n.shards = n.shards, time.Now().Add(shardGrace), set
-		n.shmu.Unlock()
+		n.moveShards(next)
 	}
+}
+
+// moveShards moves this node to next shards: back to the previous set if
+// that is still in its grace period, else to newly joined topics, the
+// current ones kept for shardGrace.
+func (n *Node) moveShards(next int) {
+	n.shmu.Lock()
+	cur := n.shards.count
+	if n.old != nil && n.old.count == next {
+		// Back to the count it left within the grace period: its
+		// topics are still joined (joining them again would hand
+		// back the same topics, which closing the old set closes).
+		n.old, n.shards, n.oldEnd = n.shards, n.old, time.Now().Add(shardGrace)
+		n.shmu.Unlock()
+		n.log.Info("moved back to shard topics", "shards", next, "was", cur)
+		return
+	}
+	stale := n.old
+	n.old = nil
+	n.shmu.Unlock()
+	if stale != nil {
+		stale.close()
+	}
+	set, err := n.joinShards(next)
+	if err != nil {
+		n.log.Warn("cannot move to new shard topics", "shards", next, "err", err)
+		return
+	}
+	n.log.Info("moved to new shard topics", "shards", next, "was", cur)
+	n.shmu.Lock()
+	n.old, n.oldEnd, n.shards = n.shards, time.Now().Add(shardGrace), set
+	n.shmu.Unlock()
 }
 
 // Shards reports how many shard topics the swarm's beacons are split
@@ -305,19 +326,24 @@ var errLeaseExpired = errors.New("lease expired: the peer answered nothing, not 
 func (n *Node) checkLeases() {
 	lease := n.cfg.leaseTimeout()
 	n.mu.Lock()
-	held := make(map[*session]bool)
+	oldest := make(map[*session]int64) // the oldest hand-off still out on each
 	for _, t := range n.tasks {
 		if t.sess != nil && t.peer != "" {
-			held[t.sess] = true
+			if at, ok := oldest[t.sess]; !ok || t.handed < at {
+				oldest[t.sess] = t.handed
+			}
 		}
 	}
 	n.mu.Unlock()
 	now := time.Now().UnixNano()
-	for ss := range held {
+	for ss, handed := range oldest {
 		if ss.handling.Load() {
 			continue // our reader is busy: the peer's frames wait for it
 		}
-		idle := time.Duration(now - ss.heard.Load())
+		// Silence counts from the last frame heard, but not from before
+		// the oldest task still out: hand-offs that follow do not restart
+		// it, so a peer that only swallows tasks still runs out.
+		idle := time.Duration(now - max(ss.heard.Load(), handed))
 		switch {
 		case idle > lease:
 			n.log.Warn("peer holding tasks went silent; placing its tasks again elsewhere", "peer", ss.peer,

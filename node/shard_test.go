@@ -173,3 +173,36 @@ func TestLeaseExpires(t *testing.T) {
 	}
 	assert.Equal(t, handed, submits.Load(), "a peer whose lease expired was handed more work")
 }
+
+// TestShardMoveBack moves a node to 2 shards and back within the grace
+// period, then to 4 and 8: the topics it is back on still work (its
+// beacons go out, it hears a peer that joins afterwards), and the sets it
+// left are closed. (Moving back used to join the same topics again and
+// close them with the old set.)
+func TestShardMoveBack(t *testing.T) {
+	reg := napRegistry(t)
+	ha := loopHost(t)
+	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
+	b := loopNode(t, loopHost(t, ha), func(c *Config) { c.Functions = reg })
+	waitHeard(t, a, 1)
+	require.Equal(t, 1, a.Shards())
+
+	a.moveShards(2)
+	a.moveShards(1)
+	assert.Equal(t, 1, a.Shards())
+	data, err := codec.Marshal(a.currentBeacon())
+	require.NoError(t, err)
+	assert.True(t, a.publish(loadKind, data), "publishing on the topics moved back to failed")
+	c := loopNode(t, loopHost(t, ha), func(c *Config) { c.Functions = reg })
+	waitHeard(t, a, 2) // c beacons on the single shard's topic only
+	waitHeard(t, c, 2)
+
+	a.moveShards(4)
+	a.moveShards(8) // closes the 1-shard set: out of the grace period's reach
+	a.shmu.Lock()
+	oldCount := a.old.count
+	a.shmu.Unlock()
+	assert.Equal(t, 4, oldCount)
+	assert.Equal(t, 8, a.Shards())
+	_ = b
+}

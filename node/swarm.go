@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
@@ -343,10 +344,10 @@ func (n *Node) forwardLocked(t *task, to sched.PeerID) {
 			n.smu.Lock()
 			ss := n.sessions[pid]
 			n.smu.Unlock()
-			t.peer, t.sess = pid, ss
-			if ss != nil {
-				ss.heard.Store(time.Now().UnixNano()) // the lease starts with the hand-off
+			if ss != nil && ss.dead() {
+				ss = nil // its tasks were taken back already: open a new one
 			}
+			t.peer, t.sess, t.handed = pid, ss, time.Now().UnixNano()
 			n.fwds = append(n.fwds, forward{t: t, peer: pid, args: args, sess: ss})
 			return
 		}
@@ -377,7 +378,7 @@ func (n *Node) takeBackLocked(t *task, p peer.ID, lost bool) {
 // reports whether it did.
 func (n *Node) giveUpLocked(t *task, p peer.ID) bool {
 	t.lost++
-	if t.lost <= t.maxRetries {
+	if t.lost+t.errRuns <= t.maxRetries {
 		n.log.Info("executor lost; placing the task again", "task", t.id, "peer", p, "attempt", t.lost+1)
 		return false
 	}
@@ -485,7 +486,14 @@ func (n *Node) dialForward(f forward) {
 		return // re-placed or finished meanwhile
 	}
 	f.t.sess = ss
+	dead := ss.dead()
 	n.mu.Unlock()
+	if dead {
+		// It died before the task was on it, so its end did not give
+		// the task back: do it here.
+		n.update(func() { n.takeBackLocked(f.t, f.peer, true) })
+		return
+	}
 	n.sendForward(ss, f)
 }
 
@@ -496,7 +504,6 @@ func (n *Node) sendForward(ss *session, f forward) {
 		ss.close(err) // gives the task back with the session's others
 		return
 	}
-	ss.heard.Store(time.Now().UnixNano()) // the lease starts with the hand-off
 	if ss.send(frameSubmit, msg) == nil { // a failed send kills ss, which gives the task back
 		n.netc.tasksOut.Add(1)
 	}
@@ -654,6 +661,15 @@ func (n *Node) report(t *task, outs []output, err error) {
 		for _, o := range outs {
 			_, _ = n.store.Release(o.content)
 		}
+		if n.net.Libp2p().Network().Connectedness(t.owner) == network.Connected {
+			// Back after all: a refusal makes sure it places the task
+			// again (a no-op if it already did).
+			if data, err := codec.Marshal(refusal{Task: t.id.Bytes(), Why: "stopped when its owner seemed gone"}); err == nil {
+				if ss, err := n.sessionTo(t.owner); err == nil {
+					_ = ss.send(frameRefuse, data)
+				}
+			}
+		}
 		return
 	}
 	var lost *argLostError
@@ -787,6 +803,7 @@ func (n *Node) handleDone(from peer.ID, payload []byte) {
 	if n.tasks[id.KeyString()] != t || t.peer != from { // re-placed meanwhile
 		n.mu.Unlock()
 		n.releaseOutputs(outs)
+		n.releaseLent(from, c, nil) // the executor pins what it lent us
 		return
 	}
 	_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(id.KeyString())})
@@ -1183,9 +1200,28 @@ func (n *Node) recoverArg(t *task, p peer.ID, i int) {
 	_, release, err := n.resolve(ctx, ref, nil, true)
 	if err == nil {
 		release()
-		// Counted as a loss, so an argument that keeps failing to reach
-		// executors ends in an error rather than a loop.
-		n.update(func() { n.takeBackLocked(t, p, true) })
+		n.update(func() {
+			if t.peer != p || n.tasks[t.id.KeyString()] != t {
+				return // placed elsewhere or finished meanwhile
+			}
+			if t.argRuns++; t.argRuns > max(t.maxRetries, 1) {
+				// An argument that keeps failing to reach executors ends
+				// in an error rather than a loop.
+				t.peer, t.sess = "", nil
+				_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())})
+				n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: &DependencyError{Arg: i, Ref: ref,
+					Err: fmt.Errorf("executors could not fetch it %d times although this node could", t.argRuns)}})
+				return
+			}
+			// Placed again as it was submitted (a task pinned to p goes
+			// back to p: a refusal would fail it).
+			t.peer, t.sess = "", nil
+			key := sched.TaskID(t.id.KeyString())
+			_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: key})
+			if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: key, Nested: t.nested, On: sched.PeerID(t.on), Deps: n.pendingDepsLocked(t)}); err != nil {
+				n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
+			}
+		})
 		return
 	}
 	n.log.Warn("argument of a handed task is lost", "task", t.id, "arg", i+1, "ref", ref, "err", err)
@@ -1205,6 +1241,9 @@ func (n *Node) recoverArg(t *task, p peer.ID, i int) {
 // node too, has already placed them again (see peerGone), so their
 // results would be stale.
 func (n *Node) orphan(owner peer.ID) {
+	if n.net.Libp2p().Network().Connectedness(owner) == network.Connected {
+		return // a stale event: the owner is back, and the tasks it handed since stand
+	}
 	n.mu.Lock()
 	var cancels []context.CancelCauseFunc
 	stopped := 0

@@ -3,6 +3,7 @@ package node_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"runtime"
 	"slices"
 	"testing"
@@ -235,33 +236,42 @@ func TestSwarmLeave(t *testing.T) {
 // made it, which dies; a task on a third peer takes that result as its
 // argument. The executor can fetch it from nobody and hands the task back
 // naming the argument; the owner rebuilds the argument from its lineage,
-// and the task then runs and returns the right value.
+// and the task then runs and returns the right value — on the same peer
+// when it was pinned there.
 func TestSwarmRebuildsLostArgument(t *testing.T) {
-	nodes := swarm(t, 3, 1)
-	ctx := ctxT(t)
-	a, b, c := nodes[0], nodes[1], nodes[2]
-	data, err := builtin.Bytes(1<<20, 9)
-	require.NoError(t, err)
-	sum := sha256.Sum256(data)
-	r, err := a.CallWith(ctx, node.CallOptions{On: b.ID()}, "bytes", 1<<20, uint64(9))
-	require.NoError(t, err)
-	waitAll(t, a, r)
-	require.NoError(t, b.Close())
-	require.NoError(t, hosts[b].Close())
-	waitFor(t, "A forgot B", func() bool { return a.Stats().Sched.Peers == 1 })
+	for _, pinned := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pinned=%t", pinned), func(t *testing.T) {
+			nodes := swarm(t, 3, 1)
+			ctx := ctxT(t)
+			a, b, c := nodes[0], nodes[1], nodes[2]
+			data, err := builtin.Bytes(1<<20, 9)
+			require.NoError(t, err)
+			sum := sha256.Sum256(data)
+			r, err := a.CallWith(ctx, node.CallOptions{On: b.ID()}, "bytes", 1<<20, uint64(9))
+			require.NoError(t, err)
+			waitAll(t, a, r)
+			require.NoError(t, b.Close())
+			require.NoError(t, hosts[b].Close())
+			waitFor(t, "A forgot B", func() bool { return a.Stats().Sched.Peers == 1 })
 
-	// A's only slot is busy, so the hash of the lost value goes to C.
-	busy, err := a.CallWith(ctx, node.CallOptions{On: a.ID()}, "sleep", 1500)
-	require.NoError(t, err)
-	h, err := a.Call(ctx, "sha256", r[0])
-	require.NoError(t, err)
-	got, err := node.As[string](h[0]).Get(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, hex.EncodeToString(sum[:]), got)
-	assert.EqualValues(t, 1, a.Stats().Net.Rebuilt, "the argument was not rebuilt")
-	assert.Positive(t, c.Stats().Net.TasksIn, "C never got the task: the test proves nothing")
-	_, err = busy[0].Get(ctx)
-	require.NoError(t, err)
+			// A's only slot is busy, so the hash of the lost value goes to C.
+			busy, err := a.CallWith(ctx, node.CallOptions{On: a.ID()}, "sleep", 1500)
+			require.NoError(t, err)
+			var opts node.CallOptions
+			if pinned {
+				opts.On = c.ID()
+			}
+			h, err := a.CallWith(ctx, opts, "sha256", r[0])
+			require.NoError(t, err)
+			got, err := node.As[string](h[0]).Get(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, hex.EncodeToString(sum[:]), got)
+			assert.EqualValues(t, 1, a.Stats().Net.Rebuilt, "the argument was not rebuilt")
+			assert.Positive(t, c.Stats().Net.TasksIn, "C never got the task: the test proves nothing")
+			_, err = busy[0].Get(ctx)
+			require.NoError(t, err)
+		})
+	}
 }
 
 // TestSwarmLeaveHandsBackQueued: a leaving peer finishes the task it runs
