@@ -59,8 +59,8 @@ type session struct {
 	s    network.Stream
 	out  bool // opened by this node: n.sessions[peer] while it lives
 	// heard is when (unix ns) the peer last sent a frame (see
-	// checkLeases).
-	heard atomic.Int64
+	// checkLeases); said when this node last queued one (see reapIdle).
+	heard, said atomic.Int64
 	// handling is set while the reader handles a frame: the peer's frames
 	// wait for us then, so the lease does not run.
 	handling atomic.Bool
@@ -102,6 +102,7 @@ func (ss *session) send(typ uint8, payload []byte) error {
 	}
 	ss.buf = appendFrame(ss.buf, typ, payload)
 	ss.n.netc.sent(len(payload))
+	ss.said.Store(time.Now().UnixNano())
 	if !ss.flushing {
 		ss.flushing = true
 		ss.flushed = make(chan struct{})
@@ -200,7 +201,7 @@ func (ss *session) close(cause error) {
 		}
 		delete(n.live, ss)
 		n.smu.Unlock()
-		if !errors.Is(cause, errSessionClosed) {
+		if !errors.Is(cause, errSessionClosed) && !errors.Is(cause, errSessionIdle) {
 			n.log.Debug("session ended", "peer", ss.peer, "err", cause)
 		}
 		n.lost(ss)

@@ -231,7 +231,7 @@ func (n *Node) probeTargetsLocked() []peer.ID {
 	if n.probes == 0 || n.net == nil {
 		return nil
 	}
-	want := n.probes
+	want := min(n.probes, max(n.cfg.ProbeBatch, 1)) // asks made between updates add up
 	n.probes = 0
 	self := n.net.ID()
 	seen := make(map[peer.ID]bool)
@@ -296,6 +296,34 @@ func (n *Node) handleLoad(ss *session, payload []byte) {
 		Load: sched.Load{Slots: b.Slots, Free: b.Free, Queue: b.Queue, Funcs: b.Funcs}})
 }
 
+// sessionIdle is how long a session this node opened may carry nothing
+// either way, with no task on it, before it is closed: sessions opened to
+// probe or claim from peers outside the node's shards would otherwise
+// pile up in a large swarm. (A variable for tests.)
+var sessionIdle = 2 * time.Minute
+
+// errSessionIdle ends an idle session (see sessionIdle).
+var errSessionIdle = errors.New("session idle")
+
+// reapIdle closes the sessions this node opened that have been idle for
+// sessionIdle and carry none of its tasks (busy).
+func (n *Node) reapIdle(now int64, busy map[*session]int64) {
+	var idle []*session
+	n.smu.Lock()
+	for _, ss := range n.sessions {
+		if _, ok := busy[ss]; ok {
+			continue
+		}
+		if time.Duration(now-max(ss.heard.Load(), ss.said.Load())) > sessionIdle {
+			idle = append(idle, ss)
+		}
+	}
+	n.smu.Unlock()
+	for _, ss := range idle {
+		ss.close(errSessionIdle)
+	}
+}
+
 // silenceFor is how long a peer whose lease expired is not given work: it
 // still beacons room, but it did not answer.
 const silenceFor = time.Minute
@@ -336,6 +364,7 @@ func (n *Node) checkLeases() {
 	}
 	n.mu.Unlock()
 	now := time.Now().UnixNano()
+	n.reapIdle(now, oldest)
 	for ss, handed := range oldest {
 		if ss.handling.Load() {
 			continue // our reader is busy: the peer's frames wait for it

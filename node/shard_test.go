@@ -206,3 +206,47 @@ func TestShardMoveBack(t *testing.T) {
 	assert.Equal(t, 8, a.Shards())
 	_ = b
 }
+
+// TestIdleSessionsReaped: a session this node opened is closed once it
+// has carried nothing for sessionIdle, unless a task of ours is on it; the
+// next hand-off opens a new one.
+func TestIdleSessionsReaped(t *testing.T) {
+	defer func(d time.Duration) { sessionIdle = d }(sessionIdle)
+	sessionIdle = 300 * time.Millisecond
+	reg := napRegistry(t)
+	ha := loopHost(t)
+	hb := loopHost(t, ha)
+	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
+	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
+	waitHeard(t, a, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	session := func() *session {
+		a.smu.Lock()
+		defer a.smu.Unlock()
+		return a.sessions[hb.ID()]
+	}
+	// A task twice as long as the idle bound, then a short one: the
+	// session lives through the first (it carries a task), then goes.
+	r, err := a.CallWith(ctx, CallOptions{On: b.ID()}, "nap", 1500)
+	require.NoError(t, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for session() == nil {
+		require.True(t, time.Now().Before(deadline), "no session to B")
+		time.Sleep(5 * time.Millisecond) // poll: the hand-off is asynchronous
+	}
+	first := session()
+	_, err = As[string](r[0]).Get(ctx)
+	require.NoError(t, err)
+	assert.False(t, first.dead(), "a session carrying a task was reaped")
+	for session() != nil {
+		require.True(t, time.Now().Before(deadline), "the idle session was never closed")
+		time.Sleep(20 * time.Millisecond) // poll: reaping runs every tick
+	}
+	assert.True(t, first.dead())
+	r, err = a.CallWith(ctx, CallOptions{On: b.ID()}, "nap", 10)
+	require.NoError(t, err)
+	who, err := As[string](r[0]).Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, b.ID(), who)
+}
