@@ -498,6 +498,11 @@ func (s *Scheduler) fill() {
 			s.probe()
 			return
 		}
+		if q := s.peers[p]; q != nil && q.est <= q.load.Slots-q.load.Queue {
+			// Only queue room left on the peer chosen: the task waits in
+			// that queue, so look for idle peers for what follows.
+			s.probeSpread()
+		}
 		s.queue.pop()
 		s.forward(t, p)
 	}
@@ -512,6 +517,22 @@ func (s *Scheduler) probe() {
 	}
 	s.probing += n
 	s.actions = append(s.actions, Action{Kind: Probe, Count: n})
+}
+
+// spreadProbes is how many probes a task placed in a peer's queue (no
+// free slot known anywhere) asks for, within ProbeBatch. Without them a
+// submitter that hears only its shards fills the queues of the peers it
+// knows before it looks further, since its own queue stays empty: 1,000
+// peers, one submitter at 80% load, shards of 64: latency stretch 1.89 ->
+// 1.12, scheduling delay p50 82 ms -> 0.3 ms (docs/scale.md).
+const spreadProbes = 2
+
+// probeSpread asks for spreadProbes more probes, within ProbeBatch.
+func (s *Scheduler) probeSpread() {
+	if n := min(s.cfg.ProbeBatch-s.probing, spreadProbes); n > 0 {
+		s.probing += n
+		s.actions = append(s.actions, Action{Kind: Probe, Count: n})
+	}
 }
 
 // next pops the first task of q still queued (claimed or failed tasks
