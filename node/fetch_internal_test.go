@@ -34,6 +34,26 @@ func loopHost(t *testing.T, boot ...*p2p.Host) *p2p.Host {
 	return h
 }
 
+// pair starts two nodes with reg on loopback hosts, b bootstrapped to a,
+// each with its options, and waits until a hears b.
+func pair(t *testing.T, reg *Registry, aOpt, bOpt func(*Config)) (a *Node, ha *p2p.Host, b *Node, hb *p2p.Host) {
+	t.Helper()
+	ha = loopHost(t)
+	hb = loopHost(t, ha)
+	opt := func(extra func(*Config)) func(*Config) {
+		return func(c *Config) {
+			c.Functions = reg
+			if extra != nil {
+				extra(c)
+			}
+		}
+	}
+	a = loopNode(t, ha, opt(aOpt))
+	b = loopNode(t, hb, opt(bOpt))
+	waitHeard(t, a, 1)
+	return a, ha, b, hb
+}
+
 // waitHeard waits until n has heard the load of at least k peers.
 func waitHeard(t *testing.T, n *Node, k int) {
 	t.Helper()

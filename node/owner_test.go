@@ -29,13 +29,9 @@ func TestOwnerDiesTasksStop(t *testing.T) {
 		}
 		return FromContext(ctx).ID(), nil
 	}))
-	ha := loopHost(t)
-	hb := loopHost(t, ha)
-	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
-	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
+	a, ha, b, _ := pair(t, reg, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	waitHeard(t, a, 1)
 	deadline := time.Now().Add(20 * time.Second)
 	// A's slot is busy; two long tasks go to B, which runs one and queues one.
 	_, err := a.CallWith(ctx, CallOptions{On: a.ID()}, "hold", 20000)
@@ -92,11 +88,7 @@ func TestOwnerDiesTasksStop(t *testing.T) {
 // dropped, and the owner's Get hung).
 func TestStaleOwnerEvent(t *testing.T) {
 	reg := napRegistry(t)
-	ha := loopHost(t)
-	hb := loopHost(t, ha)
-	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
-	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
-	waitHeard(t, a, 1)
+	a, ha, b, _ := pair(t, reg, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	r, err := a.CallWith(ctx, CallOptions{On: b.ID()}, "nap", 300)

@@ -31,11 +31,7 @@ func TestRetryErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	ha := loopHost(t)
-	hb := loopHost(t, ha)
-	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
-	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
-	waitHeard(t, a, 1)
+	a, _, b, _ := pair(t, reg, nil, nil)
 
 	for _, tc := range []struct {
 		name     string

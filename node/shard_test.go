@@ -214,11 +214,7 @@ func TestIdleSessionsReaped(t *testing.T) {
 	defer func(d time.Duration) { sessionIdle = d }(sessionIdle)
 	sessionIdle = 300 * time.Millisecond
 	reg := napRegistry(t)
-	ha := loopHost(t)
-	hb := loopHost(t, ha)
-	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
-	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
-	waitHeard(t, a, 1)
+	a, _, b, hb := pair(t, reg, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	session := func() *session {
