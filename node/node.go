@@ -112,8 +112,7 @@ type task struct {
 	// handed is when (unix ns) the task was handed to peer (owner side):
 	// its executor's lease runs from then at the earliest.
 	handed int64
-	on     string  // pinned to this peer (placement hint)
-	ctx    taskCtx // the context the function runs with
+	on     string // pinned to this peer (placement hint)
 	// Executor side (n.mu): cancel stops the running function; orphaned
 	// says its owner is gone (see OwnerDiedError).
 	cancel   context.CancelCauseFunc
@@ -815,8 +814,9 @@ func (n *Node) run(t *task) (outs []output, results []any, err error) {
 		}
 		args[i] = data
 	}
-	t.ctx = taskCtx{Context: fctx, n: n, t: t}
-	ctx := &t.ctx
+	// A context per run: goroutines a failed run left behind keep theirs
+	// when the task is run again (RetryErrors).
+	ctx := &taskCtx{Context: fctx, n: n, t: t}
 	results, err = n.invoke(ctx, t, args)
 	if err != nil {
 		return nil, nil, err
