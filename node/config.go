@@ -63,8 +63,8 @@ type Config struct {
 	// ProbeBatch bounds the probes in flight (sched.Config.ProbeBatch):
 	// while work waits and no peer this node hears has room, it asks
 	// random peers it does not hear (from its DHT routing table and
-	// connections) for their load on a session. DefaultConfig: 32;
-	// 0 turns probing off.
+	// connections) for their load on a session. DefaultConfig: 32, and
+	// at least 2 per shard (sched.ProbeBatchFor); 0 turns probing off.
 	ProbeBatch int
 	// LeaseTimeout bounds how long a peer holding tasks this node handed
 	// it may stay silent: the node pings it after a third of it and,

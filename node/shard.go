@@ -192,6 +192,7 @@ func (n *Node) moveShards(next int) {
 		// back the same topics, which closing the old set closes).
 		n.old, n.shards, n.oldEnd = n.shards, n.old, time.Now().Add(shardGrace)
 		n.shmu.Unlock()
+		n.setProbeBatch(next)
 		n.log.Info("moved back to shard topics", "shards", next, "was", cur)
 		return
 	}
@@ -210,6 +211,16 @@ func (n *Node) moveShards(next int) {
 	n.shmu.Lock()
 	n.old, n.oldEnd, n.shards = n.shards, time.Now().Add(shardGrace), set
 	n.shmu.Unlock()
+	n.setProbeBatch(next)
+}
+
+// setProbeBatch sizes the scheduler's probe batch for count shards
+// (sched.ProbeBatchFor): the more shards, the more peers a lone submitter
+// must find beyond those it hears.
+func (n *Node) setProbeBatch(count int) {
+	n.mu.Lock()
+	n.sched.SetProbeBatch(sched.ProbeBatchFor(count, n.cfg.ProbeBatch))
+	n.mu.Unlock()
 }
 
 // Shards reports how many shard topics the swarm's beacons are split

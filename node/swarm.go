@@ -150,6 +150,7 @@ func (n *Node) startSwarm() error {
 		return err
 	}
 	n.shards = set
+	n.setProbeBatch(shards)
 	n.sessions = make(map[peer.ID]*session)
 	n.dialing = make(map[peer.ID]*dial)
 	n.live = make(map[*session]struct{})

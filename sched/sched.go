@@ -667,6 +667,13 @@ func (q *fifo) pop() (TaskID, bool) {
 	return id, true
 }
 
+// SetProbeBatch changes Config.ProbeBatch (n >= 0), as a node does when
+// the number of shards it is on changes (see ProbeBatchFor). Probes in
+// flight stay counted.
+func (s *Scheduler) SetProbeBatch(n int) {
+	s.cfg.ProbeBatch = max(n, 0)
+}
+
 // Knows reports whether the scheduler has heard p's load (a beacon or a
 // probe reply) and not forgotten it since: a peer worth probing is one it
 // does not know.

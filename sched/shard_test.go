@@ -48,3 +48,12 @@ func TestShardOf(t *testing.T) {
 		})
 	}
 }
+
+func TestProbeBatchFor(t *testing.T) {
+	tests := []struct{ shards, base, want int }{
+		{1, 32, 32}, {16, 32, 32}, {32, 32, 64}, {256, 32, 512}, {256, 0, 0}, {4, 100, 100},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, ProbeBatchFor(tt.shards, tt.base), "ProbeBatchFor(%d, %d)", tt.shards, tt.base)
+	}
+}

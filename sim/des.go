@@ -210,6 +210,9 @@ func New(sc Scenario, opts Options) (*Sim, error) {
 			OfferAfter: 2,
 			ProbeBatch: sc.ProbeBatch,
 		}
+		if k := sc.shardCount(); k > 0 {
+			cfg.ProbeBatch = sched.ProbeBatchFor(k, sc.ProbeBatch) // as the node
+		}
 		sch, err := sched.New(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("sim: peer %d: %w", i, err)
