@@ -54,6 +54,18 @@ func pair(t *testing.T, reg *Registry, aOpt, bOpt func(*Config)) (a *Node, ha *p
 	return a, ha, b, hb
 }
 
+// naps calls nap(ms) count times on n and returns the refs.
+func naps(t *testing.T, ctx context.Context, n *Node, count, ms int) []ObjectRef {
+	t.Helper()
+	refs := make([]ObjectRef, 0, count)
+	for range count {
+		r, err := n.Call(ctx, "nap", ms)
+		require.NoError(t, err)
+		refs = append(refs, r...)
+	}
+	return refs
+}
+
 // waitHeard waits until n has heard the load of at least k peers.
 func waitHeard(t *testing.T, n *Node, k int) {
 	t.Helper()

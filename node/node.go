@@ -1373,12 +1373,19 @@ func (n *Node) retryLocked(t *task, err error) bool {
 	t.errRuns++
 	t.peer, t.sess = "", nil
 	n.log.Info("the function failed; running it again", "func", t.fn.Name, "task", t.id, "attempt", t.errRuns+1, "of", t.maxRetries+1, "err", te.Cause)
-	if serr := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Nested: t.nested, On: sched.PeerID(t.on), Deps: n.pendingDepsLocked(t)}); serr != nil {
+	if serr := n.resubmitLocked(t); serr != nil {
 		n.log.Error("scheduler refused a retry", "task", t.id, "err", serr)
 		return false
 	}
 	n.actLocked()
 	return true
+}
+
+// resubmitLocked submits t, which the scheduler saw done, again as it was
+// first submitted (nested, pinned), waiting for arguments being rebuilt.
+func (n *Node) resubmitLocked(t *task) error {
+	return n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(t.id.KeyString()),
+		Nested: t.nested, On: sched.PeerID(t.on), Deps: n.pendingDepsLocked(t)})
 }
 
 // pendingDepsLocked lists t's arguments that are refs not resolved yet

@@ -116,12 +116,7 @@ func TestHandOffLimits(t *testing.T) {
 			}
 			busy, err := a.CallWith(ctx, CallOptions{On: a.ID()}, "nap", 300)
 			require.NoError(t, err)
-			var refs []ObjectRef
-			for range 4 {
-				r, err := a.Call(ctx, "nap", 50)
-				require.NoError(t, err)
-				refs = append(refs, r...)
-			}
+			refs := naps(t, ctx, a, 4, 50)
 			for _, r := range refs {
 				who, err := As[string](r).Get(ctx)
 				require.NoError(t, err)

@@ -64,12 +64,7 @@ func TestSwarmShardsAndProbes(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			waitHeard(t, a, count["heard"])
-			var refs []ObjectRef
-			for range tc.tasks * (count["heard"] + 1) {
-				r, err := a.Call(ctx, "nap", 200)
-				require.NoError(t, err)
-				refs = append(refs, r...)
-			}
+			refs := naps(t, ctx, a, tc.tasks*(count["heard"]+1), 200)
 			ran := map[string]int{}
 			for _, r := range refs {
 				who, err := As[string](r).Get(ctx)
@@ -146,12 +141,7 @@ func TestLeaseExpires(t *testing.T) {
 
 	waitHeard(t, a, 2)
 	start := time.Now()
-	var refs []ObjectRef
-	for range 8 {
-		r, err := a.Call(ctx, "nap", 20)
-		require.NoError(t, err)
-		refs = append(refs, r...)
-	}
+	refs := naps(t, ctx, a, 8, 20)
 	for i, r := range refs {
 		who, err := As[string](r).Get(ctx)
 		require.NoError(t, err, "task %d", i)
@@ -165,10 +155,8 @@ func TestLeaseExpires(t *testing.T) {
 	assert.Less(t, took, lease+tickEvery+5*time.Second)
 	assert.GreaterOrEqual(t, took, lease, "tasks the silent peer held came back before the lease expired")
 	// Silenced: more work goes elsewhere, though it still beacons room.
-	for range 8 {
-		r, err := a.Call(ctx, "nap", 20)
-		require.NoError(t, err)
-		_, err = As[string](r[0]).Get(ctx)
+	for _, r := range naps(t, ctx, a, 8, 20) {
+		_, err := As[string](r).Get(ctx)
 		require.NoError(t, err)
 	}
 	assert.Equal(t, handed, submits.Load(), "a peer whose lease expired was handed more work")
@@ -183,7 +171,7 @@ func TestShardMoveBack(t *testing.T) {
 	reg := napRegistry(t)
 	ha := loopHost(t)
 	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
-	b := loopNode(t, loopHost(t, ha), func(c *Config) { c.Functions = reg })
+	loopNode(t, loopHost(t, ha), func(c *Config) { c.Functions = reg }) // a peer to hear
 	waitHeard(t, a, 1)
 	require.Equal(t, 1, a.Shards())
 
@@ -204,7 +192,6 @@ func TestShardMoveBack(t *testing.T) {
 	a.shmu.Unlock()
 	assert.Equal(t, 4, oldCount)
 	assert.Equal(t, 8, a.Shards())
-	_ = b
 }
 
 // TestIdleSessionsReaped: a session this node opened is closed once it

@@ -383,10 +383,35 @@ func (n *Node) giveUpLocked(t *task, p peer.ID) bool {
 		n.log.Info("executor lost; placing the task again", "task", t.id, "peer", p, "attempt", t.lost+1)
 		return false
 	}
-	_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())})
-	n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id,
-		Cause: &ExecutorLostError{Peer: p.String(), Runs: t.lost, MaxRetries: t.maxRetries}})
+	n.failHandedLocked(t, &ExecutorLostError{Peer: p.String(), Runs: t.lost, MaxRetries: t.maxRetries})
 	return true
+}
+
+// failHandedLocked fails t, a task this node owns and handed over (or
+// was about to place again), with cause: the scheduler sees it done.
+func (n *Node) failHandedLocked(t *task, cause error) {
+	t.peer, t.sess = "", nil
+	_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())})
+	n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: cause})
+}
+
+// giveBack hands t, a task its owner handed this node, back with a
+// refusal saying why (arg: the 1-based argument it could not fetch, or
+// 0), on the session it came on or, if that one died, a new one.
+func (n *Node) giveBack(t *task, why string, arg int) error {
+	data, err := codec.Marshal(refusal{Task: t.id.Bytes(), Why: why, Arg: arg})
+	if err != nil {
+		return err
+	}
+	t.acked.Store(true)
+	if ss := t.sess; ss != nil && ss.send(frameRefuse, data) == nil {
+		return nil
+	}
+	ss, err := n.sessionTo(t.owner)
+	if err == nil {
+		err = ss.send(frameRefuse, data)
+	}
+	return err
 }
 
 // takeBack is takeBackLocked followed by the actions it leads to.
@@ -665,11 +690,7 @@ func (n *Node) report(t *task, outs []output, err error) {
 		if n.net.Libp2p().Network().Connectedness(t.owner) == network.Connected {
 			// Back after all: a refusal makes sure it places the task
 			// again (a no-op if it already did).
-			if data, err := codec.Marshal(refusal{Task: t.id.Bytes(), Why: "stopped when its owner seemed gone"}); err == nil {
-				if ss, err := n.sessionTo(t.owner); err == nil {
-					_ = ss.send(frameRefuse, data)
-				}
-			}
+			_ = n.giveBack(t, "stopped when its owner seemed gone", 0)
 		}
 		return
 	}
@@ -677,15 +698,7 @@ func (n *Node) report(t *task, outs []output, err error) {
 	if errors.As(err, &lost) {
 		// Not the function's failure: the owner recovers the argument.
 		n.log.Info("an argument of a handed task is unavailable; handing the task back", "task", t.id, "owner", t.owner, "arg", lost.arg+1, "err", lost.err)
-		data, merr := codec.Marshal(refusal{Task: t.id.Bytes(), Why: lost.Error(), Arg: lost.arg + 1})
-		if merr == nil {
-			t.acked.Store(true)
-			if ss := t.sess; ss == nil || ss.send(frameRefuse, data) != nil {
-				if ss, serr := n.sessionTo(t.owner); serr == nil {
-					_ = ss.send(frameRefuse, data)
-				}
-			}
-		}
+		_ = n.giveBack(t, lost.Error(), lost.arg+1)
 		return
 	}
 	c := completion{Task: t.id.Bytes()}
@@ -1109,33 +1122,18 @@ func (n *Node) Leave(ctx context.Context) error {
 // and the task here ends as soon as its turn comes, without running. A
 // leaving node thus finishes only what it is running.
 func (n *Node) handBack() {
-	type back struct {
-		t  *task
-		ss *session
-	}
-	var backs []back
+	var backs []*task
 	n.mu.Lock()
 	for _, t := range n.tasks {
 		if t.owner != "" && t.cancel == nil && !t.orphaned {
 			t.orphaned = true
-			backs = append(backs, back{t, t.sess})
+			backs = append(backs, t)
 		}
 	}
 	n.mu.Unlock()
-	for _, b := range backs {
-		data, err := codec.Marshal(refusal{Task: b.t.id.Bytes(), Why: "peer is leaving the swarm; handed back before it ran"})
-		if err != nil {
-			continue
-		}
-		b.t.acked.Store(true)
-		ss := b.ss
-		if ss == nil || ss.send(frameRefuse, data) != nil {
-			if ss, err = n.sessionTo(b.t.owner); err == nil {
-				err = ss.send(frameRefuse, data)
-			}
-		}
-		if err != nil {
-			n.log.Warn("leaving: cannot hand a queued task back to its owner", "task", b.t.id, "owner", b.t.owner, "err", err)
+	for _, t := range backs {
+		if err := n.giveBack(t, "peer is leaving the swarm; handed back before it ran", 0); err != nil {
+			n.log.Warn("leaving: cannot hand a queued task back to its owner", "task", t.id, "owner", t.owner, "err", err)
 		}
 	}
 	if len(backs) > 0 {
@@ -1208,18 +1206,15 @@ func (n *Node) recoverArg(t *task, p peer.ID, i int) {
 			if t.argRuns++; t.argRuns > max(t.maxRetries, 1) {
 				// An argument that keeps failing to reach executors ends
 				// in an error rather than a loop.
-				t.peer, t.sess = "", nil
-				_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())})
-				n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: &DependencyError{Arg: i, Ref: ref,
-					Err: fmt.Errorf("executors could not fetch it %d times although this node could", t.argRuns)}})
+				n.failHandedLocked(t, &DependencyError{Arg: i, Ref: ref,
+					Err: fmt.Errorf("executors could not fetch it %d times although this node could", t.argRuns)})
 				return
 			}
 			// Placed again as it was submitted (a task pinned to p goes
 			// back to p: a refusal would fail it).
 			t.peer, t.sess = "", nil
-			key := sched.TaskID(t.id.KeyString())
-			_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: key})
-			if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: key, Nested: t.nested, On: sched.PeerID(t.on), Deps: n.pendingDepsLocked(t)}); err != nil {
+			_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())})
+			if err := n.resubmitLocked(t); err != nil {
 				n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
 			}
 		})
@@ -1230,9 +1225,7 @@ func (n *Node) recoverArg(t *task, p peer.ID, i int) {
 		if t.peer != p || n.tasks[t.id.KeyString()] != t {
 			return // placed elsewhere or finished meanwhile
 		}
-		t.peer, t.sess = "", nil
-		_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())})
-		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: &DependencyError{Arg: i, Ref: ref, Err: err}})
+		n.failHandedLocked(t, &DependencyError{Arg: i, Ref: ref, Err: err})
 	})
 }
 
