@@ -514,10 +514,7 @@ func (n *Node) localize(ctx context.Context, id cid.Cid) error {
 			// Nobody holds it any more: make it again from its lineage.
 			n.log.Warn("lent result lost with its holder", "ref", id, "peer", holder, "err", err)
 			n.rebuildLocked(o)
-			runs, fwds := n.takeRuns(), n.takeForwards()
-			n.mu.Unlock()
-			n.start(runs)
-			n.sendForwards(fwds)
+			n.unlockAndAct()
 			return errRebuilding
 		}
 		n.mu.Unlock()

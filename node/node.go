@@ -96,21 +96,19 @@ type task struct {
 	blocked int         // Gets in progress that gave the slot back
 	nested  bool        // submitted by a task running on this node
 	spec    []byte      // the encoded spec (its CID is id), sent on hand-off
-	peer    peer.ID     // owner side: the peer the task was handed to
 	owner   peer.ID     // executor side: the peer that handed it to us
 	sess    *session    // the session it was handed over on (either side)
 	acked   atomic.Bool // executor side: acknowledged (or completed)
-	// maxRetries is how often the task is placed again when its executor
-	// is lost; lost counts those losses.
-	maxRetries, lost int
-	// retryErrors: the function's own failures are retried too; errRuns
-	// counts them, in the same maxRetries budget as lost.
+	// maxRetries is the task's retry budget, which the scheduler spends
+	// on lost executors and, with retryErrors, the function's own
+	// failures (where the task runs is the scheduler's record alone:
+	// sched.Scheduler.HandedTo).
+	maxRetries  int
 	retryErrors bool
-	errRuns     int
 	// argRuns counts arguments recovered for the task (see recoverArg).
 	argRuns int
-	// handed is when (unix ns) the task was handed to peer (owner side):
-	// its executor's lease runs from then at the earliest.
+	// handed is when (unix ns) the task was handed over (owner side): its
+	// executor's lease runs from then at the earliest.
 	handed int64
 	on     string // pinned to this peer (placement hint)
 	// Executor side (n.mu): cancel stops the running function; orphaned
@@ -130,18 +128,16 @@ type Node struct {
 	salt  [8]byte
 	seq   atomic.Uint64
 
-	ctx     context.Context // cancelled by Close; parent of task contexts
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup // running tasks and hand-offs
-	loops   sync.WaitGroup // swarm loops
-	net     *p2p.Host      // nil: a single peer
-	funcs   uint64         // hash of the function table, beaconed
-	amu     sync.Mutex     // guards anns
-	anns    []annItem      // objects to announce in the DHT, oldest first
-	netc    netCounters    // swarm traffic
-	offerq  chan []byte    // offers to gossip
-	claimed atomic.Int64   // offers claimed this tick
-	leaving atomic.Bool    // Leave was called: refuse hand-offs
+	ctx    context.Context // cancelled by Close; parent of task contexts
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // running tasks and hand-offs
+	loops  sync.WaitGroup // swarm loops
+	net    *p2p.Host      // nil: a single peer
+	funcs  uint64         // hash of the function table, beaconed
+	amu    sync.Mutex     // guards anns
+	anns   []annItem      // objects to announce in the DHT, oldest first
+	netc   netCounters    // swarm traffic
+	offerq chan []byte    // offers to gossip
 
 	lmu      sync.Mutex                // guards limits
 	limits   map[peer.ID]*rate.Limiter // hand-offs a second, by peer
@@ -170,6 +166,7 @@ type Node struct {
 	tasks   map[string]*task // by task CID KeyString
 	runs    []*task          // tasks to start once mu is released
 	fwds    []forward        // tasks to hand to peers once mu is released
+	later   []func()         // frames to send once mu is released
 	loans   map[cid.Cid]loan // results kept for their owners, by output ref
 	work    chan *task       // idle workers receive here
 	memo    *lru.Cache[cid.Cid, cid.Cid]
@@ -188,20 +185,24 @@ func New(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	schedCfg := sched.Config{Slots: cfg.Slots}
+	// The swarm peer's configuration, from its one source (the simulator
+	// runs the same); placement draws from a seed of this node's own, so
+	// nodes do not all choose alike.
+	var self sched.PeerID
 	var funcs uint64
 	if cfg.Network != nil {
 		funcs = funcsHash(reg)
-		schedCfg.Self = sched.PeerID(cfg.Network.ID().String())
-		schedCfg.Funcs = funcs
-		schedCfg.BeaconTTL = 5  // ticks of a second
-		schedCfg.NestedWait = 1 // a nested task waits up to a tick for a local slot
-		schedCfg.OfferAfter = 2 // ticks a task waits before it is offered
-		schedCfg.ProbeBatch = cfg.ProbeBatch
+		self = sched.PeerID(cfg.Network.ID().String())
 		if cfg.ID == "" {
 			cfg.ID = cfg.Network.ID().String()
 		}
 	}
+	schedCfg := sched.SwarmConfig(cfg.Slots, self)
+	schedCfg.Funcs, schedCfg.ProbeBatch, schedCfg.MaxRetries = funcs, cfg.ProbeBatch, cfg.MaxRetries
+	schedCfg.MaxQueue, schedCfg.Check = cfg.maxQueue(), checkSched
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	schedCfg.Seed = binary.LittleEndian.Uint64(seed[:])
 	s, err := sched.New(schedCfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -434,13 +435,10 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 		}
 	}
 	refs, err := n.submitLocked(t)
-	runs, fwds := n.takeRuns(), n.takeForwards()
-	n.mu.Unlock()
-	n.sendForwards(fwds)
+	n.unlockAndAct()
 	// The caller's refs must stay reachable until submitLocked has taken
 	// the task's holds on them, or their cleanups could release them first.
 	runtime.KeepAlive(args)
-	n.start(runs)
 	return refs, err
 }
 
@@ -558,7 +556,8 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: failedDep})
 		return refs, nil
 	}
-	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps, Nested: t.nested, On: sched.PeerID(t.on), Inputs: inputs}); err != nil {
+	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps, Nested: t.nested,
+		On: sched.PeerID(t.on), Inputs: inputs, MaxRetries: retriesEvent(t.maxRetries), RetryErrors: t.retryErrors}); err != nil {
 		// Equal task IDs only arise for deterministic calls, which join
 		// the running task above; anything else is a bug worth surfacing.
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
@@ -631,8 +630,9 @@ func (n *Node) memoLocked(t *task) ([]ObjectRef, bool) {
 	return n.outputRefsLocked(t), true
 }
 
-// actLocked performs the scheduler's actions: runs are queued for start
-// after the lock is released; failures are applied now (and may cascade).
+// actLocked performs the scheduler's actions: runs, hand-offs and frames
+// are queued for once n.mu is released (unlockAndAct); failures are
+// applied now (and may cascade).
 func (n *Node) actLocked() {
 	var buf [8]sched.Action
 	for n.sched.HasActions() {
@@ -644,12 +644,15 @@ func (n *Node) actLocked() {
 			}
 			t := n.tasks[string(a.Task)]
 			if t == nil {
-				n.log.Error("scheduler named an unknown task", "task", fmt.Sprintf("%x", a.Task))
+				if a.Kind == sched.ClaimOffer {
+					n.claimLocked(a)
+					continue
+				}
+				n.log.Error("scheduler named an unknown task", "action", a.Kind, "task", fmt.Sprintf("%x", a.Task))
 				continue
 			}
 			switch a.Kind {
 			case sched.Run:
-				t.peer = ""
 				n.wg.Add(1)
 				n.runs = append(n.runs, t)
 			case sched.Forward:
@@ -657,26 +660,61 @@ func (n *Node) actLocked() {
 			case sched.Offer:
 				n.offerLocked(t)
 			case sched.Fail:
-				if a.Object == "" { // pinned to a peer that refused it or is gone
-					n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id,
-						Cause: fmt.Errorf("cannot run on peer %s: it refused the task or cannot be reached", t.on)})
-					continue
-				}
-				dep, _ := cid.Cast([]byte(a.Object))
-				arg := 0
-				for i, x := range t.args {
-					if x.ref == dep {
-						arg = i
-						break
-					}
-				}
-				var cause error = &DependencyError{Arg: arg, Ref: dep}
-				if o := n.objects[dep]; o != nil {
-					cause = &DependencyError{Arg: arg, Ref: dep, Err: o.err}
-				}
-				n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: cause})
+				n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: n.failCauseLocked(t, a)})
+			case sched.Retry:
+				t.sess = nil
+				n.log.Info("the function failed; running it again", "func", t.fn.Name, "task", t.id, "attempt", a.Count, "of", t.maxRetries+1)
+			case sched.Refuse:
+				n.refuseLocked(t, a.Reason)
+			case sched.Cancel:
+				n.cancelLocked(t)
 			}
 		}
+	}
+}
+
+// failCauseLocked says why the scheduler failed t (a Fail action).
+func (n *Node) failCauseLocked(t *task, a sched.Action) error {
+	switch a.Reason {
+	case sched.FailLost:
+		return &ExecutorLostError{Peer: string(a.Peer), Runs: a.Count, MaxRetries: t.maxRetries}
+	case sched.FailPinned:
+		return fmt.Errorf("cannot run on peer %s: it refused the task or cannot be reached", t.on)
+	}
+	dep, _ := cid.Cast([]byte(a.Object))
+	arg := 0
+	for i, x := range t.args {
+		if x.ref == dep {
+			arg = i
+			break
+		}
+	}
+	if o := n.objects[dep]; o != nil {
+		return &DependencyError{Arg: arg, Ref: dep, Err: o.err}
+	}
+	return &DependencyError{Arg: arg, Ref: dep}
+}
+
+// retriesEvent is a task's retry budget as sched.Event.MaxRetries says it.
+func retriesEvent(r int) int {
+	if r <= 0 {
+		return -1
+	}
+	return r
+}
+
+// unlockAndAct releases n.mu, then starts the runs, sends the hand-offs,
+// probes and frames the scheduler's actions called for.
+func (n *Node) unlockAndAct() {
+	runs, fwds, later := n.takeRuns(), n.takeForwards(), n.later
+	n.later = nil
+	probes := n.probeTargetsLocked()
+	n.mu.Unlock()
+	n.start(runs)
+	n.sendForwards(fwds)
+	n.sendProbes(probes)
+	for _, f := range later {
+		f()
 	}
 }
 
@@ -724,31 +762,33 @@ func (n *Node) worker(t *task) {
 func (n *Node) execute(t *task) {
 	defer n.wg.Done()
 	outs, results, err := n.run(t)
+	key := t.id.KeyString()
 	n.mu.Lock()
-	if serr := n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())}); serr != nil {
-		n.log.Error("scheduler refused done", "task", t.id, "err", serr)
-	}
-	if t.owner != "" {
+	// The function's own failure may run the task again (the scheduler
+	// keeps it, with a Retry action); a task handed to us is the owner's
+	// to retry.
+	n.stepLocked(sched.Event{Kind: sched.Done, Task: sched.TaskID(key), Retryable: t.owner == "" && fromFunc(err)})
+	switch {
+	case t.owner != "":
 		// Handed to us by its owner, which keeps the outputs' records.
-		if key := t.id.KeyString(); n.tasks[key] == t {
+		if n.tasks[key] == t {
 			n.forgetTaskLocked(key)
 		}
 		n.actLocked()
-	} else {
+	case n.sched.Tracks(sched.TaskID(key)):
+		n.actLocked() // runs again: its outputs stay pending
+	default:
 		n.finishLocked(t, outs, err)
 	}
-	runs, fwds := n.takeRuns(), n.takeForwards()
-	n.mu.Unlock()
+	n.unlockAndAct()
 	if t.owner != "" {
 		n.report(t, outs, err)
 	} else if err == nil {
 		n.announceOutputs(t, outs)
 	}
-	n.sendForwards(fwds)
 	// Refs inside the results stay reachable until finishLocked has held
 	// them for the output objects.
 	runtime.KeepAlive(results)
-	n.start(runs)
 }
 
 // announceOutputs provides a finished task's refs and contents in the DHT.
@@ -862,9 +902,6 @@ func (n *Node) invoke(ctx context.Context, t *task, args [][]byte) (res []any, e
 // finishLocked resolves t's outputs (ready with contents, or failed with
 // err), tells the scheduler, and drops the task.
 func (n *Node) finishLocked(t *task, outs []output, err error) {
-	if err != nil && n.retryLocked(t, err) {
-		return
-	}
 	var lin *lineage
 	if err == nil {
 		for i, id := range t.outputs {
@@ -908,7 +945,7 @@ func (n *Node) finishLocked(t *task, outs []output, err error) {
 			ev.Kind = sched.ObjectFailed
 		}
 		n.wake(o)
-		_ = n.sched.Step(ev)
+		n.stepLocked(ev)
 		n.maybeDropLocked(id, o)
 	}
 	if key := t.id.KeyString(); n.tasks[key] == t {
@@ -951,7 +988,8 @@ func (n *Node) rebuildLocked(o *object) {
 	if n.tasks[key] != nil {
 		return // running again already
 	}
-	t := &task{id: old.id, fn: old.fn, args: old.args, outputs: old.outputs, spec: old.spec, held: old.held, maxRetries: old.maxRetries}
+	t := &task{id: old.id, fn: old.fn, args: old.args, outputs: old.outputs, spec: old.spec, held: old.held,
+		maxRetries: old.maxRetries, retryErrors: old.retryErrors}
 	old.held = nil
 	for i, id := range t.outputs {
 		p := n.objects[id]
@@ -974,7 +1012,8 @@ func (n *Node) rebuildLocked(o *object) {
 	n.tasks[key] = t
 	n.netc.rebuilt.Add(1)
 	n.log.Warn("rebuilding a result whose holder is gone", "func", t.fn.Name, "task", t.id)
-	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps}); err != nil {
+	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps,
+		MaxRetries: retriesEvent(t.maxRetries), RetryErrors: t.retryErrors}); err != nil {
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
 		return
 	}
@@ -1219,9 +1258,7 @@ func (n *Node) resolveOnce(ctx context.Context, id cid.Cid, opts []GetOption, ho
 		w := make(chan struct{}, 1)
 		obj.waiters = append(obj.waiters, w)
 		tc := n.blockLocked(ctx)
-		runs := n.takeRuns()
-		n.mu.Unlock()
-		n.start(runs)
+		n.unlockAndAct()
 
 		var werr error
 		select {
@@ -1282,9 +1319,7 @@ func (n *Node) blockLocked(ctx context.Context) *task {
 	t := tc.t
 	t.blocked++
 	if t.blocked == 1 {
-		if err := n.sched.Step(sched.Event{Kind: sched.Blocked, Task: sched.TaskID(t.id.KeyString())}); err != nil {
-			n.log.Error("scheduler refused blocked", "task", t.id, "err", err)
-		}
+		n.stepLocked(sched.Event{Kind: sched.Blocked, Task: sched.TaskID(t.id.KeyString())})
 		n.actLocked()
 	}
 	return t
@@ -1296,9 +1331,7 @@ func (n *Node) unblockLocked(t *task) {
 	}
 	t.blocked--
 	if t.blocked == 0 && n.tasks[t.id.KeyString()] == t {
-		if err := n.sched.Step(sched.Event{Kind: sched.Unblocked, Task: sched.TaskID(t.id.KeyString())}); err != nil {
-			n.log.Error("scheduler refused unblocked", "task", t.id, "err", err)
-		}
+		n.stepLocked(sched.Event{Kind: sched.Unblocked, Task: sched.TaskID(t.id.KeyString())})
 	}
 }
 
@@ -1358,34 +1391,34 @@ func (n *Node) waitRoomLocked(ctx context.Context, fn string) error {
 	return nil
 }
 
-// retryLocked submits t again, its outputs still pending, when the
-// function itself failed (err) and t may retry such failures, and reports
-// whether it did. The scheduler has already seen t done.
-func (n *Node) retryLocked(t *task, err error) bool {
+// fromFunc reports whether err is the function's own failure (an error
+// it returned, a panic), which a task that retries errors runs again for.
+func fromFunc(err error) bool {
 	var te *TaskError
-	if !t.retryErrors || t.errRuns+t.lost >= t.maxRetries || n.closed || !errors.As(err, &te) || !te.FromFunc {
-		return false
-	}
-	key := t.id.KeyString()
-	if n.tasks[key] != t {
-		return false
-	}
-	t.errRuns++
-	t.peer, t.sess = "", nil
-	n.log.Info("the function failed; running it again", "func", t.fn.Name, "task", t.id, "attempt", t.errRuns+1, "of", t.maxRetries+1, "err", te.Cause)
-	if serr := n.resubmitLocked(t); serr != nil {
-		n.log.Error("scheduler refused a retry", "task", t.id, "err", serr)
-		return false
-	}
-	n.actLocked()
-	return true
+	return errors.As(err, &te) && te.FromFunc
 }
+
+// stepLocked applies one event the node's state says fits the
+// scheduler's. An error is a bug: logged, and a panic in tests.
+func (n *Node) stepLocked(ev sched.Event) {
+	if err := n.sched.Step(ev); err != nil {
+		if checkSched {
+			panic(fmt.Errorf("node: %w", err))
+		}
+		n.log.Error("scheduler refused an event (a bug)", "event", ev.Kind, "err", err)
+	}
+}
+
+// checkSched makes every node check the scheduler's invariants after each
+// event and panic on an event it refuses: the package's tests set it.
+var checkSched = false
 
 // resubmitLocked submits t, which the scheduler saw done, again as it was
 // first submitted (nested, pinned), waiting for arguments being rebuilt.
 func (n *Node) resubmitLocked(t *task) error {
 	return n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(t.id.KeyString()),
-		Nested: t.nested, On: sched.PeerID(t.on), Deps: n.pendingDepsLocked(t)})
+		Nested: t.nested, On: sched.PeerID(t.on), Deps: n.pendingDepsLocked(t),
+		MaxRetries: retriesEvent(t.maxRetries), RetryErrors: t.retryErrors})
 }
 
 // pendingDepsLocked lists t's arguments that are refs not resolved yet

@@ -98,7 +98,7 @@ func TestStaleOwnerEvent(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "B never ran the task")
 		time.Sleep(5 * time.Millisecond) // poll: the hand-off is asynchronous
 	}
-	b.orphan(ha.ID()) // as peerLoop does with a PeerDisconnected read late
+	b.peerGone(ha.ID()) // as peerLoop does with a PeerDisconnected read late
 	who, err := As[string](r[0]).Get(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, b.ID(), who)

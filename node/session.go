@@ -309,7 +309,14 @@ func (n *Node) closeSessions() {
 // session finds the task re-placed and is ignored.)
 func (n *Node) lost(ss *session) {
 	n.update(func() {
-		for _, t := range n.handedLocked(func(t *task) bool { return t.sess == ss && t.peer == ss.peer }) {
+		// Collected first: taking them back changes n.tasks.
+		var ts []*task
+		for _, t := range n.tasks {
+			if t.sess == ss {
+				ts = append(ts, t)
+			}
+		}
+		for _, t := range ts {
 			n.takeBackLocked(t, ss.peer, true)
 		}
 	})

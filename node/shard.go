@@ -367,7 +367,7 @@ func (n *Node) checkLeases() {
 	n.mu.Lock()
 	oldest := make(map[*session]int64) // the oldest hand-off still out on each
 	for _, t := range n.tasks {
-		if t.sess != nil && t.peer != "" {
+		if t.sess != nil && t.owner == "" && n.sched.HandedTo(sched.TaskID(t.id.KeyString())) != "" {
 			if at, ok := oldest[t.sess]; !ok || t.handed < at {
 				oldest[t.sess] = t.handed
 			}

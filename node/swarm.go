@@ -32,13 +32,14 @@ const (
 	// completion. A larger argument is fetched by the executor from its
 	// holder; a larger result stays on the executor, which lends it to
 	// the owner until the owner releases it, and is fetched on Get.
-	inlineMax = 64 << 10
+	inlineMax = sched.InlineMax
 
-	beaconEvery = 250 * time.Millisecond // at most this often, on change
-	beaconIdle  = 2 * time.Second        // at least this often
-	tickEvery   = time.Second            // one scheduler tick
-	streamWait  = 10 * time.Second       // bound on opening a stream or one write
-	ackDelay    = 5 * time.Millisecond   // a hand-off is acknowledged by then
+	// The swarm's timings, from their one source (the simulator's too).
+	beaconEvery = sched.BeaconEvery
+	tickEvery   = sched.TickEvery
+	ackDelay    = sched.AckDelay
+
+	streamWait = 10 * time.Second // bound on opening a stream or one write
 )
 
 // beacon is what a peer gossips about its load.
@@ -186,6 +187,7 @@ func (n *Node) beaconLoop() {
 	defer t.Stop()
 	var last beacon
 	var lastSent time.Time
+	sent := false
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -193,7 +195,7 @@ func (n *Node) beaconLoop() {
 		case <-t.C:
 		}
 		b := n.currentBeacon()
-		if b.sameLoad(last) && time.Since(lastSent) < beaconIdle {
+		if !sched.BeaconDue(last.load(), b.load(), sent, time.Since(lastSent)) {
 			continue
 		}
 		data, err := codec.Marshal(b)
@@ -202,30 +204,25 @@ func (n *Node) beaconLoop() {
 			continue
 		}
 		if n.publish(loadKind, data) {
-			last, lastSent = b, time.Now()
+			last, lastSent, sent = b, time.Now(), true
 		}
 	}
 }
 
-// currentBeacon is this peer's load as it beacons it and answers probes.
+// currentBeacon is this peer's load as it beacons it and answers probes
+// (the scheduler's: no room while leaving).
 func (n *Node) currentBeacon() beacon {
 	n.mu.Lock()
-	st := n.sched.Stats()
+	l := n.sched.Load()
 	n.mu.Unlock()
 	ss := n.store.Stats()
-	b := beacon{Slots: st.Slots, Free: max(st.Slots-st.Running, 0), Queue: st.Queued, Funcs: n.funcs,
-		Held: ss.MemBytes + ss.DiskBytes}
-	if n.leaving.Load() {
-		b.Slots, b.Free = 0, 0 // no room: peers stop choosing us
-	}
-	return b
+	return beacon{Slots: l.Slots, Free: l.Free, Queue: l.Queue, Funcs: l.Funcs, Held: ss.MemBytes + ss.DiskBytes}
 }
 
-// sameLoad reports whether b says what last said about the load (the bytes
-// held change with every object and alone do not warrant a beacon).
-func (b beacon) sameLoad(last beacon) bool {
-	b.Held = last.Held
-	return b == last
+// load is what b says about the load (the bytes held change with every
+// object and alone do not warrant a beacon).
+func (b beacon) load() sched.Load {
+	return sched.Load{Slots: b.Slots, Free: b.Free, Queue: b.Queue, Funcs: b.Funcs}
 }
 
 // hearLoop turns beacons heard into scheduler events.
@@ -260,7 +257,6 @@ func (n *Node) tickLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
-			n.claimed.Store(0)
 			n.step(sched.Event{Kind: sched.Tick})
 			n.checkLeases()
 		}
@@ -283,7 +279,6 @@ func (n *Node) peerLoop() {
 			if ev.Kind == p2p.PeerDisconnected {
 				n.peerGone(ev.Peer)
 				n.endLoans(ev.Peer)
-				n.orphan(ev.Peer)
 			}
 		}
 	}
@@ -312,12 +307,7 @@ func (n *Node) update(f func()) {
 	}
 	f()
 	n.actLocked()
-	runs, fwds := n.takeRuns(), n.takeForwards()
-	probes := n.probeTargetsLocked()
-	n.mu.Unlock()
-	n.start(runs)
-	n.sendForwards(fwds)
-	n.sendProbes(probes)
+	n.unlockAndAct()
 }
 
 // forward is a task to hand to a peer once n.mu is released.
@@ -348,50 +338,46 @@ func (n *Node) forwardLocked(t *task, to sched.PeerID) {
 			if ss != nil && ss.dead() {
 				ss = nil // its tasks were taken back already: open a new one
 			}
-			t.peer, t.sess, t.handed = pid, ss, time.Now().UnixNano()
+			t.sess, t.handed = ss, time.Now().UnixNano()
 			n.fwds = append(n.fwds, forward{t: t, peer: pid, args: args, sess: ss})
 			return
 		}
 	}
 	// Cannot hand it over: the scheduler takes it back.
 	n.log.Warn("cannot forward task", "task", t.id, "peer", to, "err", err)
-	t.peer, t.sess = "", nil
-	_ = n.sched.Step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(t.id.KeyString()), Peer: to})
+	t.sess = nil
+	n.stepLocked(sched.Event{Kind: sched.Refused, Task: sched.TaskID(t.id.KeyString()), Peer: to})
+}
+
+// handedLocked reports whether t, a task this node owns, is out on p (the
+// scheduler's record).
+func (n *Node) handedLocked(t *task, p peer.ID) bool {
+	key := t.id.KeyString()
+	return n.tasks[key] == t && n.sched.HandedTo(sched.TaskID(key)) == sched.PeerID(p.String())
 }
 
 // takeBackLocked gives the scheduler back t, which was handed to p and is
-// refused there, or lost with p (lost). The node forgets the hand-off
-// first, so a completion that still comes from p is stale and ignored. A
-// task lost more often than its MaxRetries fails instead.
+// refused there, or lost with p (lost: it counts against its retries, and
+// the scheduler fails it past them). Unless t was placed elsewhere or
+// finished meanwhile, the scheduler forgets the hand-off, so a completion
+// that still comes from p is stale.
 func (n *Node) takeBackLocked(t *task, p peer.ID, lost bool) {
-	if t.peer != p || n.tasks[t.id.KeyString()] != t {
-		return // placed elsewhere or finished meanwhile
-	}
-	t.peer, t.sess = "", nil
-	if lost && n.giveUpLocked(t, p) {
+	if !n.handedLocked(t, p) {
 		return
 	}
-	_ = n.sched.Step(sched.Event{Kind: sched.Refused, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(p.String())})
-}
-
-// giveUpLocked counts a loss of t's executor p and, past t's MaxRetries,
-// fails t with an ExecutorLostError (the scheduler sees it done). It
-// reports whether it did.
-func (n *Node) giveUpLocked(t *task, p peer.ID) bool {
-	t.lost++
-	if t.lost+t.errRuns <= t.maxRetries {
-		n.log.Info("executor lost; placing the task again", "task", t.id, "peer", p, "attempt", t.lost+1)
-		return false
+	t.sess = nil
+	kind := sched.Refused
+	if lost {
+		kind = sched.Lost
 	}
-	n.failHandedLocked(t, &ExecutorLostError{Peer: p.String(), Runs: t.lost, MaxRetries: t.maxRetries})
-	return true
+	n.stepLocked(sched.Event{Kind: kind, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(p.String())})
 }
 
-// failHandedLocked fails t, a task this node owns and handed over (or
-// was about to place again), with cause: the scheduler sees it done.
-func (n *Node) failHandedLocked(t *task, cause error) {
-	t.peer, t.sess = "", nil
-	_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())})
+// failHandedLocked fails t, a task this node owns and handed to p, with
+// cause: the scheduler sees it done.
+func (n *Node) failHandedLocked(t *task, p peer.ID, cause error) {
+	t.sess = nil
+	n.stepLocked(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(p.String())})
 	n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: cause})
 }
 
@@ -419,29 +405,71 @@ func (n *Node) takeBack(t *task, p peer.ID) {
 	n.update(func() { n.takeBackLocked(t, p, false) })
 }
 
-// peerGone tells the scheduler p is gone, after forgetting the hand-offs
-// to p (their completions can no longer come, and if p comes back they are
-// stale): the scheduler re-places those tasks.
+// peerGone tells the scheduler p is gone, in one event: the tasks handed
+// to p are placed again (or fail past their retries), and the tasks p
+// handed this node stop (see cancelLocked). A stale event, for a peer that
+// is connected again, is ignored: the tasks on its old session were taken
+// back when that session ended, and those it handed since stand.
 func (n *Node) peerGone(p peer.ID) {
+	if n.net.Libp2p().Network().Connectedness(p) == network.Connected {
+		return
+	}
 	n.update(func() {
-		for _, t := range n.handedLocked(func(t *task) bool { return t.peer == p }) {
-			t.peer, t.sess = "", nil
-			n.giveUpLocked(t, p) // past its retries: failed now; else PeerGone requeues it
-		}
-		_ = n.sched.Step(sched.Event{Kind: sched.PeerGone, Peer: sched.PeerID(p.String())})
+		n.stepLocked(sched.Event{Kind: sched.PeerGone, Peer: sched.PeerID(p.String())})
 	})
 }
 
-// handedLocked lists the tasks that match, collected first because taking
-// them back changes n.tasks.
-func (n *Node) handedLocked(match func(*task) bool) []*task {
-	var ts []*task
-	for _, t := range n.tasks {
-		if match(t) {
-			ts = append(ts, t)
-		}
+// cancelLocked stops t, a task whose owner is gone (a Cancel action): a
+// task not started is forgotten (the scheduler dropped it); a running one
+// sees its context cancelled with an OwnerDiedError, and its outcome is
+// dropped (see report).
+func (n *Node) cancelLocked(t *task) {
+	key := t.id.KeyString()
+	if !n.sched.Tracks(sched.TaskID(key)) {
+		n.forgetTaskLocked(key)
+		return
 	}
-	return ts
+	t.orphaned = true
+	if t.cancel != nil {
+		t.cancel(&OwnerDiedError{Owner: t.owner.String()})
+	}
+	n.log.Info("owner gone; stopping its task", "owner", t.owner, "task", t.id)
+}
+
+// refuseLocked gives t, a task its owner handed this node, back to the
+// owner (a Refuse action: this node leaves, or its queue is full) and
+// forgets it.
+func (n *Node) refuseLocked(t *task, why sched.Reason) {
+	msg := "peer is leaving the swarm"
+	if why == sched.RefuseFull {
+		msg = fmt.Sprintf("queue full (%d tasks wait for a slot)", n.cfg.maxQueue())
+	}
+	n.forgetTaskLocked(t.id.KeyString())
+	n.netc.refused.Add(1)
+	n.later = append(n.later, func() {
+		if err := n.giveBack(t, msg, 0); err != nil {
+			n.log.Warn("cannot hand a task back to its owner", "task", t.id, "owner", t.owner, "err", err)
+		}
+	})
+}
+
+// claimLocked claims an offered task (a ClaimOffer action) on a session to
+// its owner.
+func (n *Node) claimLocked(a sched.Action) {
+	owner, err := peer.Decode(string(a.Peer))
+	if err != nil {
+		return
+	}
+	task := []byte(a.Task)
+	n.later = append(n.later, func() {
+		ss, err := n.sessionTo(owner)
+		if err == nil {
+			err = ss.send(frameClaim, task)
+		}
+		if err != nil {
+			n.log.Debug("cannot claim offer", "peer", owner, "err", err)
+		}
+	})
 }
 
 // handArgsLocked returns t's arguments for a hand-off: values inline, ready
@@ -507,7 +535,7 @@ func (n *Node) dialForward(f forward) {
 		return
 	}
 	n.mu.Lock()
-	if f.t.peer != f.peer || n.tasks[f.t.id.KeyString()] != f.t {
+	if !n.handedLocked(f.t, f.peer) {
 		n.mu.Unlock()
 		return // re-placed or finished meanwhile
 	}
@@ -556,10 +584,6 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 			_ = ss.send(frameRefuse, data)
 		}
 	}
-	if n.leaving.Load() {
-		refuse("peer is leaving the swarm")
-		return
-	}
 	if !n.limiter(ss.peer).Allow() {
 		refuse(fmt.Sprintf("peer %s hands over more than %g tasks a second", ss.peer, n.cfg.peerTaskRate()))
 		return
@@ -582,18 +606,21 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 		refuse("task already here")
 		return
 	}
-	if q := n.sched.Stats().Queued; q >= n.cfg.maxQueue() {
-		n.mu.Unlock()
-		refuse(fmt.Sprintf("queue full (%d tasks wait for a slot)", q))
-		return
-	}
+	// The scheduler refuses it when this node leaves or its queue is full
+	// (a Refuse action, which forgets it and tells the owner).
 	n.tasks[key] = t
-	err = n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Here: true})
+	err = n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Here: true, Owner: sched.PeerID(ss.peer.String())})
+	if err != nil {
+		n.forgetTaskLocked(key)
+	}
 	n.actLocked()
-	runs, fwds := n.takeRuns(), n.takeForwards()
-	n.mu.Unlock()
+	accepted := n.tasks[key] == t
+	n.unlockAndAct()
 	if err != nil {
 		refuse(err.Error())
+		return
+	}
+	if !accepted {
 		return
 	}
 	n.netc.tasksIn.Add(1)
@@ -605,8 +632,6 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 			_ = ss.send(frameAck, t.id.Bytes())
 		}
 	})
-	n.start(runs)
-	n.sendForwards(fwds)
 }
 
 // limiter returns the token bucket that bounds p's hand-offs.
@@ -795,7 +820,7 @@ func (n *Node) handleDone(from peer.ID, payload []byte) {
 	}
 	n.mu.Lock()
 	t := n.tasks[id.KeyString()]
-	if t == nil || t.peer != from {
+	if t == nil || !n.handedLocked(t, from) {
 		n.mu.Unlock()
 		n.releaseLent(from, c, nil) // stale: already re-placed or done
 		return
@@ -814,20 +839,21 @@ func (n *Node) handleDone(from peer.ID, payload []byte) {
 		outs, terr = n.storeResults(t, from, c.Results)
 	}
 	n.mu.Lock()
-	if n.tasks[id.KeyString()] != t || t.peer != from { // re-placed meanwhile
+	if !n.handedLocked(t, from) { // re-placed meanwhile
 		n.mu.Unlock()
 		n.releaseOutputs(outs)
 		n.releaseLent(from, c, nil) // the executor pins what it lent us
 		return
 	}
-	_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(id.KeyString())})
-	n.finishLocked(t, outs, terr)
-	runs, fwds := n.takeRuns(), n.takeForwards()
-	probes := n.probeTargetsLocked()
-	n.mu.Unlock()
-	n.start(runs)
-	n.sendForwards(fwds)
-	n.sendProbes(probes)
+	key := sched.TaskID(id.KeyString())
+	t.sess = nil
+	n.stepLocked(sched.Event{Kind: sched.Done, Task: key, Peer: sched.PeerID(from.String()), Retryable: c.FromFunc})
+	if n.sched.Tracks(key) {
+		n.actLocked() // the function failed and the task runs again
+	} else {
+		n.finishLocked(t, outs, terr)
+	}
+	n.unlockAndAct()
 	if terr == nil {
 		n.announceOutputs(t, outs)
 	}
@@ -1030,24 +1056,13 @@ func (n *Node) claimLoop(sub *p2p.Subscription) {
 		}
 		n.netc.recv(len(msg.Data))
 		var o offer
-		if err := codec.Unmarshal(msg.Data, &o); err != nil || o.Funcs != n.funcs {
+		if err := codec.Unmarshal(msg.Data, &o); err != nil {
 			continue
 		}
-		n.mu.Lock()
-		st := n.sched.Stats()
-		n.mu.Unlock()
-		free := st.Slots - st.Running - st.Queued
-		if int64(free) <= n.claimed.Load() {
-			continue
-		}
-		n.claimed.Add(1)
-		ss, err := n.sessionTo(msg.From)
-		if err == nil {
-			err = ss.send(frameClaim, o.Task)
-		}
-		if err != nil {
-			n.log.Debug("cannot claim offer", "peer", msg.From, "err", err)
-		}
+		// The scheduler claims it while this peer's idle slots exceed its
+		// claims this tick (a ClaimOffer action: see claimLocked).
+		n.step(sched.Event{Kind: sched.OfferHeard, Task: sched.TaskID(o.Task), Peer: sched.PeerID(msg.From.String()),
+			Load: sched.Load{Funcs: o.Funcs}})
 	}
 }
 
@@ -1071,8 +1086,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	if n.net == nil {
 		return nil
 	}
-	n.leaving.Store(true)
-	n.handBack()
+	n.update(func() { n.stepLocked(sched.Event{Kind: sched.Leave}) }) // hands back what has not started
 	pushed := make(map[cid.Cid]bool)
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
@@ -1114,30 +1128,6 @@ func (n *Node) Leave(ctx context.Context) error {
 			return fmt.Errorf("node: leave: %d task(s) from other peers still running, %d lent result(s) not taken: %w", running, lent, ctx.Err())
 		case <-t.C:
 		}
-	}
-}
-
-// handBack returns to their owners the tasks they handed this node that
-// have not started: each owner gets a refusal and places the task again,
-// and the task here ends as soon as its turn comes, without running. A
-// leaving node thus finishes only what it is running.
-func (n *Node) handBack() {
-	var backs []*task
-	n.mu.Lock()
-	for _, t := range n.tasks {
-		if t.owner != "" && t.cancel == nil && !t.orphaned {
-			t.orphaned = true
-			backs = append(backs, t)
-		}
-	}
-	n.mu.Unlock()
-	for _, t := range backs {
-		if err := n.giveBack(t, "peer is leaving the swarm; handed back before it ran", 0); err != nil {
-			n.log.Warn("leaving: cannot hand a queued task back to its owner", "task", t.id, "owner", t.owner, "err", err)
-		}
-	}
-	if len(backs) > 0 {
-		n.log.Info("leaving: handed queued tasks back to their owners", "tasks", len(backs))
 	}
 }
 
@@ -1200,20 +1190,20 @@ func (n *Node) recoverArg(t *task, p peer.ID, i int) {
 	if err == nil {
 		release()
 		n.update(func() {
-			if t.peer != p || n.tasks[t.id.KeyString()] != t {
+			if !n.handedLocked(t, p) {
 				return // placed elsewhere or finished meanwhile
 			}
 			if t.argRuns++; t.argRuns > max(t.maxRetries, 1) {
 				// An argument that keeps failing to reach executors ends
 				// in an error rather than a loop.
-				n.failHandedLocked(t, &DependencyError{Arg: i, Ref: ref,
+				n.failHandedLocked(t, p, &DependencyError{Arg: i, Ref: ref,
 					Err: fmt.Errorf("executors could not fetch it %d times although this node could", t.argRuns)})
 				return
 			}
 			// Placed again as it was submitted (a task pinned to p goes
 			// back to p: a refusal would fail it).
-			t.peer, t.sess = "", nil
-			_ = n.sched.Step(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString())})
+			t.sess = nil
+			n.stepLocked(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(p.String())})
 			if err := n.resubmitLocked(t); err != nil {
 				n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
 			}
@@ -1222,41 +1212,9 @@ func (n *Node) recoverArg(t *task, p peer.ID, i int) {
 	}
 	n.log.Warn("argument of a handed task is lost", "task", t.id, "arg", i+1, "ref", ref, "err", err)
 	n.update(func() {
-		if t.peer != p || n.tasks[t.id.KeyString()] != t {
+		if !n.handedLocked(t, p) {
 			return // placed elsewhere or finished meanwhile
 		}
-		n.failHandedLocked(t, &DependencyError{Arg: i, Ref: ref, Err: err})
+		n.failHandedLocked(t, p, &DependencyError{Arg: i, Ref: ref, Err: err})
 	})
-}
-
-// orphan stops the tasks owner handed this node, now that it is gone: the
-// running ones are cancelled with an OwnerDiedError and the queued ones
-// end as soon as they start. The owner, which lost its connection to this
-// node too, has already placed them again (see peerGone), so their
-// results would be stale.
-func (n *Node) orphan(owner peer.ID) {
-	if n.net.Libp2p().Network().Connectedness(owner) == network.Connected {
-		return // a stale event: the owner is back, and the tasks it handed since stand
-	}
-	n.mu.Lock()
-	var cancels []context.CancelCauseFunc
-	stopped := 0
-	for _, t := range n.tasks {
-		if t.owner != owner || t.orphaned {
-			continue
-		}
-		t.orphaned = true
-		stopped++
-		if t.cancel != nil {
-			cancels = append(cancels, t.cancel)
-		}
-	}
-	n.mu.Unlock()
-	if stopped > 0 {
-		n.log.Info("owner gone; stopping its tasks", "owner", owner, "tasks", stopped, "running", len(cancels))
-	}
-	cause := &OwnerDiedError{Owner: owner.String()}
-	for _, c := range cancels {
-		c(cause)
-	}
 }

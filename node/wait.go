@@ -75,9 +75,7 @@ func (n *Node) Wait(ctx context.Context, refs []ObjectRef, k int, timeout time.D
 		if t == nil {
 			t = n.blockLocked(ctx)
 		}
-		runs := n.takeRuns()
-		n.mu.Unlock()
-		n.start(runs)
+		n.unlockAndAct()
 		select {
 		case <-wake:
 		case <-expired:

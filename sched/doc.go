@@ -1,13 +1,31 @@
-// Package sched is dray's scheduler as a deterministic state machine.
+// Package sched is one dray peer's brain: its scheduler and the task
+// lifecycle around it, as a deterministic state machine.
 //
 // A Scheduler never does I/O, starts no goroutines, reads no clock and
 // draws no randomness of its own: like etcd's raft core, it takes events
 // (a task was submitted, an object became ready, a task finished, a task
-// blocked in Get, ...) through Step and hands back actions (run this task
-// here, fail that one because its dependency failed) through Actions. The
-// caller performs the actions. The node drives it with real workers; the
-// simulator drives the very same code against a virtual clock, which is
-// what makes both deterministic to test.
+// blocked in Get, a hand-off was lost, a peer is gone, ...) through Step
+// and hands back actions (run this task here, forward that one, fail a
+// third because its dependency failed) through TakeActions. The caller
+// performs the actions. The node drives it with real workers and
+// sessions; the simulator drives the very same code for each virtual
+// peer against a virtual clock, which is what makes both deterministic
+// to test. The timings and defaults both run by are here too
+// (SwarmConfig, TickEvery, InlineMax, ...).
+//
+// Where a task runs is the scheduler's record alone (HandedTo): a
+// completion, refusal or loss reported by any other peer does not fit
+// it. A task this peer owns has one retry budget (Config.MaxRetries, or
+// the submission's), spent by executors lost (Lost, PeerGone) and, when
+// it retries errors, by the function's own failures (Done with
+// Retryable, a Retry action); past it the task fails (Fail, FailLost).
+// A peer gone is one step: the tasks handed to it are placed again or
+// failed, and the tasks it handed us stop (Cancel). Tasks handed to us
+// (Submit with Owner) are refused while leaving or with a full queue
+// (Refuse); Leave hands back those not started. Offers heard are
+// claimed while slots are idle (OfferHeard, ClaimOffer). With
+// Config.Check every step verifies the invariants and panics naming the
+// one broken.
 //
 // Slots model the worker pool: a task holds a slot while it runs, gives it
 // back while it is blocked waiting for another object (so nested tasks

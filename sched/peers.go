@@ -35,6 +35,12 @@ func (s *Scheduler) fix(p *peer) {
 // peerEvent applies the events about other peers and time.
 func (s *Scheduler) peerEvent(ev Event) error {
 	switch ev.Kind {
+	case PeerLoad, ProbeReply, Claim, OfferHeard:
+		if s.Silenced(ev.Peer) {
+			return nil // its lease expired: not trusted with work for a while
+		}
+	}
+	switch ev.Kind {
 	case PeerLoad, ProbeReply:
 		// A reply frees its probe for another, except that replies that
 		// found no room free at most probeWaste probe batches a tick: a
@@ -58,35 +64,12 @@ func (s *Scheduler) peerEvent(ev Event) error {
 		p.load, p.heard, p.est = ev.Load, s.now, room(ev.Load)
 		s.fix(p)
 	case PeerGone:
-		if p := s.peers[ev.Peer]; p != nil {
-			delete(s.peers, ev.Peer)
-			s.fix(p)
-		}
-		// Tasks handed to the peer go back to the queue, in submission
-		// order as far as the map allows: sorted by ID for determinism.
-		var back []*task
-		for _, t := range s.tasks {
-			if t.state == forwarded && t.peer == ev.Peer {
-				back = append(back, t)
-			}
-		}
-		sortTasks(back)
-		for _, t := range back {
-			s.forwards--
-			t.peer, t.offered = "", false
-			if t.on == ev.Peer {
-				// Pinned to a peer that is gone: it can only fail.
-				delete(s.tasks, t.id)
-				s.finished++
-				s.actions = append(s.actions, Action{Kind: Fail, Task: t.id})
-				continue
-			}
-			t.retry = true // retried work goes first
-			s.enqueue(t)
-		}
+		s.peerGone(ev.Peer)
 	case Tick:
 		s.now++
 		s.probing, s.wasted = 0, 0 // unanswered probes end with the tick
+		s.claimed = 0
+		s.checkLeases()
 		for id, p := range s.peers {
 			if s.cfg.BeaconTTL > 0 && s.now-p.heard > int64(s.cfg.BeaconTTL) {
 				delete(s.peers, id)
@@ -100,28 +83,25 @@ func (s *Scheduler) peerEvent(ev Event) error {
 			return nil // taken already, or not ours to give: ignore
 		}
 		s.forward(t, ev.Peer) // its queue entry is skipped as stale
-	case Refused:
+	case Refused, Lost:
 		t, err := s.lookup(ev)
 		if err != nil {
 			return err
 		}
 		if t.state != forwarded || t.peer != ev.Peer {
-			return fmt.Errorf("%w: refused by %s for %s task %x", ErrState, ev.Peer, t.state, ev.Task)
+			return fmt.Errorf("%w: %s by %s for %s task %x", ErrState, ev.Kind, ev.Peer, t.state, ev.Task)
 		}
-		s.forwards--
 		if p := s.peers[ev.Peer]; p != nil {
-			p.est = 0
+			p.est = 0 // not chosen again until its next beacon
 			s.fix(p)
 		}
-		t.peer = ""
-		if t.on == ev.Peer {
-			delete(s.tasks, t.id)
-			s.finished++
-			s.actions = append(s.actions, Action{Kind: Fail, Task: t.id})
-			return nil
-		}
-		t.retry = true
-		s.enqueue(t)
+		s.takeBack(t, ev.Kind == Lost)
+	case Leave:
+		s.leave()
+	case OfferHeard:
+		s.offerHeard(ev)
+	case Heard:
+		s.heard(ev.Peer)
 	}
 	return nil
 }
@@ -217,6 +197,8 @@ func localBytes(t *task, p PeerID) int64 {
 	}
 	return n
 }
+
+func sortPeers(ps []PeerID) { slices.Sort(ps) }
 
 func sortTasks(ts []*task) {
 	slices.SortFunc(ts, func(a, b *task) int { return cmp.Compare(a.id, b.id) })

@@ -3,6 +3,7 @@ package sched
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 )
 
@@ -26,9 +27,13 @@ type Config struct {
 	// Funcs identifies this peer's function table (a hash of it): only
 	// peers that beacon the same value are chosen for unpinned tasks.
 	Funcs uint64
-	// Rand drives power-of-two choices. Seed it for reproducible runs; nil
-	// means a fixed seed.
+	// Rand drives power-of-two choices. nil: a PCG seeded with Seed and a
+	// hash of Self, so peers that share a Seed (every node of a test, every
+	// virtual peer of a simulation) still draw differently — equal draws
+	// on every peer herd work onto the same targets.
 	Rand *rand.Rand
+	// Seed seeds Rand when Rand is nil (see Rand).
+	Seed uint64
 	// OfferAfter is how many ticks a task may wait in the queue, with no
 	// peer known to have room, before it is offered on the gossip topic.
 	OfferAfter int
@@ -47,11 +52,34 @@ type Config struct {
 	// probes still unanswered. 0: no probes — a peer places work only on
 	// the peers whose beacons it hears.
 	ProbeBatch int
+	// MaxRetries is how many times a task this peer owns is placed again
+	// after its executor is lost (PeerGone, Lost), or run again after the
+	// function itself failed when the task retries such failures (Done
+	// with Retryable): one budget for both. A submission may say
+	// otherwise (Event.MaxRetries). Past it the task fails (FailLost).
+	MaxRetries int
+	// MaxQueue bounds the tasks other peers hand this peer that wait for
+	// a slot here: a hand-off beyond it is refused (Refuse, RefuseFull).
+	// 0: no bound.
+	MaxQueue int
+	// LeaseTicks is how long a peer holding tasks this peer handed it may
+	// stay silent (no Heard) before it is dropped and its tasks placed
+	// again (see Ping, Drop); a third of it asks for a ping. 0: no leases.
+	LeaseTicks int
+	// SilenceTicks is how long a peer dropped by its lease is ignored.
+	SilenceTicks int
+	// Check verifies the scheduler's invariants and panics naming the one
+	// broken: for tests and simulator checks. A check walks every task,
+	// so it runs after every step while at most 64 tasks are tracked, and
+	// once every len(tasks) steps beyond (O(1) a step amortized).
+	Check bool
 }
 
 // DefaultConfig returns a Config with one slot; callers normally set Slots
 // to the number of CPUs.
-func DefaultConfig() Config { return Config{Slots: 1, OfferAfter: 1, BeaconTTL: 10, NestedWait: 1} }
+func DefaultConfig() Config {
+	return Config{Slots: 1, OfferAfter: 1, BeaconTTL: 10, NestedWait: 1, MaxRetries: 3}
+}
 
 // Validate reports whether c can be used.
 func (c Config) Validate() error {
@@ -69,6 +97,15 @@ func (c Config) Validate() error {
 	}
 	if c.ProbeBatch < 0 {
 		return fmt.Errorf("sched: ProbeBatch is %d: must not be negative", c.ProbeBatch)
+	}
+	if c.MaxRetries < 0 {
+		return fmt.Errorf("sched: MaxRetries is %d: must not be negative", c.MaxRetries)
+	}
+	if c.MaxQueue < 0 {
+		return fmt.Errorf("sched: MaxQueue is %d: must not be negative", c.MaxQueue)
+	}
+	if c.LeaseTicks < 0 || c.SilenceTicks < 0 {
+		return fmt.Errorf("sched: LeaseTicks %d, SilenceTicks %d: must not be negative", c.LeaseTicks, c.SilenceTicks)
 	}
 	return nil
 }
@@ -111,10 +148,26 @@ const (
 	// ProbeReply: Peer answered a probe with its Load: as PeerLoad, and the
 	// probe is no longer in flight.
 	ProbeReply
+	// Lost: the hand-off of forwarded Task to Peer is lost (the session it
+	// went on died): it counts against the task's retries and goes back to
+	// the queue, or fails past them (FailLost); Peer is not chosen again
+	// until its next beacon. A task pinned to Peer fails (FailPinned).
+	Lost
+	// Leave: this peer leaves the swarm: tasks other peers handed it that
+	// have not started go back to their owners (Refuse, RefuseLeaving),
+	// new hand-offs are refused, and its Load shows no room.
+	Leave
+	// OfferHeard: Peer offered Task (Load.Funcs: its function table) on
+	// the gossip topic: this peer claims it (Claim action) while it has
+	// more idle slots than it claimed this tick.
+	OfferHeard
+	// Heard: Peer said something on a session since the last tick (see
+	// Config.LeaseTicks).
+	Heard
 )
 
 var kindNames = [...]string{"?", "submit", "object-ready", "object-failed", "done", "blocked", "unblocked",
-	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply"}
+	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard"}
 
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) {
@@ -138,12 +191,28 @@ type Event struct {
 	// Inputs lists the submitted task's inputs that exist already, with
 	// their sizes and holders, for locality.
 	Inputs []Input
-	Object ObjectID // ObjectReady, ObjectFailed
+	// Owner, with Here, is the peer that handed the task to us: if it is
+	// gone (PeerGone) the task is dropped or its run cancelled (Cancel).
+	Owner PeerID
+	// MaxRetries (Submit) replaces Config.MaxRetries for the task when
+	// positive; negative: no retries; 0: the configured number.
+	MaxRetries int
+	// RetryErrors (Submit): the function's own failures are retried too,
+	// in the same budget (see Done's Retryable).
+	RetryErrors bool
+	// Retryable (Done): the task failed by the function's own doing (an
+	// error it returned, a panic): it runs again if it retries errors and
+	// has retries left (Retry action); otherwise Done ends it.
+	Retryable bool
+	Object    ObjectID // ObjectReady, ObjectFailed
 	// Holder and Size say where an object made ready now is (ObjectReady).
 	Holder PeerID
 	Size   int64
-	Peer   PeerID // PeerLoad, PeerGone, Claim, Refused
-	Load   Load   // PeerLoad
+	// Peer: whom the event is about (PeerLoad, PeerGone, Claim, Refused,
+	// Lost, ProbeReply, OfferHeard); with Done, the peer that reports a
+	// forwarded task's completion (checked when set).
+	Peer PeerID
+	Load Load // PeerLoad, ProbeReply; OfferHeard: Funcs only
 }
 
 // Input is an existing input of a task: how big it is and who holds it.
@@ -167,18 +236,43 @@ type ActionKind uint8
 const (
 	// Run: start Task now on this peer; it holds a slot until Done or Blocked.
 	Run ActionKind = iota + 1
-	// Fail: Task cannot run because its dependency Object failed; the caller
-	// fails the task's outputs. The task holds no slot and is forgotten.
+	// Fail: Task ends without (another) run, for Reason: its dependency
+	// Object failed (FailDep), the peer it is pinned to refused it or is
+	// gone (FailPinned, Peer), or its executors were lost more often than
+	// its retries allow (FailLost; Peer: the last one, Count: the runs
+	// lost). The caller fails the task's outputs; the task holds no slot
+	// and is forgotten.
 	Fail
 	// Forward: hand Task to Peer over a direct stream; the caller reports
-	// Done when the peer completes it, Refused if the peer refuses it, or
-	// PeerGone if the peer is lost.
+	// Done when the peer completes it, Refused if the peer refuses it,
+	// Lost if the hand-off is lost, or PeerGone if the peer is.
 	Forward
 	// Offer: announce Task on the gossip topic; idle peers may Claim it.
 	Offer
 	// Probe: ask Count random peers this scheduler does not know for their
 	// load; step each answer as ProbeReply.
 	Probe
+	// Retry: Task failed by the function's own doing and runs again
+	// (attempt Count, counting from 1 for the first run): its outputs stay
+	// pending; it is queued again as first submitted.
+	Retry
+	// Refuse: tell Peer, the owner that handed us Task, that this peer
+	// will not run it (Reason: RefuseLeaving, RefuseFull); the task is
+	// forgotten here, and its owner places it again.
+	Refuse
+	// Cancel: Task's owner Peer is gone: a queued task is forgotten
+	// without running; a running one should stop (its context cancelled),
+	// and its outcome is dropped — the caller still reports its Done.
+	Cancel
+	// ClaimOffer: ask Peer, which offered Task, to hand it to this peer
+	// (the owner steps that as Claim).
+	ClaimOffer
+	// Ping: Peer holds tasks of ours and has been silent for a third of
+	// the lease: ask it for a sign of life.
+	Ping
+	// Drop: Peer's lease expired: close the sessions to it. Its tasks
+	// were placed again (or failed), and it is ignored for SilenceTicks.
+	Drop
 )
 
 func (k ActionKind) String() string {
@@ -193,17 +287,53 @@ func (k ActionKind) String() string {
 		return "offer"
 	case Probe:
 		return "probe"
+	case Retry:
+		return "retry"
+	case Refuse:
+		return "refuse"
+	case Cancel:
+		return "cancel"
+	case ClaimOffer:
+		return "claim-offer"
+	case Ping:
+		return "ping"
+	case Drop:
+		return "drop"
 	}
 	return fmt.Sprintf("ActionKind(%d)", uint8(k))
+}
+
+// Reason says why a task fails (Fail) or is refused (Refuse).
+type Reason uint8
+
+// The reasons of Fail and Refuse actions.
+const (
+	FailDep       Reason = iota + 1 // a dependency failed (Action.Object)
+	FailPinned                      // the peer it is pinned to refused it or is gone
+	FailLost                        // its executors were lost past its retries
+	RefuseLeaving                   // this peer is leaving the swarm
+	RefuseFull                      // this peer's queue is full (Config.MaxQueue)
+)
+
+var reasonNames = [...]string{"?", "dep", "pinned", "lost", "leaving", "full"}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("Reason(%d)", uint8(r))
 }
 
 // Action is one output of the scheduler.
 type Action struct {
 	Kind   ActionKind
 	Task   TaskID
-	Object ObjectID // Fail: the dependency that failed
-	Peer   PeerID   // Forward: where to
-	Count  int      // Probe: how many peers to ask
+	Object ObjectID // Fail (FailDep): the dependency that failed
+	// Peer: Forward's target; Fail's pinned or last executor; Refuse's,
+	// Cancel's and Claim's owner.
+	Peer   PeerID
+	Count  int    // Probe: how many peers to ask; Retry: the attempt; Fail (FailLost): runs lost
+	Reason Reason // Fail, Refuse
 }
 
 // Errors returned by Step for events that contradict the scheduler's state;
@@ -213,6 +343,9 @@ var (
 	ErrUnknown   = errors.New("sched: unknown task")
 	ErrState     = errors.New("sched: event does not fit the task's state")
 	ErrEvent     = errors.New("sched: malformed event")
+	// ErrInvariant starts the panic of a scheduler whose Config.Check
+	// found its state inconsistent: a bug in the scheduler.
+	ErrInvariant = errors.New("sched: invariant broken")
 )
 
 type state uint8
@@ -237,6 +370,15 @@ type task struct {
 	queuedAt int64  // tick it joined the queue
 	offered  bool   // announced on the gossip topic
 	peer     PeerID // forwarded: where
+	// Owner side: the retry budget (maxRetries) and what used it: runs
+	// whose executor was lost, runs whose function failed.
+	maxRetries  int
+	lost, errs  int
+	retryErrors bool
+	// Executor side: owner handed us the task; orphaned: it is gone while
+	// the task runs (its outcome is dropped).
+	owner    PeerID
+	orphaned bool
 }
 
 // Stats is a snapshot of the scheduler's queues.
@@ -271,10 +413,20 @@ type Scheduler struct {
 	now      int64 // ticks
 	forwards int   // tasks forwarded and not done
 	running  int   // tasks holding a slot
+	queued   int   // tasks ready for a slot (the queues hold stale entries too)
 	blocked  int
 	waiting  int
 	finished uint64
 	actions  []Action
+	checkIn  int  // steps until the next invariant check (Config.Check)
+	leaving  bool // Leave: hand-offs refused, no room beaconed
+	claimed  int  // offers claimed this tick (OfferHeard)
+	// Leases (see lease.go): the peers holding our tasks, when each was
+	// last heard, and the peers ignored since their lease expired (until
+	// which tick).
+	outs     map[PeerID]*out
+	heardAt  map[PeerID]int64
+	silenced map[PeerID]int64
 }
 
 // New returns a Scheduler for cfg.
@@ -284,20 +436,40 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	r := cfg.Rand
 	if r == nil {
-		r = rand.New(rand.NewPCG(1, 2))
+		h := fnv.New64a()
+		h.Write([]byte(cfg.Self))
+		r = rand.New(rand.NewPCG(cfg.Seed, h.Sum64()))
 	}
 	return &Scheduler{
-		cfg:     cfg,
-		tasks:   make(map[TaskID]*task),
-		waiters: make(map[ObjectID][]*task),
-		peers:   make(map[PeerID]*peer),
-		rand:    r,
+		cfg:      cfg,
+		tasks:    make(map[TaskID]*task),
+		waiters:  make(map[ObjectID][]*task),
+		peers:    make(map[PeerID]*peer),
+		rand:     r,
+		outs:     make(map[PeerID]*out),
+		heardAt:  make(map[PeerID]int64),
+		silenced: make(map[PeerID]int64),
 	}, nil
 }
 
 // Step applies one event. An error means the event contradicts the state
 // (a caller bug); the state is then unchanged.
 func (s *Scheduler) Step(ev Event) error {
+	err := s.step(ev)
+	if s.cfg.Check {
+		// A full check walks every task: done every len(tasks) steps at
+		// most, it costs O(1) a step amortized.
+		if s.checkIn--; s.checkIn <= 0 {
+			s.check()
+			if s.checkIn = 1; len(s.tasks) > 64 {
+				s.checkIn = len(s.tasks)
+			}
+		}
+	}
+	return err
+}
+
+func (s *Scheduler) step(ev Event) error {
 	switch ev.Kind {
 	case Submit:
 		return s.submit(ev)
@@ -306,28 +478,9 @@ func (s *Scheduler) Step(ev Event) error {
 	case ObjectFailed:
 		s.objectFailed(ev.Object)
 	case Done:
-		t, err := s.lookup(ev)
-		if err != nil {
+		if err := s.done(ev); err != nil {
 			return err
 		}
-		switch t.state {
-		case running:
-			s.running--
-		case blocked:
-			s.blocked--
-		case forwarded:
-			s.forwards--
-			// The peer finished it: a place there is free again, which
-			// its next beacon would say too late for short tasks.
-			if p := s.peers[t.peer]; p != nil {
-				p.est = min(p.est+1, 2*p.load.Slots)
-				s.fix(p)
-			}
-		default:
-			return fmt.Errorf("%w: done for %s task %x", ErrState, t.state, ev.Task)
-		}
-		delete(s.tasks, ev.Task)
-		s.finished++
 	case Blocked:
 		t, err := s.lookup(ev)
 		if err != nil {
@@ -350,7 +503,7 @@ func (s *Scheduler) Step(ev Event) error {
 		t.state = running
 		s.blocked--
 		s.running++
-	case PeerLoad, PeerGone, Tick, Claim, Refused, ProbeReply:
+	case PeerLoad, PeerGone, Tick, Claim, Refused, ProbeReply, Lost, Leave, OfferHeard, Heard:
 		if err := s.peerEvent(ev); err != nil {
 			return err
 		}
@@ -376,7 +529,31 @@ func (s *Scheduler) submit(ev Event) error {
 	if _, ok := s.tasks[ev.Task]; ok {
 		return fmt.Errorf("%w: %x", ErrDuplicate, ev.Task)
 	}
-	t := &task{id: ev.Task, pending: len(ev.Deps), nested: ev.Nested, here: ev.Here || ev.On == s.cfg.Self && ev.On != "", on: ev.On, inputs: ev.Inputs}
+	if ev.Owner != "" && !ev.Here {
+		return fmt.Errorf("%w: submit with an owner but not here", ErrEvent)
+	}
+	if ev.Owner != "" && len(ev.Deps) > 0 {
+		return fmt.Errorf("%w: a handed task waits for no dependency", ErrEvent)
+	}
+	if ev.Owner != "" {
+		// Handed to us: refused when leaving or when the queue is full.
+		switch {
+		case s.leaving:
+			s.actions = append(s.actions, Action{Kind: Refuse, Task: ev.Task, Peer: ev.Owner, Reason: RefuseLeaving})
+			return nil
+		case s.cfg.MaxQueue > 0 && s.queued >= s.cfg.MaxQueue:
+			s.actions = append(s.actions, Action{Kind: Refuse, Task: ev.Task, Peer: ev.Owner, Reason: RefuseFull})
+			return nil
+		}
+	}
+	t := &task{id: ev.Task, pending: len(ev.Deps), nested: ev.Nested, here: ev.Here || ev.On == s.cfg.Self && ev.On != "", on: ev.On, inputs: ev.Inputs,
+		owner: ev.Owner, retryErrors: ev.RetryErrors, maxRetries: s.cfg.MaxRetries}
+	switch {
+	case ev.MaxRetries > 0:
+		t.maxRetries = ev.MaxRetries
+	case ev.MaxRetries < 0:
+		t.maxRetries = 0
+	}
 	if t.here {
 		t.on = ""
 	}
@@ -405,6 +582,7 @@ func (s *Scheduler) enqueue(t *task) {
 		return
 	}
 	t.state = queued
+	s.queued++
 	t.queuedAt = s.now
 	q := &s.queue
 	if t.here {
@@ -419,9 +597,13 @@ func (s *Scheduler) enqueue(t *task) {
 
 // forward hands t to p.
 func (s *Scheduler) forward(t *task, p PeerID) {
+	if t.state == queued {
+		s.queued--
+	}
 	t.state = forwarded
 	t.peer = p
 	s.forwards++
+	s.handOut(p)
 	if pe := s.peers[p]; pe != nil && pe.est > 0 {
 		pe.est--
 		s.fix(pe)
@@ -482,6 +664,7 @@ func (s *Scheduler) fill() {
 			}
 		}
 		t.state = running
+		s.queued--
 		s.running++
 		s.actions = append(s.actions, Action{Kind: Run, Task: t.id})
 	}
@@ -581,7 +764,7 @@ func (s *Scheduler) Stats() Stats {
 		Slots:     s.cfg.Slots,
 		Running:   s.running,
 		Blocked:   s.blocked,
-		Queued:    s.queue.len() + s.local.len(),
+		Queued:    s.queued,
 		Forwarded: s.forwards,
 		Peers:     len(s.peers),
 		Waiting:   s.waiting,

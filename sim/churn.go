@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/dray-project/dray/sched"
 )
 
 // Churn actions (event.t of evChurn).
@@ -127,7 +129,7 @@ func (s *Sim) scheduleChurn() {
 func (s *Sim) churn(e event) {
 	var cands []int32
 	for _, p := range s.peers {
-		if p.alive && !p.leaving && (!p.submitter || s.sc.Churn.CrashSubmitters) {
+		if p.alive && !p.s.Leaving() && (!p.submitter || s.sc.Churn.CrashSubmitters) {
 			cands = append(cands, p.idx)
 		}
 	}
@@ -175,23 +177,10 @@ func (s *Sim) crash(p *vpeer) {
 // departs once nothing runs and everything it owns is resolved (see
 // maybeDepart).
 func (s *Sim) leave(p *vpeer) {
-	if !p.alive || p.leaving {
+	if !p.alive || p.s.Leaving() {
 		return
 	}
-	p.leaving = true
-	var back []int32
-	for i, h := range p.here {
-		if !h.running {
-			back = append(back, i)
-		}
-	}
-	slices.Sort(back)
-	for _, i := range back {
-		h := p.here[i]
-		h.handedBack = true
-		p.here[i] = h
-		s.refuse(p, s.tasks[i].owner, i, h.epoch)
-	}
+	s.step(p, sched.Event{Kind: sched.Leave}) // refusals of what waits here
 	s.maybeDepart(p)
 }
 

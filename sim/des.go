@@ -109,15 +109,15 @@ type Options struct {
 	Progress func(virtual time.Duration, resolved, total int)
 }
 
-// Node timings the simulator shares with package node (node/swarm.go).
+// The node's timings, in virtual nanoseconds, from their one source.
 const (
-	beaconEvery = int64(250 * time.Millisecond) // beacons at most this often, on change
-	beaconIdle  = int64(2 * time.Second)        // and at least this often
-	tickEvery   = int64(time.Second)            // one scheduler tick
-	ackDelay    = int64(5 * time.Millisecond)   // a hand-off is acknowledged by then
-	inlineMax   = 64 << 10                      // larger results stay on the executor
-	announceAge = int64(time.Second)            // announcements wait this long
-	stallLimit  = int64(10 * time.Minute)       // no progress this long (plus 4 task lengths): stop
+	beaconEvery = int64(sched.BeaconEvery)
+	beaconIdle  = int64(sched.BeaconIdle)
+	tickEvery   = int64(sched.TickEvery)
+	ackDelay    = int64(sched.AckDelay)
+	inlineMax   = sched.InlineMax
+	announceAge = int64(sched.AnnounceAge)
+	stallLimit  = int64(10 * time.Minute) // no progress this long (plus 4 task lengths): stop
 )
 
 // Sim is one discrete-event simulation of a scenario. Create it with New
@@ -202,16 +202,19 @@ func New(sc Scenario, opts Options) (*Sim, error) {
 		s.net.addPeer(i)
 		s.qpos[i] = -1
 		p := &vpeer{idx: int32(i), name: sched.PeerID(names[i]), slots: sc.slotsOf(i%sc.Peers, sc.Peers)}
-		cfg := sched.Config{
-			Slots: p.slots, Self: p.name, Funcs: 1,
-			Rand:       rand.New(rand.NewPCG(mix(sc.Seed^uint64(i)), uint64(i))),
-			BeaconTTL:  5, // as node.New: ticks of a second
-			NestedWait: 1,
-			OfferAfter: 2,
-			ProbeBatch: sc.ProbeBatch,
-		}
+		// The node's configuration (sched.SwarmConfig), the scenario's
+		// probes and retries, and draws of each peer's own from the
+		// run's seed (a node's come from a random seed and its peer ID).
+		cfg := sched.SwarmConfig(p.slots, p.name)
+		cfg.Funcs = 1
+		cfg.Rand = rand.New(rand.NewPCG(mix(sc.Seed^uint64(i)), uint64(i)))
+		cfg.ProbeBatch = sc.ProbeBatch
 		if k := sc.shardCount(); k > 0 {
 			cfg.ProbeBatch = sched.ProbeBatchFor(k, sc.ProbeBatch) // as the node
+		}
+		cfg.MaxRetries = sc.MaxRetries
+		if sc.MaxRetries < 0 {
+			cfg.MaxRetries = math.MaxInt32 // no limit
 		}
 		sch, err := sched.New(cfg)
 		if err != nil {

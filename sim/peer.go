@@ -2,8 +2,9 @@ package sim
 
 import (
 	"cmp"
-	"math"
+	"fmt"
 	"slices"
+	"time"
 
 	"github.com/dray-project/dray/sched"
 )
@@ -18,8 +19,8 @@ type vpeer struct {
 	s     *sched.Scheduler
 	slots int
 
-	alive, leaving, submitter bool
-	phase, bphase             int64 // offsets of the tick and beacon tickers
+	alive, submitter bool
+	phase, bphase    int64 // offsets of the tick and beacon tickers
 
 	// beacons (beaconLoop / hearLoop)
 	last      sched.Load
@@ -37,7 +38,6 @@ type vpeer struct {
 
 	contacts map[int32]struct{} // peers with a session to this one
 	goneAt   map[int32]int64    // detections scheduled
-	claimed  int                // offers claimed this tick (node.claimed)
 	idle     int                // slots - running - queued, after the last step
 
 	here       map[int32]hereRec  // tasks handed to this peer
@@ -53,10 +53,9 @@ type vpeer struct {
 
 // hereRec is a task another peer handed to this one.
 type hereRec struct {
-	epoch      uint16
-	running    bool
-	handedBack bool
-	accepted   int64
+	epoch    uint16
+	running  bool
+	accepted int64
 }
 
 type annItem struct {
@@ -125,7 +124,19 @@ func (s *Sim) perform(p *vpeer, as []sched.Action) {
 		case sched.Probe:
 			s.probe(p, a.Count)
 		case sched.Fail:
-			s.failTask(i, failDep)
+			why := failDep
+			if a.Reason == sched.FailLost {
+				why = failLost
+			}
+			s.failTask(i, why)
+		case sched.Refuse:
+			h := p.here[i]
+			delete(p.here, i)
+			s.refuse(p, s.peerIndex(a.Peer), i, h.epoch)
+		case sched.Cancel:
+			s.cancelRun(p, i)
+		case sched.ClaimOffer:
+			s.claim(p, s.peerIndex(a.Peer), i)
 		}
 	}
 }
@@ -173,9 +184,8 @@ func (s *Sim) beaconCheck(p *vpeer, at int64) {
 		return // superseded
 	}
 	p.nextCheck = 0
-	st := p.s.Stats()
-	l := sched.Load{Slots: st.Slots, Free: max(st.Slots-st.Running, 0), Queue: st.Queued, Funcs: 1}
-	if p.sentAny && l == p.last && s.now-p.lastSent < beaconIdle {
+	l := p.s.Load()
+	if !sched.BeaconDue(p.last, l, p.sentAny, time.Duration(s.now-p.lastSent)) {
 		p.nextCheck = p.lastSent + beaconIdle
 		s.at(p.nextCheck, event{kind: evBeacon, p: p.idx})
 		return
@@ -281,10 +291,9 @@ func (s *Sim) flush(p *vpeer) {
 	}
 }
 
-// tick mirrors node.tickLoop: reset the claims, step Tick. The node's
-// announcement queue is flushed on the same beat.
+// tick mirrors node.tickLoop: step Tick. The node's announcement queue
+// is flushed on the same beat.
 func (s *Sim) tick(p *vpeer) {
-	p.claimed = 0
 	s.step(p, sched.Event{Kind: sched.Tick})
 	s.announce(p)
 	s.trimLogs()
@@ -330,12 +339,8 @@ func (s *Sim) runAction(p *vpeer, i int32) {
 		epoch = t.epoch
 	} else {
 		h, ok := p.here[i]
-		if !ok || h.handedBack {
-			// Handed back while leaving: give the slot back unrun.
-			delete(p.here, i)
-			if err := p.s.Step(sched.Event{Kind: sched.Done, Task: t.id}); err != nil {
-				s.m.schedErr(err)
-			}
+		if !ok {
+			s.m.schedErr(fmt.Errorf("sim: peer %s runs task %d nobody handed it", p.name, i))
 			return
 		}
 		h.running = true
@@ -553,11 +558,11 @@ func (s *Sim) childFailed(p *vpeer, i int32, epoch uint16) {
 // (failed) fails the task.
 func (s *Sim) completionArrives(o *vpeer, from int32, i int32, epoch uint16, failed bool) {
 	t := &s.tasks[i]
-	if t.exec != from || t.epoch != epoch || t.state != tSubmitted {
+	if o.s.HandedTo(t.id) != s.peers[from].name || t.epoch != epoch || t.state != tSubmitted {
 		s.m.stale++
 		return
 	}
-	s.step(o, sched.Event{Kind: sched.Done, Task: t.id})
+	s.step(o, sched.Event{Kind: sched.Done, Task: t.id, Peer: s.peers[from].name})
 	if failed {
 		s.failTask(i, failDep)
 	} else {
@@ -724,8 +729,9 @@ func (s *Sim) detect(o *vpeer, q int32, at int64) {
 	s.at(at, event{kind: evGone, p: o.idx, q: q})
 }
 
-// handoffArrives mirrors node.acceptTask: a leaving peer refuses; the task
-// is submitted Here (it runs here or not at all); a duplicate is refused.
+// handoffArrives: the task is submitted here (Here, Owner), as the node's
+// acceptTask does; the scheduler refuses it when this peer leaves or its
+// queue is full (a Refuse action), and a duplicate is refused.
 func (s *Sim) handoffArrives(p *vpeer, from int32, i int32, epoch uint16) {
 	t := &s.tasks[i]
 	if t.exec != p.idx || t.epoch != epoch {
@@ -733,24 +739,38 @@ func (s *Sim) handoffArrives(p *vpeer, from int32, i int32, epoch uint16) {
 		return
 	}
 	s.contact(p.idx, from)
-	if p.leaving {
-		s.refuse(p, from, i, epoch)
-		return
-	}
 	if _, dup := p.here[i]; dup {
 		s.refuse(p, from, i, epoch)
 		return
 	}
 	p.here[i] = hereRec{epoch: epoch, accepted: s.now}
 	s.flush(p)
-	if err := p.s.Step(sched.Event{Kind: sched.Submit, Task: t.id, Here: true}); err != nil {
+	if err := p.s.Step(sched.Event{Kind: sched.Submit, Task: t.id, Here: true, Owner: s.peers[from].name}); err != nil {
 		delete(p.here, i)
 		s.refuse(p, from, i, epoch)
 		return
 	}
-	s.m.tasksIn++
+	if _, ok := p.here[i]; ok { // not refused
+		s.m.tasksIn++
+	}
 	s.act(p)
 	s.after(p)
+}
+
+// cancelRun stops task i, which p ran for an owner that is gone: a queued
+// one is forgotten (the scheduler dropped it), a running one ends now and
+// gives its slot back, its outcome dropped (the node cancels its context).
+func (s *Sim) cancelRun(p *vpeer, i int32) {
+	h, ok := p.here[i]
+	if !ok {
+		return
+	}
+	delete(p.here, i)
+	if h.running {
+		if err := p.s.Step(sched.Event{Kind: sched.Done, Task: s.tasks[i].id}); err != nil {
+			s.m.schedErr(err)
+		}
+	}
 }
 
 // refuse sends a refusal frame to the owner.
@@ -760,13 +780,13 @@ func (s *Sim) refuse(p *vpeer, owner int32, i int32, epoch uint16) {
 	}
 }
 
-// refusedArrives mirrors node.handleRefuse.
+// refusedArrives: the owner takes a refused task back (a refusal of a
+// hand-off it re-placed meanwhile is stale).
 func (s *Sim) refusedArrives(o *vpeer, from int32, i int32, epoch uint16) {
 	t := &s.tasks[i]
-	if t.exec != from || t.epoch != epoch || t.state != tSubmitted {
+	if o.s.HandedTo(t.id) != s.peers[from].name || t.epoch != epoch || t.state != tSubmitted {
 		return
 	}
-	t.exec = -1
 	s.step(o, sched.Event{Kind: sched.Refused, Task: t.id, Peer: s.peers[from].name})
 }
 
@@ -781,7 +801,7 @@ func (s *Sim) offer(o *vpeer, i int32) {
 		}
 		rp := s.peers[r]
 		d, _ := s.send(mOffer, o.idx, r, smallBytes, false)
-		if rp.idle > rp.claimed && !rp.leaving {
+		if rp.idle > 0 && !rp.s.Leaving() {
 			s.at(s.now+d, event{kind: evOffer, p: r, q: o.idx, t: i})
 		}
 	}
@@ -846,15 +866,16 @@ func (s *Sim) probeArrives(r *vpeer, q int32) {
 // offerArrives mirrors node.claimLoop: claim while free slots exceed the
 // claims made this tick.
 func (s *Sim) offerArrives(r *vpeer, owner int32, i int32) {
-	if r.leaving {
-		return
+	// The scheduler claims while its idle slots exceed its claims this
+	// tick (a ClaimOffer action: see claim).
+	if err := r.s.Step(sched.Event{Kind: sched.OfferHeard, Task: s.tasks[i].id, Peer: s.peers[owner].name, Load: sched.Load{Funcs: 1}}); err != nil {
+		s.m.schedErr(err)
 	}
-	st := r.s.Stats()
-	free := st.Slots - st.Running - st.Queued
-	if free <= r.claimed {
-		return
-	}
-	r.claimed++
+	s.act(r)
+}
+
+// claim sends r's claim of task i to its owner.
+func (s *Sim) claim(r *vpeer, owner int32, i int32) {
 	s.contact(r.idx, owner)
 	if d, ok := s.send(mClaim, r.idx, owner, smallBytes, false); ok {
 		s.at(s.now+d, event{kind: evClaim, p: owner, q: r.idx, t: i})
@@ -872,46 +893,16 @@ func (s *Sim) gone(o *vpeer, q int32) {
 		return // healed before the session timed out
 	}
 	delete(o.contacts, q)
-	// The scheduler puts the tasks handed to q back in its queue: a
-	// completion from q that arrives later is stale. A task whose
-	// executor was lost more than MaxRetries times fails instead
-	// (node.giveUpLocked: the scheduler steps Done for it, then it fails
-	// with an ExecutorLostError).
+	// One PeerGone: the scheduler puts the tasks handed to q back in its
+	// queue, fails those past their retries (Fail, FailLost), and stops
+	// the tasks q handed o (Cancel). A completion from q that arrives
+	// later is stale.
 	s.flush(o)
-	var failed []int32
-	for _, i := range o.owned {
-		t := &s.tasks[i]
-		if t.exec != q || t.state != tSubmitted {
-			continue
-		}
-		t.exec = -1
-		t.losses = min(t.losses+1, math.MaxUint16)
-		if r := s.sc.MaxRetries; r >= 0 && int(t.losses) > r {
-			failed = append(failed, i)
-			if err := o.s.Step(sched.Event{Kind: sched.Done, Task: t.id}); err != nil {
-				s.m.schedErr(err)
-			}
-		}
-	}
-	// A Done frees a place the scheduler still credits to q, so it may
-	// have handed q more work: PeerGone takes that back, and its Forward
-	// actions are dropped. (The node acts on them after PeerGone, hands a
-	// queued task to the gone peer and has the refusal rejected.)
-	var pending []sched.Action
-	if len(failed) > 0 {
-		pending = slices.DeleteFunc(o.s.TakeActions(nil), func(a sched.Action) bool {
-			return a.Kind == sched.Forward && a.Peer == s.peers[q].name
-		})
-	}
 	if err := o.s.Step(sched.Event{Kind: sched.PeerGone, Peer: s.peers[q].name}); err != nil {
 		s.m.schedErr(err)
 	}
-	s.perform(o, pending)
 	s.act(o)
 	s.after(o)
-	for _, i := range failed {
-		s.failTask(i, failLost)
-	}
 	if len(o.lent) == 0 {
 		return
 	}
@@ -1024,7 +1015,7 @@ func (s *Sim) dhtLookup(p int32, key kadID) {
 // this peer owns is resolved: the connections close, so peers notice at
 // once.
 func (s *Sim) maybeDepart(p *vpeer) {
-	if !p.leaving || !p.alive {
+	if !p.alive || !p.s.Leaving() {
 		return
 	}
 	st := p.s.Stats()

@@ -39,7 +39,6 @@ type taskRec struct {
 	epoch    uint16
 	pEpoch   uint16 // nested: the parent's run epoch it belongs to
 	runs     uint16
-	losses   uint16 // times its executor was lost (node: task.lost)
 	state    uint8
 	fibN     int8
 	top      bool // submitted by the user (not nested)
