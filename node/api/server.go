@@ -309,7 +309,8 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	}
 	s.keep(refs...)
 	res, err := s.result(ctx, fn, refs, req.Wait, req.Timeout)
-	if req.Free && req.Wait {
+	// An error answer never tells the client the CIDs: keep nothing.
+	if err != nil || req.Free && req.Wait {
 		s.unkeep(refs...)
 	}
 	if err != nil {
@@ -345,20 +346,27 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 		}
 		calls[i] = args
 	}
-	refs := make([][]node.ObjectRef, len(calls))
-	for i, args := range calls {
-		if refs[i], err = s.n.CallWith(ctx, node.CallOptions{On: req.On, MaxRetries: req.MaxRetries, RetryErrors: req.RetryErrors}, fn.Name, args...); err != nil {
-			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
-			return
-		}
-		s.keep(refs[i]...)
-	}
-	if req.Free && req.Wait {
-		defer func() {
+	// The refs of every call submitted so far are kept; an error answer
+	// (a submission cut short, a failed or timed-out wait) never tells the
+	// client their CIDs, so it releases them all, as does a waited map
+	// with Free once answered.
+	refs := make([][]node.ObjectRef, 0, len(calls))
+	failed := true
+	defer func() {
+		if failed || req.Free && req.Wait {
 			for _, rs := range refs {
 				s.unkeep(rs...)
 			}
-		}()
+		}
+	}()
+	for i, args := range calls {
+		rs, err := s.n.CallWith(ctx, node.CallOptions{On: req.On, MaxRetries: req.MaxRetries, RetryErrors: req.RetryErrors}, fn.Name, args...)
+		if err != nil {
+			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
+			return
+		}
+		s.keep(rs...)
+		refs = append(refs, rs)
 	}
 	out := MapResult{Calls: make([]CallResult, len(refs))}
 	for i := range refs {
@@ -367,6 +375,7 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	failed = false
 	s.reply(w, out)
 }
 
