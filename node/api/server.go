@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/subtle"
@@ -308,16 +309,17 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.keep(refs...)
-	res, err := s.result(ctx, fn, refs, req.Wait, req.Timeout)
-	// An error answer never tells the client the CIDs: keep nothing.
+	call, err := s.result(ctx, fn, refs, req.Wait, req.Timeout)
+	// An error answer never tells the client the CIDs: keep nothing. A
+	// waited call with Free keeps nothing once answered.
 	if err != nil || req.Free && req.Wait {
-		s.unkeep(refs...)
+		defer s.unkeep(refs...)
 	}
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	s.reply(w, res)
+	s.stream(w, func(bw *bufio.Writer) error { return s.writeCall(ctx, bw, call) })
 }
 
 func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
@@ -368,37 +370,42 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 		s.keep(rs...)
 		refs = append(refs, rs)
 	}
-	out := MapResult{Calls: make([]CallResult, len(refs))}
+	out := make([]preparedCall, len(refs))
 	for i := range refs {
-		if out.Calls[i], err = s.result(ctx, fn, refs[i], req.Wait, req.Timeout); err != nil {
+		if out[i], err = s.result(ctx, fn, refs[i], req.Wait, req.Timeout); err != nil {
 			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
 			return
 		}
 	}
 	failed = false
-	s.reply(w, out)
+	s.stream(w, func(bw *bufio.Writer) error {
+		bw.WriteString(`{"calls":[`)
+		for i, c := range out {
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			if err := s.writeCall(ctx, bw, c); err != nil {
+				return fmt.Errorf("call %d: %w", i+1, err)
+			}
+		}
+		_, err := bw.WriteString("]}")
+		return err
+	})
 }
 
-// result makes the answer of one call, waiting for its results if asked.
-func (s *Server) result(ctx context.Context, fn *node.Function, refs []node.ObjectRef, wait bool, timeout Duration) (CallResult, error) {
-	res := CallResult{Refs: make([]cid.Cid, len(refs))}
-	for i, r := range refs {
-		res.Refs[i] = r.CID()
-	}
+// result prepares the answer of one call, waiting for its results if
+// asked.
+func (s *Server) result(ctx context.Context, fn *node.Function, refs []node.ObjectRef, wait bool, timeout Duration) (preparedCall, error) {
+	c := preparedCall{refs: cids(refs)}
 	if !wait {
-		return res, nil
+		return c, nil
 	}
-	vals, err := Results(ctx, fn, refs, getOpts(timeout)...)
+	vals, err := s.prepareResults(ctx, fn, refs, getOpts(timeout))
 	if err != nil {
-		return CallResult{}, err
+		return preparedCall{}, err
 	}
-	res.Results = make([]json.RawMessage, len(vals))
-	for i, v := range vals {
-		if res.Results[i], err = marshal(v); err != nil {
-			return CallResult{}, &ResultError{Func: fn.Name, Index: i, Err: err}
-		}
-	}
-	return res, nil
+	c.values = vals
+	return c, nil
 }
 
 func getOpts(timeout Duration) []node.GetOption {
@@ -452,12 +459,16 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 			t = f.Results[i]
 		}
 	}
-	v, err := ValueJSON(r.Context(), ref, t, opts...)
+	ctx := r.Context()
+	v, err := s.prepare(ctx, ref, t, opts)
+	if ce := (*convError)(nil); errors.As(err, &ce) {
+		err = ce.err
+	}
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	s.reply(w, v)
+	s.stream(w, func(bw *bufio.Writer) error { return s.writeValue(ctx, bw, v) })
 }
 
 func (s *Server) handleRaw(w http.ResponseWriter, r *http.Request) {
