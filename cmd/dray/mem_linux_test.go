@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -52,8 +51,7 @@ func TestJSONMemoryBounded(t *testing.T) {
 	// dray get, piped.
 	require.NoError(t, resetPeak(pid))
 	before := rss(t, pid, "VmRSS")
-	n, cli := drayPiped(t, p.api, "get", c)
-	assert.Equal(t, want, n, "bytes of JSON printed")
+	cli := drayPiped(t, p.api, want, "get", c)
 	peak := rss(t, pid, "VmHWM")
 	t.Logf("get %d MiB as JSON: node RSS %d MiB before, peak %d MiB; CLI peak %d MiB", size>>20, before>>20, peak>>20, cli>>20)
 	assert.Less(t, peak, int64(budget+slack), "node peak RSS")
@@ -68,8 +66,7 @@ func TestJSONMemoryBounded(t *testing.T) {
 	ok(t, p.api, "fetch", out)
 	require.NoError(t, resetPeak(pid))
 	before = rss(t, pid, "VmRSS")
-	n, cli = drayPiped(t, p.api, "run", "bytes", arg, "7")
-	assert.Equal(t, want, n, "bytes of JSON printed")
+	cli = drayPiped(t, p.api, want, "run", "bytes", arg, "7")
 	peak = rss(t, pid, "VmHWM")
 	t.Logf("run with a %d MiB result: node RSS %d MiB before, peak %d MiB; CLI peak %d MiB", size>>20, before>>20, peak>>20, cli>>20)
 	assert.Less(t, peak-before, int64(slack), "node peak RSS above its RSS before the call")
@@ -97,30 +94,27 @@ func rss(t *testing.T, pid int, field string) int64 {
 	return 0
 }
 
-// countWriter counts what is written through it and keeps its last byte.
-type countWriter struct {
-	n    int64
-	last byte
-}
-
-func (w *countWriter) Write(p []byte) (int, error) {
-	w.n += int64(len(p))
-	if len(p) > 0 {
-		w.last = p[len(p)-1]
-	}
-	return len(p), nil
-}
-
-// drayPiped runs a dray command against api with stdout on a pipe, and
-// returns how many bytes it printed and its peak RSS.
-func drayPiped(t *testing.T, api string, args ...string) (int64, int64) {
+// drayPiped runs a dray command against api with stdout on a pipe, checks
+// that it prints want bytes ending in a newline, and returns its peak RSS,
+// read from /proc while it still has its last bytes to write (rusage's
+// maxrss would count the test process's, which an exec'd child inherits).
+func drayPiped(t *testing.T, api string, want int64, args ...string) int64 {
 	t.Helper()
 	cmd := exec.Command(drayBin, args...)
 	cmd.Env = append(testEnv(), "DRAY_API="+api, "DRAY_DATA="+t.TempDir())
-	var out countWriter
-	var errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	require.NoError(t, cmd.Run(), "dray %v: %s", args, errOut.String())
-	assert.Equal(t, byte('\n'), out.last)
-	return out.n, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+	var errOut stderrBuf // written as the command runs
+	cmd.Stderr = &errOut
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	const tail = 1 << 20 // well above a pipe's buffer: the command is still running
+	n, err := io.CopyN(io.Discard, out, want-tail)
+	require.NoError(t, err, "dray %v: %s", args, errOut.errText())
+	peak := rss(t, cmd.Process.Pid, "VmHWM")
+	rest, err := io.ReadAll(out)
+	require.NoError(t, err)
+	require.NoError(t, cmd.Wait(), "dray %v: %s", args, errOut.errText())
+	assert.Equal(t, want, n+int64(len(rest)), "bytes of JSON printed")
+	assert.True(t, bytes.HasSuffix(rest, []byte("\n")))
+	return peak
 }
