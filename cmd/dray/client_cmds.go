@@ -74,17 +74,19 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 						args[0], i+1, args[0], params, strings.TrimSuffix(strings.Repeat("1,", params), ","))
 				}
 			}
-			res, err := c.Map(ctx, api.MapRequest{Func: args[0], Args: calls, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on,
-				MaxRetries: retry.max, RetryErrors: retry.errors})
+			out := newResults(cmd, runHint)
+			err = c.MapStream(ctx, api.MapRequest{Func: args[0], Args: calls, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on,
+				MaxRetries: retry.max, RetryErrors: retry.errors},
+				func(k int, refs []cid.Cid, i int, v io.Reader) error {
+					if err := out.upTo(k); err != nil {
+						return err
+					}
+					return out.value(refs, i, v)
+				})
 			if err != nil {
 				return timedOut(t.remoteErr(err), timeout)
 			}
-			for _, r := range res {
-				if err := printResults(cmd.OutOrStdout(), r.Results); err != nil {
-					return err
-				}
-			}
-			return nil
+			return out.upTo(len(calls))
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up waiting for the results after this long (0: no limit)")
@@ -167,12 +169,7 @@ as JSON; with --out FILE write the raw bytes of a byte-string value to FILE
 			if out != "" {
 				return timedOut(getRaw(cmd, t, c, out, timeout), timeout)
 			}
-			v, err := t.client().Get(cmd.Context(), c, timeout)
-			if err != nil {
-				return timedOut(t.remoteErr(err), timeout)
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), string(v))
-			return err
+			return timedOut(t.remoteErr(printGet(cmd, t.client(), c, timeout)), timeout)
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up waiting after this long (0: no limit)")

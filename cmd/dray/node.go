@@ -154,7 +154,13 @@ func runNode(cmd *cobra.Command, opts *options, nf *nodeFlags) (err error) {
 	}
 	defer func() { err = errors.Join(err, n.Close()) }()
 
-	srv := api.NewServer(n, api.Options{Network: func() api.NetInfo { return netInfo(host) }, Logger: cfg.Logger, Token: token})
+	apiOpts := api.DefaultOptions()
+	apiOpts.Network = func() api.NetInfo { return netInfo(host) }
+	apiOpts.Logger, apiOpts.Token = cfg.Logger, token
+	if err := apiOpts.Validate(); err != nil {
+		return err
+	}
+	srv := api.NewServer(n, apiOpts)
 	serveErr := make(chan error, 1)
 	l := ln
 	ln = nil // the server owns it now

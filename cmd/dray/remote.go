@@ -112,23 +112,6 @@ func flagHint(arg string) string {
 	return ""
 }
 
-// printResults prints a call's results: one value as it is, several as
-// one JSON array.
-func printResults(w io.Writer, results []json.RawMessage) error {
-	var line string
-	if len(results) == 1 {
-		line = string(results[0])
-	} else {
-		parts := make([]string, len(results))
-		for i, r := range results {
-			parts[i] = string(r)
-		}
-		line = "[" + strings.Join(parts, ",") + "]"
-	}
-	_, err := fmt.Fprintln(w, line)
-	return err
-}
-
 // dropDashDash removes a "--" right after FUNC (`dray run add -- -1 2`).
 func dropDashDash(args []string) []string {
 	if len(args) > 1 && args[1] == "--" {

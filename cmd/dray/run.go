@@ -49,10 +49,11 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 			if err != nil {
 				return err
 			}
-			res, err := t.client().Call(cmd.Context(), api.CallRequest{
+			out := newResults(cmd, runHint)
+			err = t.client().CallStream(cmd.Context(), api.CallRequest{
 				Func: args[0], Args: raw, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on,
 				MaxRetries: retry.max, RetryErrors: retry.errors,
-			})
+			}, out.value)
 			if errors.Is(err, api.ErrNoNode) && !t.explicit {
 				if on != "" {
 					return fmt.Errorf("--on %s needs a running node (start one with `dray node`)", on)
@@ -62,7 +63,7 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 			if err != nil {
 				return timedOut(t.remoteErr(err), timeout)
 			}
-			return printResults(cmd.OutOrStdout(), res.Results)
+			return out.upTo(1) // a function without results: []
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up waiting for the result after this long (0: no limit)")

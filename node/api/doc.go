@@ -50,6 +50,18 @@
 // header and idle timeouts but no write timeout, since a waited call lasts
 // as long as its task; a request ends when its client goes away.
 //
+// Requests in flight are bounded: at most Options.MaxInFlight at once (512
+// by default, waits included), and at most Options.MaxInFlightBytes of
+// call and map bodies (32 MiB). A request over either bound is refused
+// before any of it is read: 503, a Retry-After header and code "busy";
+// nothing of it was applied, so it can be sent again.
+//
+// Values are answered as a stream (a byte string straight from the store,
+// base64-encoded as it is read), so an answer of any size takes bounded
+// memory on the server; Client.OpenGet, CallStream and MapStream read it
+// as a stream too. Values other than byte strings are still decoded whole
+// before they are written.
+//
 // The API has no authentication: it runs functions and reads objects for
 // whoever can connect, so `dray node` serves it on loopback unless told
 // otherwise.

@@ -21,6 +21,7 @@ const (
 	CodeNotBytes        = "not_bytes"        // raw bytes asked of a value that is not a byte string
 	CodeTimeout         = "timeout"          // the wait timed out
 	CodeClosed          = "closed"           // the node is shutting down
+	CodeBusy            = "busy"             // too many requests in flight: retry after the Retry-After seconds
 	CodeNotFound        = "not_found"        // no such endpoint
 	CodeUnauthorized    = "unauthorized"     // missing or wrong API token
 	CodeNoSwarm         = "no_swarm"         // a call pinned to a peer on a node without a network

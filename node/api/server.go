@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/subtle"
@@ -34,13 +35,78 @@ const (
 	maxHeaderBytes    = 64 << 10
 )
 
-// Options configures a Server.
+// Defaults of the limits on requests in flight (see Options).
+const (
+	DefaultMaxInFlight      = 512
+	DefaultMaxInFlightBytes = 32 << 20
+)
+
+// retryAfter is the Retry-After, in seconds, of a request refused because
+// the server is full.
+const retryAfter = 1
+
+// DefaultOptions returns Options with every limit at its default.
+func DefaultOptions() Options {
+	return Options{
+		MaxRequestBytes:  DefaultMaxRequestBytes,
+		MaxInFlight:      DefaultMaxInFlight,
+		MaxInFlightBytes: DefaultMaxInFlightBytes,
+	}
+}
+
+// Validate reports limits that cannot work: negative ones, and a bound on
+// request bytes in flight below the largest request accepted. Zero limits
+// take their defaults.
+func (o Options) Validate() error {
+	switch {
+	case o.MaxRequestBytes < 0:
+		return fmt.Errorf("api: MaxRequestBytes %d is negative", o.MaxRequestBytes)
+	case o.MaxInFlight < 0:
+		return fmt.Errorf("api: MaxInFlight %d is negative", o.MaxInFlight)
+	case o.MaxInFlightBytes < 0:
+		return fmt.Errorf("api: MaxInFlightBytes %d is negative", o.MaxInFlightBytes)
+	}
+	o = o.withDefaults()
+	if o.MaxInFlightBytes < o.MaxRequestBytes {
+		return fmt.Errorf("api: MaxInFlightBytes %d is below MaxRequestBytes %d: a request of the largest size could never be served", o.MaxInFlightBytes, o.MaxRequestBytes)
+	}
+	return nil
+}
+
+// withDefaults fills the limits left zero (or negative) with defaults.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = d.MaxRequestBytes
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = d.MaxInFlight
+	}
+	if o.MaxInFlightBytes <= 0 {
+		o.MaxInFlightBytes = d.MaxInFlightBytes
+	}
+	return o
+}
+
+// Options configures a Server. Zero limits take their defaults
+// (DefaultOptions).
 type Options struct {
 	// Network reports the peer's libp2p identity, addresses and connected
 	// peers. Nil: the node's ID, no addresses and no peers.
 	Network func() NetInfo
 	// MaxRequestBytes bounds JSON request bodies (0: DefaultMaxRequestBytes).
 	MaxRequestBytes int64
+	// MaxInFlight bounds the requests served at once, waits included
+	// (0: DefaultMaxInFlight).
+	MaxInFlight int
+	// MaxInFlightBytes bounds the JSON request bodies (call, map) served at
+	// once, by their Content-Length or MaxRequestBytes when unknown, from
+	// arrival to answer (0: DefaultMaxInFlightBytes). Put bodies stream
+	// into the store and do not count.
+	//
+	// A request over either bound is refused before any of it is read or
+	// applied: 503 with Retry-After and code CodeBusy.
+	MaxInFlightBytes int64
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Token, when set, is required of every request, as the header
@@ -65,15 +131,22 @@ type Server struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
-	mu     sync.Mutex
-	refs   map[cid.Cid]*kept
-	addr   string
-	closed bool
+	mu       sync.Mutex
+	refs     map[cid.Cid]*kept
+	addr     string
+	closed   bool
+	inFlight int   // requests being served
+	inBytes  int64 // their JSON bodies' bytes
 }
 
 // NewServer returns a Server for n. Serve starts it on a listener; it also
 // is an http.Handler (for httptest, say).
+//
+// Options that do not Validate are made to work: negative limits take
+// their defaults and MaxInFlightBytes is raised to MaxRequestBytes.
 func NewServer(n *node.Node, opts Options) *Server {
+	opts = opts.withDefaults()
+	opts.MaxInFlightBytes = max(opts.MaxInFlightBytes, opts.MaxRequestBytes)
 	s := &Server{
 		n:       n,
 		opts:    opts,
@@ -83,9 +156,6 @@ func NewServer(n *node.Node, opts Options) *Server {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
-	}
-	if s.maxBody <= 0 {
-		s.maxBody = DefaultMaxRequestBytes
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	mux := http.NewServeMux()
@@ -175,12 +245,59 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg: "missing or wrong API token: pass the node's token with --api-token or DRAY_API_TOKEN"})
 		return
 	}
+	cost := s.bodyCost(r)
+	if err := s.admit(cost); err != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(retryAfter))
+		s.fail(w, err)
+		return
+	}
+	defer s.leave(cost)
 	// Requests end when the client goes or the server closes.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// bodyCost is what r's body counts against MaxInFlightBytes: the
+// Content-Length of a JSON request (MaxRequestBytes when unknown or
+// larger: the most that will be read), 0 for others.
+func (s *Server) bodyCost(r *http.Request) int64 {
+	if r.Method != http.MethodPost || r.URL.Path != "/v1/call" && r.URL.Path != "/v1/map" {
+		return 0
+	}
+	if r.ContentLength < 0 || r.ContentLength > s.maxBody {
+		return s.maxBody
+	}
+	return r.ContentLength
+}
+
+// admit counts a request in, or refuses it when the server is full.
+func (s *Server) admit(cost int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var msg string
+	switch {
+	case s.inFlight >= s.opts.MaxInFlight:
+		msg = fmt.Sprintf("node busy: %d requests in flight, the most it serves at once (MaxInFlight): retry after %ds", s.inFlight, retryAfter)
+	case cost > 0 && s.inBytes+cost > s.opts.MaxInFlightBytes:
+		msg = fmt.Sprintf("node busy: %d bytes of requests in flight, and this one's %d would pass the bound of %d (MaxInFlightBytes): retry after %ds",
+			s.inBytes, cost, s.opts.MaxInFlightBytes, retryAfter)
+	default:
+		s.inFlight++
+		s.inBytes += cost
+		return nil
+	}
+	return &httpError{status: http.StatusServiceUnavailable, code: CodeBusy, msg: msg}
+}
+
+// leave counts a request out.
+func (s *Server) leave(cost int64) {
+	s.mu.Lock()
+	s.inFlight--
+	s.inBytes -= cost
+	s.mu.Unlock()
 }
 
 // authorized reports whether r carries the server's token, compared in
@@ -308,15 +425,17 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.keep(refs...)
-	res, err := s.result(ctx, fn, refs, req.Wait, req.Timeout)
-	if req.Free && req.Wait {
-		s.unkeep(refs...)
+	call, err := s.result(ctx, fn, refs, req.Wait, req.Timeout)
+	// An error answer never tells the client the CIDs: keep nothing. A
+	// waited call with Free keeps nothing once answered.
+	if err != nil || req.Free && req.Wait {
+		defer s.unkeep(refs...)
 	}
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	s.reply(w, res)
+	s.stream(w, func(bw *bufio.Writer) error { return s.writeCall(ctx, bw, call) })
 }
 
 func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
@@ -345,51 +464,64 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 		}
 		calls[i] = args
 	}
-	refs := make([][]node.ObjectRef, len(calls))
-	for i, args := range calls {
-		if refs[i], err = s.n.CallWith(ctx, node.CallOptions{On: req.On, MaxRetries: req.MaxRetries, RetryErrors: req.RetryErrors}, fn.Name, args...); err != nil {
-			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
-			return
-		}
-		s.keep(refs[i]...)
-	}
-	if req.Free && req.Wait {
-		defer func() {
+	// The refs of every call submitted so far are kept; an error answer
+	// (a submission cut short, a failed or timed-out wait) never tells the
+	// client their CIDs, so it releases them all, as does a waited map
+	// with Free once answered.
+	refs := make([][]node.ObjectRef, 0, len(calls))
+	failed := true
+	defer func() {
+		if failed || req.Free && req.Wait {
 			for _, rs := range refs {
 				s.unkeep(rs...)
 			}
-		}()
+		}
+	}()
+	for i, args := range calls {
+		rs, err := s.n.CallWith(ctx, node.CallOptions{On: req.On, MaxRetries: req.MaxRetries, RetryErrors: req.RetryErrors}, fn.Name, args...)
+		if err != nil {
+			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
+			return
+		}
+		s.keep(rs...)
+		refs = append(refs, rs)
 	}
-	out := MapResult{Calls: make([]CallResult, len(refs))}
+	out := make([]preparedCall, len(refs))
 	for i := range refs {
-		if out.Calls[i], err = s.result(ctx, fn, refs[i], req.Wait, req.Timeout); err != nil {
+		if out[i], err = s.result(ctx, fn, refs[i], req.Wait, req.Timeout); err != nil {
 			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
 			return
 		}
 	}
-	s.reply(w, out)
+	failed = false
+	s.stream(w, func(bw *bufio.Writer) error {
+		bw.WriteString(`{"calls":[`)
+		for i, c := range out {
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			if err := s.writeCall(ctx, bw, c); err != nil {
+				return fmt.Errorf("call %d: %w", i+1, err)
+			}
+		}
+		_, err := bw.WriteString("]}")
+		return err
+	})
 }
 
-// result makes the answer of one call, waiting for its results if asked.
-func (s *Server) result(ctx context.Context, fn *node.Function, refs []node.ObjectRef, wait bool, timeout Duration) (CallResult, error) {
-	res := CallResult{Refs: make([]cid.Cid, len(refs))}
-	for i, r := range refs {
-		res.Refs[i] = r.CID()
-	}
+// result prepares the answer of one call, waiting for its results if
+// asked.
+func (s *Server) result(ctx context.Context, fn *node.Function, refs []node.ObjectRef, wait bool, timeout Duration) (preparedCall, error) {
+	c := preparedCall{refs: cids(refs)}
 	if !wait {
-		return res, nil
+		return c, nil
 	}
-	vals, err := Results(ctx, fn, refs, getOpts(timeout)...)
+	vals, err := s.prepareResults(ctx, fn, refs, getOpts(timeout))
 	if err != nil {
-		return CallResult{}, err
+		return preparedCall{}, err
 	}
-	res.Results = make([]json.RawMessage, len(vals))
-	for i, v := range vals {
-		if res.Results[i], err = marshal(v); err != nil {
-			return CallResult{}, &ResultError{Func: fn.Name, Index: i, Err: err}
-		}
-	}
-	return res, nil
+	c.values = vals
+	return c, nil
 }
 
 func getOpts(timeout Duration) []node.GetOption {
@@ -443,12 +575,16 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 			t = f.Results[i]
 		}
 	}
-	v, err := ValueJSON(r.Context(), ref, t, opts...)
+	ctx := r.Context()
+	v, err := s.prepare(ctx, ref, t, opts)
+	if ce := (*convError)(nil); errors.As(err, &ce) {
+		err = ce.err
+	}
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	s.reply(w, v)
+	s.stream(w, func(bw *bufio.Writer) error { return s.writeValue(ctx, bw, v) })
 }
 
 func (s *Server) handleRaw(w http.ResponseWriter, r *http.Request) {
