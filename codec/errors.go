@@ -86,6 +86,9 @@ type TypeError struct {
 	Path string
 	// Err is ErrUnregistered or ErrCannotTravel.
 	Err error
+	// field: the type is a struct field's (or inside one), which a
+	// `codec:"-"` tag can leave out.
+	field bool
 }
 
 // Error implements error.
@@ -118,6 +121,8 @@ func (e *TypeError) Error() string {
 		b.WriteString("](")
 		b.WriteString(strconv.Quote(suggestedName(e.Type)))
 		b.WriteString(")")
+	case e.Err == ErrCannotTravel && e.field:
+		b.WriteString(": leave the field out with the tag `codec:\"-\"`, or change its type")
 	case e.Err != ErrUnregistered && e.Err != ErrCannotTravel && e.Err != nil:
 		b.WriteString(": ")
 		b.WriteString(causeText(e.Err))
