@@ -18,6 +18,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/node"
 )
 
@@ -626,6 +627,8 @@ func classify(err error) (int, string) {
 		return http.StatusUnprocessableEntity, CodeTaskFailed
 	case errors.As(err, &re):
 		return http.StatusUnprocessableEntity, CodeInternal
+	case errors.Is(err, codec.ErrTooDeep):
+		return http.StatusBadRequest, CodeBadArgument // an argument nested past codec.MaxDepth
 	case errors.Is(err, node.ErrNotBytes):
 		return http.StatusUnprocessableEntity, CodeNotBytes
 	case errors.Is(err, node.ErrUnknownRef):
