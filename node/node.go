@@ -1186,10 +1186,20 @@ func (n *Node) getBytes(ctx context.Context, id cid.Cid, opts []GetOption) ([]by
 // resolve waits until id is resolved and returns the CID of its bytes, or
 // the task's error. The object cannot be dropped before release is called
 // when hold is set, or when resolve had to wait (the caller's ref may be
-// gone by then); otherwise the caller's ref keeps it.
+// gone by then); otherwise the caller's ref keeps it. A WithTimeout option
+// bounds the whole resolve, however often the object is rebuilt meanwhile.
 func (n *Node) resolve(ctx context.Context, id cid.Cid, opts []GetOption, hold bool) (content cid.Cid, release func(), err error) {
+	var o getOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
 	for {
-		content, release, err = n.resolveOnce(ctx, id, opts, hold)
+		content, release, err = n.resolveOnce(ctx, id, hold)
 		if !errors.Is(err, errRebuilding) {
 			return content, release, err
 		}
@@ -1197,11 +1207,7 @@ func (n *Node) resolve(ctx context.Context, id cid.Cid, opts []GetOption, hold b
 	}
 }
 
-func (n *Node) resolveOnce(ctx context.Context, id cid.Cid, opts []GetOption, hold bool) (content cid.Cid, release func(), err error) {
-	var o getOptions
-	for _, f := range opts {
-		f(&o)
-	}
+func (n *Node) resolveOnce(ctx context.Context, id cid.Cid, hold bool) (content cid.Cid, release func(), err error) {
 	release = func() {}
 	n.mu.Lock()
 	obj := n.objects[id]
@@ -1210,11 +1216,6 @@ func (n *Node) resolveOnce(ctx context.Context, id cid.Cid, opts []GetOption, ho
 		return cid.Undef, release, &UnknownRefError{Op: "get", Ref: id}
 	}
 	if obj.state == pending {
-		if o.timeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, o.timeout)
-			defer cancel()
-		}
 		obj.holds++ // keep the record while we wait
 		w := make(chan struct{}, 1)
 		obj.waiters = append(obj.waiters, w)
