@@ -379,6 +379,9 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 			if !id.Defined() {
 				return nil, fmt.Errorf("node: call %s: argument %d is a zero ref", fn.Name, i+1)
 			}
+			if r.objectRef().Released() {
+				return nil, &ReleasedError{Op: fmt.Sprintf("call %s: argument %d", fn.Name, i+1), Ref: id}
+			}
 			targs[i].ref = id
 			continue
 		}
