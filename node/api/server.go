@@ -51,11 +51,10 @@ type Options struct {
 }
 
 // Server serves a node's control API over HTTP/JSON (see the package
-// documentation for the endpoints). It keeps every ref it hands out — call
-// and map outputs, put and fetched values — in a table, so a CID printed by
-// the CLI can be fetched later; those objects are released only when the
-// server is closed (together with the node, in `dray node`). It is safe for
-// concurrent use.
+// documentation for the endpoints). It keeps a ref for every CID it hands
+// out — call and map outputs, put and fetched values — in a table, so a CID
+// printed by the CLI can be fetched later; DELETE /v1/refs/{cid} releases
+// one at once, and Close releases them all. It is safe for concurrent use.
 type Server struct {
 	n       *node.Node
 	opts    Options
@@ -153,6 +152,9 @@ func (s *Server) Close() error {
 		err = errors.Join(err, s.hs.Close())
 	}
 	s.mu.Lock()
+	for _, k := range s.refs {
+		k.ref.Release()
+	}
 	clear(s.refs)
 	s.mu.Unlock()
 	if err != nil {
@@ -191,52 +193,48 @@ func (s *Server) authorized(r *http.Request) bool {
 	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) == 1
 }
 
-// kept is a ref the server keeps for a CID it handed out, and how many
-// answers handed it out.
+// kept is a ref the server keeps for a CID it handed out.
 type kept struct {
-	ref   node.ObjectRef
-	count int
+	ref node.ObjectRef
 }
 
-// keep records refs in the table so their CIDs stay valid.
+// keep records refs in the table so their CIDs stay valid. The table takes
+// the refs over: the caller must not use them afterwards. The table holds
+// one ref a CID, so a ref for a CID kept already is released at once, as
+// is every ref once the server is closed.
 func (s *Server) keep(refs ...node.ObjectRef) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	for _, r := range refs {
+		switch k := s.refs[r.CID()]; {
+		case s.closed:
+			r.Release()
+		case k != nil:
+			if k.ref != r {
+				r.Release()
+			}
+		default:
+			s.refs[r.CID()] = &kept{ref: r}
+		}
+	}
+}
+
+// keepOrRelease keeps refs (see keep), or releases them when free is set:
+// a waited call whose request asked to keep nothing.
+func (s *Server) keepOrRelease(free bool, refs ...node.ObjectRef) {
+	if !free {
+		s.keep(refs...)
 		return
 	}
 	for _, r := range refs {
-		if k := s.refs[r.CID()]; k != nil {
-			k.count++
-		} else {
-			s.refs[r.CID()] = &kept{ref: r, count: 1}
-		}
+		r.Release()
 	}
 }
 
-// unkeep undoes one keep of each ref: a waited call whose request asked to
-// free its refs once answered.
-func (s *Server) unkeep(refs ...node.ObjectRef) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range refs {
-		if k := s.refs[r.CID()]; k != nil {
-			if k.count--; k.count <= 0 {
-				delete(s.refs, r.CID())
-			}
-		}
-	}
-}
-
-// ref returns a ref for c: the one kept in the table, else one from the
-// node (an object it tracks, holds in its store, or finds in the swarm).
+// ref returns a new ref for c from the node (an object it tracks — those
+// the table keeps among them — holds in its store, or finds in the swarm).
+// The caller releases it, or keeps it.
 func (s *Server) ref(ctx context.Context, c cid.Cid) (node.ObjectRef, error) {
-	s.mu.Lock()
-	k, ok := s.refs[c]
-	s.mu.Unlock()
-	if ok {
-		return k.ref, nil
-	}
 	return s.n.Resolve(ctx, c)
 }
 
@@ -308,11 +306,8 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	s.keep(refs...)
 	res, err := s.result(ctx, fn, refs, req.Wait, req.Timeout)
-	if req.Free && req.Wait {
-		s.unkeep(refs...)
-	}
+	s.keepOrRelease(req.Free && req.Wait, refs...)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -338,6 +333,11 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every argument is checked before anything is submitted.
 	calls := make([][]any, len(req.Args))
+	defer func() { // the calls hold their arguments themselves
+		for _, args := range calls {
+			releaseArgs(args)
+		}
+	}()
 	for i, raw := range req.Args {
 		args, err := Args(ctx, s.n, fn, raw)
 		if err != nil {
@@ -347,19 +347,16 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 		calls[i] = args
 	}
 	refs := make([][]node.ObjectRef, len(calls))
+	defer func() { // answered (or failed): keep the outputs, or let go
+		for _, rs := range refs {
+			s.keepOrRelease(req.Free && req.Wait, rs...)
+		}
+	}()
 	for i, args := range calls {
 		if refs[i], err = s.n.CallWith(ctx, node.CallOptions{On: req.On, MaxRetries: req.MaxRetries, RetryErrors: req.RetryErrors}, fn.Name, args...); err != nil {
 			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
 			return
 		}
-		s.keep(refs[i]...)
-	}
-	if req.Free && req.Wait {
-		defer func() {
-			for _, rs := range refs {
-				s.unkeep(rs...)
-			}
-		}()
 	}
 	out := MapResult{Calls: make([]CallResult, len(refs))}
 	for i := range refs {
@@ -417,7 +414,8 @@ func (s *Server) cidAndTimeout(r *http.Request) (cid.Cid, Duration, error) {
 	return c, timeout, nil
 }
 
-// target reads the {cid} path value and the timeout query parameter.
+// target reads the {cid} path value and the timeout query parameter, and
+// returns a new ref for the CID, which the caller releases.
 func (s *Server) target(r *http.Request) (node.ObjectRef, []node.GetOption, error) {
 	c, timeout, err := s.cidAndTimeout(r)
 	if err != nil {
@@ -436,6 +434,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	defer ref.Release()
 	// Decode into the producing function's result type when the node knows
 	// it, so an int64 stays an int64 and a registered struct keeps its form.
 	var t reflect.Type
@@ -458,6 +457,7 @@ func (s *Server) handleRaw(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	defer ref.Release()
 	rc, size, err := s.n.OpenBytes(r.Context(), ref, opts...)
 	if errors.Is(err, node.ErrNotBytes) {
 		err = &httpError{status: http.StatusUnprocessableEntity, code: CodeNotBytes,
@@ -497,8 +497,9 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, PutResult{CID: ref.CID()})
 }
 
-// handleFree forgets the ref the server keeps for a CID, so the object is
-// freed unless something else holds it.
+// handleFree releases the ref the server keeps for a CID, however many
+// times it was handed out, so the node forgets the object at once unless
+// something else holds it.
 func (s *Server) handleFree(w http.ResponseWriter, r *http.Request) {
 	c, err := cid.Decode(r.PathValue("cid"))
 	if err != nil {
@@ -506,9 +507,12 @@ func (s *Server) handleFree(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	_, ok := s.refs[c]
+	k, ok := s.refs[c]
 	delete(s.refs, c)
 	s.mu.Unlock()
+	if ok {
+		k.ref.Release()
+	}
 	s.reply(w, FreeResult{CID: c, Kept: ok})
 }
 
