@@ -130,6 +130,8 @@ type Node struct {
 	salt  [8]byte
 	seq   atomic.Uint64
 
+	draining atomic.Bool // Shutdown was called: new calls are refused (shutdown.go)
+
 	ctx     context.Context // cancelled by Close; parent of task contexts
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // running tasks and hand-offs
@@ -244,10 +246,11 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Close stops the node: queued tasks fail with ErrClosed without running,
-// running tasks see their context cancelled, pending Gets return ErrClosed,
-// and Close waits for running tasks to return, releases every object and
-// closes the store. It must not be called from inside a task.
+// Close stops the node at once: queued tasks fail with ErrClosed without
+// running, running tasks see their context cancelled, pending Gets return
+// ErrClosed, and Close waits for running tasks to return, releases every
+// object and closes the store. It must not be called from inside a task.
+// Shutdown stops it gracefully instead.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -364,6 +367,9 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 	on := opts.On
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("node: call %s: %w", name, err)
+	}
+	if err := n.admitCall(ctx, name); err != nil {
+		return nil, err
 	}
 	fn, err := n.reg.Lookup(name)
 	if err != nil {
