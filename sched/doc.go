@@ -4,8 +4,8 @@
 // draws no randomness of its own: like etcd's raft core, it takes events
 // (a task was submitted, an object became ready, a task finished, a task
 // blocked in Get, ...) through Step and hands back actions (run this task
-// here, fail that one because its dependency failed) through Actions. The
-// caller performs the actions. The node drives it with real workers; the
+// here, fail that one because its dependency failed) through TakeActions
+// (HasActions says whether any are pending). The caller performs the actions. The node drives it with real workers; the
 // simulator drives the very same code against a virtual clock, which is
 // what makes both deterministic to test.
 //
