@@ -354,12 +354,13 @@ func TestRecursionLimits(t *testing.T) {
 	_, err = Marshal(list)
 	var ee *EncodeError
 	require.ErrorAs(t, err, &ee)
-	assert.Contains(t, err.Error(), "exceeds the decoding limits")
+	require.ErrorIs(t, err, ErrTooDeep)
 
 	cyc := &Node{Val: 1}
 	cyc.Next = cyc
 	_, err = Marshal(cyc)
 	require.ErrorAs(t, err, &ee)
+	require.ErrorIs(t, err, ErrTooDeep)
 	assert.Contains(t, err.Error(), "nested too deeply")
 
 	self := []any{nil}
@@ -425,4 +426,52 @@ func TestConcurrentUse(t *testing.T) {
 	var c Conc
 	require.NoError(t, Unmarshal(b, &c))
 	assert.Equal(t, Conc{A: []int{1}}, c)
+}
+
+// TestTooDeep: a value nested past MaxDepth fails with ErrTooDeep in one
+// short line that names the limit, however deep it is (no path as long as
+// the value), and one at the limit encodes.
+func TestTooDeep(t *testing.T) {
+	nest := func(depth int) any {
+		var v any = 1
+		for range depth {
+			v = []any{v}
+		}
+		return v
+	}
+	for _, tt := range []struct {
+		name  string
+		v     any
+		fails bool
+	}{
+		{"at the limit", nest(MaxDepth), false},
+		{"one past the limit", nest(MaxDepth + 1), true},
+		{"far past the limit", nest(1000), true},
+		{"typed, far past", func() any {
+			var v []any
+			for range 5000 {
+				v = []any{v}
+			}
+			return v
+		}(), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Marshal(tt.v)
+			if !tt.fails {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrTooDeep)
+			msg := err.Error()
+			assert.Contains(t, msg, "64 levels")
+			assert.Contains(t, msg, "codec.MaxDepth")
+			assert.NotContains(t, msg, "\n")
+			assert.Less(t, len(msg), 160, "a short line: %q", msg)
+
+			_, err = ToJSONValue(tt.v)
+			if err != nil { // JSON has no depth limit of its own below the recursion bound
+				assert.Less(t, len(err.Error()), 160)
+			}
+		})
+	}
 }

@@ -97,6 +97,10 @@ func (e *encState) finish(node any) ([]byte, error) {
 	// Byte strings are skipped in O(1), so this costs little even for
 	// large outputs.
 	if err := dmTyped.Wellformed(out); err != nil {
+		var deep *cbor.MaxNestedLevelError
+		if errors.As(err, &deep) {
+			return nil, &EncodeError{Err: errTooDeep}
+		}
 		return nil, &EncodeError{Err: fmt.Errorf("value exceeds the decoding limits: %s", causeText(err))}
 	}
 	return out, nil
@@ -118,7 +122,7 @@ func (e *encState) bytes(b []byte) any {
 func (e *encState) enter() error {
 	e.level++
 	if e.level > maxRecursion {
-		return &EncodeError{Err: errors.New("value is nested too deeply (is it cyclic?)")}
+		return &EncodeError{Err: errTooDeep}
 	}
 	return nil
 }

@@ -37,6 +37,11 @@ var (
 	// one of them.
 	ErrCannotTravel = errors.New("codec: type cannot travel")
 
+	// ErrTooDeep is matched (through an *EncodeError) when Marshal is
+	// given a value nested deeper than MaxDepth levels, which no peer
+	// would decode, or a cyclic one.
+	ErrTooDeep = errors.New("codec: value nested too deeply")
+
 	// ErrInvalidArray is matched when an Array breaks its invariants (unknown
 	// dtype, negative or overflowing shape, data length not matching the
 	// shape, bool bytes other than 0 and 1).
@@ -86,6 +91,9 @@ type TypeError struct {
 	Path string
 	// Err is ErrUnregistered or ErrCannotTravel.
 	Err error
+	// field: the type is a struct field's (or inside one), which a
+	// `codec:"-"` tag can leave out.
+	field bool
 }
 
 // Error implements error.
@@ -118,6 +126,8 @@ func (e *TypeError) Error() string {
 		b.WriteString("](")
 		b.WriteString(strconv.Quote(suggestedName(e.Type)))
 		b.WriteString(")")
+	case e.Err == ErrCannotTravel && e.field:
+		b.WriteString(": leave the field out with the tag `codec:\"-\"`, or change its type")
 	case e.Err != ErrUnregistered && e.Err != ErrCannotTravel && e.Err != nil:
 		b.WriteString(": ")
 		b.WriteString(causeText(e.Err))
@@ -207,8 +217,12 @@ func suggestedName(t reflect.Type) string {
 	return t.String()
 }
 
+// errTooDeep is the cause of an *EncodeError for a value nested too deeply.
+var errTooDeep = fmt.Errorf("%w: deeper than %d levels of lists and maps, the limit (codec.MaxDepth); is it cyclic?", ErrTooDeep, MaxDepth)
+
 // withPath prepends a path segment to the location carried by err, when it
 // carries one. It is used while unwinding so paths cost nothing on success.
+// A value nested too deeply gets no path: it would be as deep as the value.
 func withPath(err error, seg string) error {
 	switch e := err.(type) {
 	case *DecodeError:
@@ -216,7 +230,9 @@ func withPath(err error, seg string) error {
 	case *TypeError:
 		e.Path = seg + e.Path
 	case *EncodeError:
-		e.Path = seg + e.Path
+		if e.Err != errTooDeep {
+			e.Path = seg + e.Path
+		}
 	}
 	return err
 }

@@ -56,7 +56,7 @@ func (j *jsonConv) conv(v reflect.Value) (any, error) {
 	j.level++
 	defer func() { j.level-- }()
 	if j.level > maxRecursion {
-		return nil, &EncodeError{Err: errors.New("value is nested too deeply (is it cyclic?)")}
+		return nil, &EncodeError{Err: errTooDeep}
 	}
 	p, err := planFor(v.Type())
 	if err != nil {

@@ -294,6 +294,14 @@ func (b *planBuilder) fill(p *plan) error {
 		p.kind = kIface
 		return nil
 	case reflect.Struct:
+		// A struct that could never be registered says why first, at
+		// the field at fault, rather than asking to be registered.
+		if u := untravelable(t, "", map[reflect.Type]bool{}); u != nil {
+			if u.key {
+				u.path += "[key]"
+			}
+			return &TypeError{Type: u.t, Path: u.path, Err: ErrCannotTravel, field: true}
+		}
 		return &TypeError{Type: t, Err: ErrUnregistered}
 	}
 	return &TypeError{Type: t, Err: ErrCannotTravel}

@@ -151,6 +151,18 @@ func TestRegisterConflicts(t *testing.T) {
 
 type chkUnreg struct{ A int }
 
+// Unregistered structs that could never be registered: the error names
+// the field at fault, not registration.
+type (
+	withFunc     struct{ Cb func() }
+	withChanDeep struct{ Jobs []struct{ Done chan int } }
+	withSkipped  struct {
+		A  int
+		Cb func() `codec:"-"`
+	}
+	withFloatKey struct{ M map[float64]int }
+)
+
 type chkHolder struct{ Items map[string][]chkUnreg }
 
 func TestCheckType(t *testing.T) {
@@ -179,6 +191,8 @@ func TestCheckType(t *testing.T) {
 		{reflect.TypeFor[map[[2]int]int](), ErrCannotTravel, "codec: type [2]int cannot travel at [key]"},
 		{reflect.TypeFor[time.Duration](), nil, ""},
 		{reflect.TypeFor[regB](), ErrUnregistered, "regB"},
+		{reflect.TypeFor[withFunc](), ErrCannotTravel, "codec: type func() cannot travel at Cb"},
+		{reflect.TypeFor[map[string]withChanDeep](), ErrCannotTravel, "codec: type chan int cannot travel at [*].Jobs[*].Done"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.t.String(), func(t *testing.T) {
@@ -209,6 +223,14 @@ func TestEncodeErrors(t *testing.T) {
 		{"nested unregistered", Tuple{1, []any{Unreg{}}}, ErrUnregistered, "codec: unregistered type codec.Unreg at [1][0]: register it"},
 		{"in a field", Everything{Any: map[string]any{"k": Unreg{}}}, ErrUnregistered, `unregistered type codec.Unreg at Any["k"]`},
 		{"func", func() {}, ErrCannotTravel, "codec: type func() cannot travel"},
+		{"func field of an unregistered struct", withFunc{}, ErrCannotTravel,
+			"codec: type func() cannot travel at Cb: leave the field out with the tag `codec:\"-\"`, or change its type"},
+		{"func field, through a pointer", &withFunc{}, ErrCannotTravel, "codec: type func() cannot travel at Cb"},
+		{"func field in a list", []withFunc{{}}, ErrCannotTravel, "codec: type func() cannot travel at [*].Cb"},
+		{"func field behind any", map[string]any{"k": withFunc{}}, ErrCannotTravel, `codec: type func() cannot travel at ["k"].Cb`},
+		{"chan deep inside", withChanDeep{}, ErrCannotTravel, "codec: type chan int cannot travel at Jobs[*].Done"},
+		{"float map key field", withFloatKey{}, ErrCannotTravel, "codec: type float64 cannot travel at M[key]"},
+		{"func field left out: only unregistered", withSkipped{}, ErrUnregistered, "register it with codec.Register[codec.withSkipped]"},
 		{"chan in any", []any{make(chan int)}, ErrCannotTravel, "codec: type chan int cannot travel at [0]"},
 		{"complex", complex(1, 2), ErrCannotTravel, "complex128 cannot travel"},
 		{"unregistered binary", regBinUnreg{}, ErrUnregistered, "codec: unregistered type codec.regBinUnreg: register it"},

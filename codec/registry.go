@@ -196,26 +196,47 @@ func ownEncoding(t reflect.Type) bool {
 // maps and struct fields, registered or not) for something that can never
 // travel. path is the Go field path so far.
 func checkTravel(t reflect.Type, path string, seen map[reflect.Type]bool) error {
-	bad := func(what reflect.Type, extra string) error {
-		where := "field " + strings.TrimPrefix(path, ".")
-		if path == "" {
-			where = "it"
-		}
-		return fmt.Errorf("%s has %stype %s which cannot travel", where, extra, what)
+	u := untravelable(t, path, seen)
+	if u == nil {
+		return nil
 	}
+	where := "field " + strings.TrimPrefix(u.path, ".")
+	if u.path == "" {
+		where = "it"
+	}
+	extra := ""
+	if u.key {
+		extra = "map key "
+	}
+	return fmt.Errorf("%s has %stype %s which cannot travel", where, extra, u.t)
+}
+
+// badType is a type that can never travel, found inside another: where
+// (a Go path such as ".Opts.Callback" or ".Chans[*]") and whether it is a
+// map's key type.
+type badType struct {
+	t    reflect.Type
+	path string
+	key  bool
+}
+
+// untravelable returns the first part of t's static structure that can
+// never travel, or nil. Struct fields left out (`codec:"-"`, unexported)
+// are skipped, as Register skips them.
+func untravelable(t reflect.Type, path string, seen map[reflect.Type]bool) *badType {
 	switch t.Kind() {
 	case reflect.Func, reflect.Chan, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128, reflect.Uintptr:
-		return bad(t, "")
+		return &badType{t: t, path: path}
 	case reflect.Pointer, reflect.Slice, reflect.Array:
 		if t.Kind() != reflect.Pointer {
 			path += "[*]"
 		}
-		return checkTravel(t.Elem(), path, seen)
+		return untravelable(t.Elem(), path, seen)
 	case reflect.Map:
 		if !validKeyKind(t.Key()) {
-			return bad(t.Key(), "map key ")
+			return &badType{t: t.Key(), path: path, key: true}
 		}
-		return checkTravel(t.Elem(), path+"[*]", seen)
+		return untravelable(t.Elem(), path+"[*]", seen)
 	case reflect.Struct:
 		if seen[t] || ownEncoding(t) {
 			return nil
@@ -232,8 +253,8 @@ func checkTravel(t reflect.Type, path string, seen map[reflect.Type]bool) error 
 			if !f.IsExported() && (f.Type.Kind() != reflect.Struct) {
 				continue
 			}
-			if err := checkTravel(f.Type, path+"."+f.Name, seen); err != nil {
-				return err
+			if u := untravelable(f.Type, path+"."+f.Name, seen); u != nil {
+				return u
 			}
 		}
 	}

@@ -11,9 +11,9 @@ import (
 )
 
 // Config configures a Node. DefaultConfig gives the embedded default: all
-// CPUs as worker slots and an object store holding 25% of system memory,
-// spilling to DataDir when it is full. A Config handed to New is not changed
-// afterwards.
+// CPUs as worker slots and an object store holding 25% of system memory in
+// memory only (set Store.Dir for it to spill to files there when full). A
+// Config handed to New is not changed afterwards.
 type Config struct {
 	// ID names this peer (whoami reports it). Empty: a random ID is made.
 	ID string

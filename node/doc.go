@@ -20,5 +20,7 @@
 // fails every Get of its refs with a *TaskError naming the function, the
 // task and the cause; the node keeps running. Refs are counted: when no copy
 // of a ref is reachable any more, the garbage collector's cleanup releases
-// the object and its bytes leave the store.
+// the object and its bytes leave the store. ObjectRef.Release does that at
+// once, without waiting for a collection; a ref used after it fails with a
+// *ReleasedError. Node.Shutdown stops a node gracefully, Close at once.
 package node

@@ -18,7 +18,25 @@ var (
 	ErrNoSwarm = errors.New("node: this node is not in a swarm")
 	// ErrObjectLost is matched by an ObjectLostError.
 	ErrObjectLost = errors.New("node: object lost")
+	// ErrReleased is matched by a ReleasedError: a ref used after
+	// ObjectRef.Release.
+	ErrReleased = errors.New("node: ref released")
 )
+
+// ReleasedError reports a ref used after Release was called on it or a
+// copy of it (errors.Is ErrReleased).
+type ReleasedError struct {
+	Op  string  // what was being done: "get", "call add: argument 1", ...
+	Ref cid.Cid // the ref
+}
+
+func (e *ReleasedError) Error() string {
+	return fmt.Sprintf("node: %s: ref %s was released (Release was called on it or a copy of it): "+
+		"keep the ref, or get a new one with Node.Ref, while you use it", e.Op, e.Ref)
+}
+
+// Is makes errors.Is(err, ErrReleased) true.
+func (e *ReleasedError) Is(target error) bool { return target == ErrReleased }
 
 // UnknownRefError reports a ref this node has no object for (errors.Is
 // ErrUnknownRef).

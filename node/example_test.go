@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/dray-project/dray/node"
@@ -41,4 +42,31 @@ func Example() {
 	v, err := sum.Get(ctx)
 	fmt.Println(v, err)
 	// Output: 25 <nil>
+}
+
+func ExampleObjectRef_Release() {
+	cfg := node.DefaultConfig()
+	cfg.Store.Dir = "" // keep objects in memory only
+	n, err := node.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer n.Close()
+	ctx := context.Background()
+
+	r, err := n.Put(ctx, "a large value")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(n.Stats().Objects)
+	// Free it now rather than when the garbage collector finds r
+	// unreachable; copies of r are released with it.
+	r.Release()
+	fmt.Println(n.Stats().Objects)
+	_, err = r.Get(ctx)
+	fmt.Println(errors.Is(err, node.ErrReleased))
+	// Output:
+	// 1
+	// 0
+	// true
 }

@@ -128,6 +128,8 @@ type Node struct {
 	salt  [8]byte
 	seq   atomic.Uint64
 
+	draining atomic.Bool // Shutdown was called: new calls are refused (shutdown.go)
+
 	ctx    context.Context // cancelled by Close; parent of task contexts
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // running tasks and hand-offs
@@ -245,10 +247,11 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Close stops the node: queued tasks fail with ErrClosed without running,
-// running tasks see their context cancelled, pending Gets return ErrClosed,
-// and Close waits for running tasks to return, releases every object and
-// closes the store. It must not be called from inside a task.
+// Close stops the node at once: queued tasks fail with ErrClosed without
+// running, running tasks see their context cancelled, pending Gets return
+// ErrClosed, and Close waits for running tasks to return, releases every
+// object and closes the store. It must not be called from inside a task.
+// Shutdown stops it gracefully instead.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -366,6 +369,9 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("node: call %s: %w", name, err)
 	}
+	if err := n.admitCall(ctx, name); err != nil {
+		return nil, err
+	}
 	fn, err := n.reg.Lookup(name)
 	if err != nil {
 		return nil, err
@@ -379,6 +385,9 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 			id := r.objectRef().CID()
 			if !id.Defined() {
 				return nil, fmt.Errorf("node: call %s: argument %d is a zero ref", fn.Name, i+1)
+			}
+			if r.objectRef().Released() {
+				return nil, &ReleasedError{Op: fmt.Sprintf("call %s: argument %d", fn.Name, i+1), Ref: id}
 			}
 			targs[i].ref = id
 			continue
@@ -1225,10 +1234,20 @@ func (n *Node) getBytes(ctx context.Context, id cid.Cid, opts []GetOption) ([]by
 // resolve waits until id is resolved and returns the CID of its bytes, or
 // the task's error. The object cannot be dropped before release is called
 // when hold is set, or when resolve had to wait (the caller's ref may be
-// gone by then); otherwise the caller's ref keeps it.
+// gone by then); otherwise the caller's ref keeps it. A WithTimeout option
+// bounds the whole resolve, however often the object is rebuilt meanwhile.
 func (n *Node) resolve(ctx context.Context, id cid.Cid, opts []GetOption, hold bool) (content cid.Cid, release func(), err error) {
+	var o getOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
 	for {
-		content, release, err = n.resolveOnce(ctx, id, opts, hold)
+		content, release, err = n.resolveOnce(ctx, id, hold)
 		if !errors.Is(err, errRebuilding) {
 			return content, release, err
 		}
@@ -1236,11 +1255,7 @@ func (n *Node) resolve(ctx context.Context, id cid.Cid, opts []GetOption, hold b
 	}
 }
 
-func (n *Node) resolveOnce(ctx context.Context, id cid.Cid, opts []GetOption, hold bool) (content cid.Cid, release func(), err error) {
-	var o getOptions
-	for _, f := range opts {
-		f(&o)
-	}
+func (n *Node) resolveOnce(ctx context.Context, id cid.Cid, hold bool) (content cid.Cid, release func(), err error) {
 	release = func() {}
 	n.mu.Lock()
 	obj := n.objects[id]
@@ -1249,11 +1264,6 @@ func (n *Node) resolveOnce(ctx context.Context, id cid.Cid, opts []GetOption, ho
 		return cid.Undef, release, &UnknownRefError{Op: "get", Ref: id}
 	}
 	if obj.state == pending {
-		if o.timeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, o.timeout)
-			defer cancel()
-		}
 		obj.holds++ // keep the record while we wait
 		w := make(chan struct{}, 1)
 		obj.waiters = append(obj.waiters, w)

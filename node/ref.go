@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -15,10 +16,13 @@ import (
 // handle is what a live ref points at. The node counts handles per object;
 // when the garbage collector frees the last copy of a ref, its handle's
 // cleanup gives the count back, so objects nobody can name any more are
-// released (as Ray's reference counting does).
+// released (as Ray's reference counting does). Release gives it back at
+// once instead, and stops the cleanup.
 type handle struct {
-	n  *Node // nil for a borrowed ref decoded from a value
-	id cid.Cid
+	n        *Node // nil for a borrowed ref decoded from a value
+	id       cid.Cid
+	cleanup  runtime.Cleanup
+	released atomic.Bool
 }
 
 type releaseArg struct {
@@ -29,13 +33,14 @@ type releaseArg struct {
 // newHandle returns a counted handle; the caller has already counted it.
 func newHandle(n *Node, id cid.Cid) *handle {
 	h := &handle{n: n, id: id}
-	runtime.AddCleanup(h, func(a releaseArg) { a.n.release(a.id) }, releaseArg{n, id})
+	h.cleanup = runtime.AddCleanup(h, func(a releaseArg) { a.n.release(a.id) }, releaseArg{n, id})
 	return h
 }
 
 // ObjectRef is a reference to an object: a task output or a put value. Its
 // ID is a CID known before the object exists. Copies of a ref share one
-// handle; the object is released once no copy is reachable.
+// handle; the object is released once no copy is reachable, or at once by
+// Release.
 //
 // A ref found inside a decoded value (a list of refs passed to a task, say)
 // is borrowed: it is not counted, and resolves through the node found in
@@ -71,6 +76,44 @@ func (r ObjectRef) String() string {
 
 // IsZero reports whether r refers to nothing.
 func (r ObjectRef) IsZero() bool { return r.h == nil }
+
+// Release gives back r's hold on its object now, instead of when the
+// garbage collector finds r unreachable: once nothing else holds the
+// object (another ref from Node.Ref or a call, a task waiting for it, a
+// value containing it), the node forgets it and its bytes leave the store
+// (a deterministic function's result stays as a memo the store may
+// evict). Copies of a ref share one hold, so releasing any copy releases
+// them all; later calls do nothing. Afterwards r still names its CID, but
+// Get and passing r as a call argument fail with a *ReleasedError. Do not
+// release a ref while a Get of it, or a call taking it, is in progress. A
+// borrowed ref (decoded from a value) holds nothing; Release only marks
+// it. Release of a zero ref does nothing.
+func (r ObjectRef) Release() {
+	h := r.h
+	if h == nil || !h.released.CompareAndSwap(false, true) {
+		return
+	}
+	if h.n != nil {
+		h.cleanup.Stop()
+		h.n.release(h.id)
+	}
+	runtime.KeepAlive(h) // h is reachable until its cleanup is stopped
+}
+
+// Released reports whether Release was called on r or a copy of it.
+func (r ObjectRef) Released() bool { return r.h != nil && r.h.released.Load() }
+
+// usable returns an error unless r can be used by op: not zero, not
+// released.
+func (r ObjectRef) usable(op string) error {
+	if r.h == nil {
+		return fmt.Errorf("node: %s of a zero ref", op)
+	}
+	if r.h.released.Load() {
+		return &ReleasedError{Op: op, Ref: r.h.id}
+	}
+	return nil
+}
 
 // Link makes refs travel inside values as CID links (codec.Linker).
 func (r ObjectRef) Link() cid.Cid { return r.CID() }
@@ -109,8 +152,8 @@ type getOptions struct{ timeout time.Duration }
 func WithTimeout(d time.Duration) GetOption { return func(o *getOptions) { o.timeout = d } }
 
 func (r ObjectRef) node(ctx context.Context) (*Node, error) {
-	if r.h == nil {
-		return nil, fmt.Errorf("node: get of a zero ref")
+	if err := r.usable("get"); err != nil {
+		return nil, err
 	}
 	if r.h.n != nil {
 		return r.h.n, nil

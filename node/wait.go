@@ -19,6 +19,9 @@ func (n *Node) Wait(ctx context.Context, refs []ObjectRef, k int, timeout time.D
 		if r.IsZero() {
 			return nil, nil, fmt.Errorf("node: wait: ref %d of %d is a zero ref", i+1, len(refs))
 		}
+		if r.Released() {
+			return nil, nil, &ReleasedError{Op: fmt.Sprintf("wait: ref %d of %d", i+1, len(refs)), Ref: r.CID()}
+		}
 	}
 	defer runtime.KeepAlive(refs)
 	var expired <-chan time.Time

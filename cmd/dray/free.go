@@ -10,13 +10,19 @@ import (
 func newFreeCmd(opts *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "free CID...",
-		Short: "Let the node forget refs it keeps for CIDs it handed out",
+		Short: "Release the refs the node keeps for CIDs it handed out",
 		Long: `The node's control API keeps a ref for every CID it hands out (dray submit,
 dray put, dray fetch), so the object stays available for later gets and calls.
-dray free drops those refs: the objects are freed unless something else still
-holds them (a task waiting for one, a value containing it). It prints one line
-per CID: "CID freed", or "CID not kept" when the node kept no ref for it.
-dray run and dray map keep nothing: they print the values and let go.`,
+dray free releases that ref at once (however many times the CID was handed
+out), and the node forgets the object: dray get CID then fails with "unknown
+ref", and its bytes leave the store. The exception is an object something else
+still holds — a task waiting for it or taking it as an argument, or a value
+that contains it — which stays until that lets go. On a node in a swarm, a get
+may still find the CID at another peer that holds a copy.
+
+It prints one line per CID: "CID freed", or "CID not kept" when the node kept
+no ref for it (never handed out, or freed already). dray run and dray map keep
+nothing: they print the values and release their refs.`,
 		Example: `  dray free bafyrei...
   dray submit sleep 100 | xargs dray free`,
 		Args: minArgs(1),

@@ -191,7 +191,9 @@ func runNode(cmd *cobra.Command, opts *options, nf *nodeFlags) (err error) {
 	}
 	<-serveErr
 	// Leave gracefully: finish what peers handed us, hand the results we
-	// lend to their owners, for at most leaveGrace.
+	// lend to their owners, for at most leaveGrace; then the deferred
+	// Close. (Not Node.Shutdown: it would also wait for this node's own
+	// tasks, whose results nobody can read once the API is closed.)
 	lctx, cancel := context.WithTimeout(context.Background(), leaveGrace)
 	defer cancel()
 	if err := n.Leave(lctx); err != nil {

@@ -107,6 +107,9 @@ func runLocal(cmd *cobra.Command, opts *options, args []string, timeout time.Dur
 		getOpts = append(getOpts, node.WithTimeout(timeout))
 	}
 	results, err := api.Results(ctx, fn, refs, getOpts...)
+	for _, r := range refs {
+		r.Release()
+	}
 	if err != nil {
 		return err
 	}

@@ -368,7 +368,7 @@ func TestCloseEndsWaits(t *testing.T) {
 		_, err := f.c.Call(context.Background(), api.CallRequest{Func: "sleep", Args: raws("60000"), Wait: true})
 		errc <- err
 	}()
-	require.Eventually(t, func() bool { return f.srv.Refs() == 1 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return f.n.Stats().Tasks == 1 }, 10*time.Second, time.Millisecond)
 	begin := time.Now()
 	require.NoError(t, f.srv.Close())
 	err := <-errc

@@ -95,7 +95,9 @@ func parseJSON(raw []byte) (any, error) {
 }
 
 // Args converts JSON arguments to fn's parameter types. It returns an
-// *ArgCountError or an *ArgumentError.
+// *ArgCountError or an *ArgumentError. Arguments that are refs
+// (node.ObjectRef) hold their objects until released; a call made with
+// them holds them itself, so they can be released once it is submitted.
 func Args(ctx context.Context, n *node.Node, fn *node.Function, raw []json.RawMessage) ([]any, error) {
 	if len(raw) != len(fn.Params) {
 		return nil, &ArgCountError{Func: fn.Name, Signature: fn.Signature(), Want: len(fn.Params), Got: len(raw)}
@@ -104,11 +106,21 @@ func Args(ctx context.Context, n *node.Node, fn *node.Function, raw []json.RawMe
 	for i, p := range fn.Params {
 		v, err := ArgFromJSON(ctx, n, raw[i], p)
 		if err != nil {
+			releaseArgs(args[:i])
 			return nil, &ArgumentError{Func: fn.Name, Index: i, Err: err}
 		}
 		args[i] = v
 	}
 	return args, nil
+}
+
+// releaseArgs releases the refs among args (see Args).
+func releaseArgs(args []any) {
+	for _, a := range args {
+		if r, ok := a.(node.ObjectRef); ok {
+			r.Release()
+		}
+	}
 }
 
 // Call looks name up in n's registry, converts the JSON arguments and
@@ -125,6 +137,7 @@ func Call(ctx context.Context, n *node.Node, name string, raw []json.RawMessage,
 		return nil, nil, err
 	}
 	refs, err := n.CallWith(ctx, opts, fn.Name, args...)
+	releaseArgs(args) // the task holds its arguments itself
 	if err != nil {
 		return nil, nil, err
 	}

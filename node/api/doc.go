@@ -18,6 +18,7 @@
 //	POST /v1/put                 raw body (Content-Length required) -> {"cid": {"/": CID}}
 //	POST /v1/fetch/{cid}         get the object into this node's store -> FetchResult (?timeout=)
 //	GET  /v1/stats               the node's tables and swarm traffic -> Stats
+//	DELETE /v1/refs/{cid}        release the ref kept for a CID -> FreeResult
 //
 // Fetch resolves a CID on the node: a value it has or is computing, else
 // one it finds in the swarm through the DHT, fetches from a holder and
@@ -36,10 +37,18 @@
 // # Refs and lifetime
 //
 // The node releases an object once no ref to it is held. The Server holds
-// every ref it hands out (call and map outputs, put and fetched values) in
-// a table, so a CID printed by `dray submit` or `dray put` can be fetched
-// later; those objects are released only when the server closes (with the
-// node). A `dray free` to drop them earlier is left for later.
+// a ref for every CID it hands out (call and map outputs, put and fetched
+// values) in a table, so a CID printed by `dray submit` or `dray put` can be
+// fetched later. A waited call or map with "free" keeps nothing: its refs
+// are released once it is answered (`dray run`, `dray map`). DELETE
+// /v1/refs/{cid} (`dray free`) releases the table's ref for the CID at once,
+// however many answers handed it out, and says whether there was one; the
+// node then forgets the object — a get answers 404 unknown_ref — unless
+// something else still holds it: a task waiting for it or taking it as an
+// argument, or a value that contains it. On a node in a swarm a get may
+// still find the CID at another peer that holds it. Gets and calls hold
+// the objects they use only while they run. Closing the server releases
+// the whole table.
 //
 // # Limits
 //

@@ -51,12 +51,13 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	s.keep(ref)
 	size, err := s.valueSize(ctx, ref)
 	if err != nil {
+		ref.Release()
 		s.fail(w, fmt.Errorf("fetch %s: %w", c, err))
 		return
 	}
+	s.keep(ref)
 	s.reply(w, FetchResult{CID: c, Size: size, Seconds: time.Since(start).Seconds(), Local: local})
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/node"
 )
 
@@ -116,11 +117,10 @@ type Options struct {
 }
 
 // Server serves a node's control API over HTTP/JSON (see the package
-// documentation for the endpoints). It keeps every ref it hands out — call
-// and map outputs, put and fetched values — in a table, so a CID printed by
-// the CLI can be fetched later; those objects are released only when the
-// server is closed (together with the node, in `dray node`). It is safe for
-// concurrent use.
+// documentation for the endpoints). It keeps a ref for every CID it hands
+// out — call and map outputs, put and fetched values — in a table, so a CID
+// printed by the CLI can be fetched later; DELETE /v1/refs/{cid} releases
+// one at once, and Close releases them all. It is safe for concurrent use.
 type Server struct {
 	n       *node.Node
 	opts    Options
@@ -222,6 +222,9 @@ func (s *Server) Close() error {
 		err = errors.Join(err, s.hs.Close())
 	}
 	s.mu.Lock()
+	for _, k := range s.refs {
+		k.ref.Release()
+	}
 	clear(s.refs)
 	s.mu.Unlock()
 	if err != nil {
@@ -307,52 +310,48 @@ func (s *Server) authorized(r *http.Request) bool {
 	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) == 1
 }
 
-// kept is a ref the server keeps for a CID it handed out, and how many
-// answers handed it out.
+// kept is a ref the server keeps for a CID it handed out.
 type kept struct {
-	ref   node.ObjectRef
-	count int
+	ref node.ObjectRef
 }
 
-// keep records refs in the table so their CIDs stay valid.
+// keep records refs in the table so their CIDs stay valid. The table takes
+// the refs over: the caller must not use them afterwards. The table holds
+// one ref a CID, so a ref for a CID kept already is released at once, as
+// is every ref once the server is closed.
 func (s *Server) keep(refs ...node.ObjectRef) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	for _, r := range refs {
+		switch k := s.refs[r.CID()]; {
+		case s.closed:
+			r.Release()
+		case k != nil:
+			if k.ref != r {
+				r.Release()
+			}
+		default:
+			s.refs[r.CID()] = &kept{ref: r}
+		}
+	}
+}
+
+// keepOrRelease keeps refs (see keep), or releases them when free is set:
+// a waited call whose request asked to keep nothing.
+func (s *Server) keepOrRelease(free bool, refs ...node.ObjectRef) {
+	if !free {
+		s.keep(refs...)
 		return
 	}
 	for _, r := range refs {
-		if k := s.refs[r.CID()]; k != nil {
-			k.count++
-		} else {
-			s.refs[r.CID()] = &kept{ref: r, count: 1}
-		}
+		r.Release()
 	}
 }
 
-// unkeep undoes one keep of each ref: a waited call whose request asked to
-// free its refs once answered.
-func (s *Server) unkeep(refs ...node.ObjectRef) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range refs {
-		if k := s.refs[r.CID()]; k != nil {
-			if k.count--; k.count <= 0 {
-				delete(s.refs, r.CID())
-			}
-		}
-	}
-}
-
-// ref returns a ref for c: the one kept in the table, else one from the
-// node (an object it tracks, holds in its store, or finds in the swarm).
+// ref returns a new ref for c from the node (an object it tracks — those
+// the table keeps among them — holds in its store, or finds in the swarm).
+// The caller releases it, or keeps it.
 func (s *Server) ref(ctx context.Context, c cid.Cid) (node.ObjectRef, error) {
-	s.mu.Lock()
-	k, ok := s.refs[c]
-	s.mu.Unlock()
-	if ok {
-		return k.ref, nil
-	}
 	return s.n.Resolve(ctx, c)
 }
 
@@ -424,12 +423,13 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	s.keep(refs...)
 	call, err := s.result(ctx, fn, refs, req.Wait, req.Timeout)
-	// An error answer never tells the client the CIDs: keep nothing. A
-	// waited call with Free keeps nothing once answered.
+	// An error answer never tells the client the CIDs, and a waited call
+	// with Free keeps nothing: their refs go once the answer is written.
 	if err != nil || req.Free && req.Wait {
-		defer s.unkeep(refs...)
+		defer s.keepOrRelease(true, refs...)
+	} else {
+		s.keep(refs...)
 	}
 	if err != nil {
 		s.fail(w, err)
@@ -456,6 +456,11 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every argument is checked before anything is submitted.
 	calls := make([][]any, len(req.Args))
+	defer func() { // the calls hold their arguments themselves
+		for _, args := range calls {
+			releaseArgs(args)
+		}
+	}()
 	for i, raw := range req.Args {
 		args, err := Args(ctx, s.n, fn, raw)
 		if err != nil {
@@ -464,17 +469,15 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 		}
 		calls[i] = args
 	}
-	// The refs of every call submitted so far are kept; an error answer
-	// (a submission cut short, a failed or timed-out wait) never tells the
-	// client their CIDs, so it releases them all, as does a waited map
-	// with Free once answered.
+	// The refs of every call submitted so far are kept once answered; an
+	// error answer (a submission cut short, a failed or timed-out wait)
+	// never tells the client their CIDs, so it releases them all, as does
+	// a waited map with Free, once the answer is written.
 	refs := make([][]node.ObjectRef, 0, len(calls))
 	failed := true
 	defer func() {
-		if failed || req.Free && req.Wait {
-			for _, rs := range refs {
-				s.unkeep(rs...)
-			}
+		for _, rs := range refs {
+			s.keepOrRelease(failed || req.Free && req.Wait, rs...)
 		}
 	}()
 	for i, args := range calls {
@@ -483,7 +486,6 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
 			return
 		}
-		s.keep(rs...)
 		refs = append(refs, rs)
 	}
 	out := make([]preparedCall, len(refs))
@@ -548,7 +550,8 @@ func (s *Server) cidAndTimeout(r *http.Request) (cid.Cid, Duration, error) {
 	return c, timeout, nil
 }
 
-// target reads the {cid} path value and the timeout query parameter.
+// target reads the {cid} path value and the timeout query parameter, and
+// returns a new ref for the CID, which the caller releases.
 func (s *Server) target(r *http.Request) (node.ObjectRef, []node.GetOption, error) {
 	c, timeout, err := s.cidAndTimeout(r)
 	if err != nil {
@@ -567,6 +570,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	defer ref.Release()
 	// Decode into the producing function's result type when the node knows
 	// it, so an int64 stays an int64 and a registered struct keeps its form.
 	var t reflect.Type
@@ -593,6 +597,7 @@ func (s *Server) handleRaw(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	defer ref.Release()
 	rc, size, err := s.n.OpenBytes(r.Context(), ref, opts...)
 	if errors.Is(err, node.ErrNotBytes) {
 		err = &httpError{status: http.StatusUnprocessableEntity, code: CodeNotBytes,
@@ -632,8 +637,9 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, PutResult{CID: ref.CID()})
 }
 
-// handleFree forgets the ref the server keeps for a CID, so the object is
-// freed unless something else holds it.
+// handleFree releases the ref the server keeps for a CID, however many
+// times it was handed out, so the node forgets the object at once unless
+// something else holds it.
 func (s *Server) handleFree(w http.ResponseWriter, r *http.Request) {
 	c, err := cid.Decode(r.PathValue("cid"))
 	if err != nil {
@@ -641,9 +647,12 @@ func (s *Server) handleFree(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	_, ok := s.refs[c]
+	k, ok := s.refs[c]
 	delete(s.refs, c)
 	s.mu.Unlock()
+	if ok {
+		k.ref.Release()
+	}
 	s.reply(w, FreeResult{CID: c, Kept: ok})
 }
 
@@ -762,6 +771,8 @@ func classify(err error) (int, string) {
 		return http.StatusUnprocessableEntity, CodeTaskFailed
 	case errors.As(err, &re):
 		return http.StatusUnprocessableEntity, CodeInternal
+	case errors.Is(err, codec.ErrTooDeep):
+		return http.StatusBadRequest, CodeBadArgument // an argument nested past codec.MaxDepth
 	case errors.Is(err, node.ErrNotBytes):
 		return http.StatusUnprocessableEntity, CodeNotBytes
 	case errors.Is(err, node.ErrUnknownRef):
