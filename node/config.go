@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dray-project/dray/p2p"
+	"github.com/dray-project/dray/sched"
 	"github.com/dray-project/dray/store"
 )
 
@@ -81,7 +82,7 @@ const (
 	DefaultPeerTaskRate = 20_000
 	DefaultProbeBatch   = 32
 	DefaultMaxPending   = 100_000
-	DefaultLeaseTimeout = 6 * time.Second
+	DefaultLeaseTimeout = sched.DefaultLeaseTicks * sched.TickEvery
 )
 
 func (c Config) maxPending() int {

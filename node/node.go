@@ -154,12 +154,12 @@ type Node struct {
 	old    *shardSet  // the previous set, still heard until oldUntil
 	oldEnd time.Time
 	probes int // probes the scheduler asked for, not sent yet (n.mu)
+	// lastTick is when (unix ns) the tick loop last told the scheduler
+	// which peers it heard (tickLoop only).
+	lastTick int64
 	// roomWait are the submitters waiting for the tasks tracked to fall
 	// below MaxPending (n.mu); each channel is closed once.
 	roomWait []chan struct{}
-	// silenced holds peers whose lease expired, until when their
-	// beacons, probe answers and claims are ignored (n.mu).
-	silenced map[sched.PeerID]time.Time
 
 	mu      sync.Mutex
 	closed  bool
@@ -202,6 +202,11 @@ func New(cfg Config) (*Node, error) {
 	schedCfg := sched.SwarmConfig(cfg.Slots, self)
 	schedCfg.Funcs, schedCfg.ProbeBatch, schedCfg.MaxRetries = funcs, cfg.ProbeBatch, cfg.MaxRetries
 	schedCfg.MaxQueue, schedCfg.Check = cfg.maxQueue(), checkSched
+	if cfg.Network != nil {
+		// Leases in ticks: LeaseTimeout rounded up to whole ticks.
+		schedCfg.LeaseTicks = int((cfg.leaseTimeout() + sched.TickEvery - 1) / sched.TickEvery)
+		schedCfg.SilenceTicks = sched.DefaultSilenceTicks
+	}
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	schedCfg.Seed = binary.LittleEndian.Uint64(seed[:])
@@ -649,6 +654,11 @@ func (n *Node) actLocked() {
 		for _, a := range n.sched.TakeActions(buf[:0]) {
 			if a.Kind == sched.Probe {
 				n.probes += a.Count
+				continue
+			}
+			switch a.Kind {
+			case sched.Ping, sched.Drop:
+				n.leaseLocked(a)
 				continue
 			}
 			t := n.tasks[string(a.Task)]

@@ -249,7 +249,7 @@ func (n *Node) probeTargetsLocked() []peer.ID {
 	var cands []peer.ID
 	add := func(p peer.ID) {
 		id := sched.PeerID(p.String())
-		if p != self && !seen[p] && !n.sched.Knows(id) && !n.silencedLocked(id) {
+		if p != self && !seen[p] && !n.sched.Knows(id) && !n.sched.Silenced(id) {
 			seen[p] = true
 			cands = append(cands, p)
 		}
@@ -335,70 +335,70 @@ func (n *Node) reapIdle(now int64, busy map[*session]int64) {
 	}
 }
 
-// silenceFor is how long a peer whose lease expired is not given work: it
-// still beacons room, but it did not answer.
-const silenceFor = time.Minute
-
-// silencedLocked reports whether p's lease expired less than silenceFor
-// ago, forgetting it once that is over.
-func (n *Node) silencedLocked(p sched.PeerID) bool {
-	until, ok := n.silenced[p]
-	if !ok {
-		return false
-	}
-	if time.Now().After(until) {
-		delete(n.silenced, p)
-		return false
-	}
-	return true
-}
-
-// errLeaseExpired ends a session whose peer held tasks and went silent.
+// errLeaseExpired ends the sessions to a peer whose lease expired.
 var errLeaseExpired = errors.New("lease expired: the peer answered nothing, not even a ping")
 
-// checkLeases runs every tick: a session carrying tasks this node handed
-// over whose peer has sent nothing for a third of the lease is pinged,
-// and after the whole lease is dropped, which places its tasks again. A
-// peer that hangs with its connection open (stopped, swapping, wedged)
-// thus keeps tasks at most LeaseTimeout + tickEvery; a closed connection
-// is noticed at once.
-func (n *Node) checkLeases() {
-	lease := n.cfg.leaseTimeout()
-	n.mu.Lock()
-	oldest := make(map[*session]int64) // the oldest hand-off still out on each
-	for _, t := range n.tasks {
-		if t.sess != nil && t.owner == "" && n.sched.HandedTo(sched.TaskID(t.id.KeyString())) != "" {
-			if at, ok := oldest[t.sess]; !ok || t.handed < at {
-				oldest[t.sess] = t.handed
+// tick steps one scheduler tick, telling it first which peers were heard
+// on a session since the last one (its leases count silence in ticks:
+// see sched.Config.LeaseTicks), and closes the sessions this node opened
+// that sat idle. A peer whose frames wait for our own busy reader counts
+// as heard: that time is ours, not its silence.
+func (n *Node) tick() {
+	now := time.Now().UnixNano()
+	var heard []sched.PeerID
+	seen := make(map[peer.ID]bool)
+	n.smu.Lock()
+	for ss := range n.live {
+		if !seen[ss.peer] && (ss.heard.Load() > n.lastTick || ss.handling.Load()) {
+			seen[ss.peer] = true
+			heard = append(heard, sched.PeerID(ss.peer.String()))
+		}
+	}
+	n.smu.Unlock()
+	n.lastTick = now
+	busy := make(map[*session]int64) // sessions carrying our tasks
+	n.update(func() {
+		for _, p := range heard {
+			n.stepLocked(sched.Event{Kind: sched.Heard, Peer: p})
+		}
+		n.stepLocked(sched.Event{Kind: sched.Tick})
+		for _, t := range n.tasks {
+			if t.sess != nil && t.owner == "" {
+				busy[t.sess] = 0
 			}
 		}
+	})
+	n.reapIdle(now, busy)
+}
+
+// leaseLocked acts on the scheduler's leases (Ping and Drop actions) once
+// n.mu is released: a silent peer holding our tasks is pinged on every
+// session to it; one past its lease has them closed (its tasks were
+// placed again already).
+func (n *Node) leaseLocked(a sched.Action) {
+	p, err := peer.Decode(string(a.Peer))
+	if err != nil {
+		return
 	}
-	n.mu.Unlock()
-	now := time.Now().UnixNano()
-	n.reapIdle(now, oldest)
-	for ss, handed := range oldest {
-		if ss.handling.Load() {
-			continue // our reader is busy: the peer's frames wait for it
-		}
-		// Silence counts from the last frame heard, but not from before
-		// the oldest task still out: hand-offs that follow do not restart
-		// it, so a peer that only swallows tasks still runs out.
-		idle := time.Duration(now - max(ss.heard.Load(), handed))
-		switch {
-		case idle > lease:
-			n.log.Warn("peer holding tasks went silent; placing its tasks again elsewhere", "peer", ss.peer,
-				"silent", idle.Round(time.Millisecond), "ignored for", silenceFor)
-			p := sched.PeerID(ss.peer.String())
-			n.update(func() {
-				if n.silenced == nil {
-					n.silenced = make(map[sched.PeerID]time.Time)
-				}
-				n.silenced[p] = time.Now().Add(silenceFor)
-			})
-			n.peerGone(ss.peer) // its tasks count a loss each and go back to scheduling
-			ss.close(fmt.Errorf("peer %s: %w", ss.peer, errLeaseExpired))
-		case idle > lease/3:
-			_ = ss.send(framePing, nil)
-		}
+	if a.Kind == sched.Drop {
+		n.log.Warn("peer holding tasks went silent; placed its tasks again elsewhere", "peer", p,
+			"lease", n.cfg.leaseTimeout(), "ignored for", sched.DefaultSilenceTicks*sched.TickEvery)
 	}
+	n.later = append(n.later, func() {
+		var sss []*session
+		n.smu.Lock()
+		for ss := range n.live {
+			if ss.peer == p {
+				sss = append(sss, ss)
+			}
+		}
+		n.smu.Unlock()
+		for _, ss := range sss {
+			if a.Kind == sched.Drop {
+				ss.close(fmt.Errorf("peer %s: %w", p, errLeaseExpired))
+			} else {
+				_ = ss.send(framePing, nil)
+			}
+		}
+	})
 }

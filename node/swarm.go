@@ -257,8 +257,7 @@ func (n *Node) tickLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
-			n.step(sched.Event{Kind: sched.Tick})
-			n.checkLeases()
+			n.tick()
 		}
 	}
 }
@@ -287,9 +286,6 @@ func (n *Node) peerLoop() {
 // step applies one event and performs the resulting actions.
 func (n *Node) step(ev sched.Event) {
 	n.update(func() {
-		if ev.Peer != "" && n.silencedLocked(ev.Peer) && ev.Kind != sched.PeerGone {
-			return // its lease expired: not trusted with work for a while
-		}
 		if err := n.sched.Step(ev); err != nil {
 			n.log.Debug("scheduler refused event", "event", ev.Kind, "err", err)
 		}

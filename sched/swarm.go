@@ -28,12 +28,20 @@ const (
 	// DefaultMaxRetries is a swarm peer's Config.MaxRetries, as Ray's
 	// max_retries.
 	DefaultMaxRetries = 3
+	// DefaultLeaseTicks is a node's Config.LeaseTicks: a peer holding its
+	// tasks that says nothing for 6 ticks (pinged after 2) is dropped.
+	DefaultLeaseTicks = 6
+	// DefaultSilenceTicks is a node's Config.SilenceTicks: a peer dropped
+	// by its lease is given no work for a minute.
+	DefaultSilenceTicks = 60
 )
 
 // SwarmConfig returns the Config a swarm peer self with slots worker
 // slots runs (the node and every virtual peer of the simulator): beacons
 // valid for 5 ticks, nested tasks waiting a tick for a local slot, offers
-// after 2 ticks, DefaultProbeBatch and DefaultMaxRetries. Set Seed.
+// after 2 ticks, DefaultProbeBatch and DefaultMaxRetries. Set Seed. It
+// sets no lease (LeaseTicks, SilenceTicks): a node does, from its
+// LeaseTimeout; the simulator models connection loss, not hung peers.
 func SwarmConfig(slots int, self PeerID) Config {
 	return Config{
 		Slots:      slots,
