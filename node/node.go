@@ -161,17 +161,20 @@ type Node struct {
 	// below MaxPending (n.mu); each channel is closed once.
 	roomWait []chan struct{}
 
-	mu      sync.Mutex
-	closed  bool
-	sched   *sched.Scheduler
-	objects map[cid.Cid]*object
-	tasks   map[string]*task // by task CID KeyString
-	runs    []*task          // tasks to start once mu is released
-	fwds    []forward        // tasks to hand to peers once mu is released
-	later   []func()         // frames to send once mu is released
-	loans   map[cid.Cid]loan // results kept for their owners, by output ref
-	work    chan *task       // idle workers receive here
-	memo    *lru.Cache[cid.Cid, cid.Cid]
+	mu     sync.Mutex
+	closed bool
+	sched  *sched.Scheduler
+	// schedCfg is the configuration sched was made with (a replay of its
+	// recording needs it).
+	schedCfg sched.Config
+	objects  map[cid.Cid]*object
+	tasks    map[string]*task // by task CID KeyString
+	runs     []*task          // tasks to start once mu is released
+	fwds     []forward        // tasks to hand to peers once mu is released
+	later    []func()         // frames to send once mu is released
+	loans    map[cid.Cid]loan // results kept for their owners, by output ref
+	work     chan *task       // idle workers receive here
+	memo     *lru.Cache[cid.Cid, cid.Cid]
 }
 
 // New starts a node with cfg. Close releases it.
@@ -210,6 +213,9 @@ func New(cfg Config) (*Node, error) {
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	schedCfg.Seed = binary.LittleEndian.Uint64(seed[:])
+	if schedHook != nil {
+		schedHook(&schedCfg)
+	}
 	s, err := sched.New(schedCfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -223,14 +229,15 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: open store: %w", err)
 	}
 	n := &Node{
-		cfg:     cfg,
-		reg:     reg,
-		store:   st,
-		log:     log,
-		sched:   s,
-		objects: make(map[cid.Cid]*object),
-		tasks:   make(map[string]*task),
-		work:    make(chan *task),
+		cfg:      cfg,
+		reg:      reg,
+		store:    st,
+		log:      log,
+		sched:    s,
+		schedCfg: schedCfg,
+		objects:  make(map[cid.Cid]*object),
+		tasks:    make(map[string]*task),
+		work:     make(chan *task),
 	}
 	if cfg.MemoEntries > 0 {
 		n.memo, _ = lru.New[cid.Cid, cid.Cid](cfg.MemoEntries)
@@ -1428,6 +1435,10 @@ func (n *Node) stepLocked(ev sched.Event) {
 		n.log.Error("scheduler refused an event (a bug)", "event", ev.Kind, "err", err)
 	}
 }
+
+// schedHook, when set (by tests), may change each new node's scheduler
+// configuration: to record its steps (sched.Config.Trace), say.
+var schedHook func(*sched.Config)
 
 // checkSched makes every node check the scheduler's invariants after each
 // event and panic on an event it refuses: the package's tests set it.

@@ -68,6 +68,11 @@ type Config struct {
 	LeaseTicks int
 	// SilenceTicks is how long a peer dropped by its lease is ignored.
 	SilenceTicks int
+	// Trace, if set, is called at the end of every Step with the event,
+	// the actions it produced (valid during the call only) and its error:
+	// a recorder for replays and golden traces. It must not step the
+	// scheduler.
+	Trace func(ev Event, acts []Action, err error)
 	// Check verifies the scheduler's invariants and panics naming the one
 	// broken: for tests and simulator checks. A check walks every task,
 	// so it runs after every step while at most 64 tasks are tracked, and
@@ -164,10 +169,13 @@ const (
 	// Heard: Peer said something on a session since the last tick (see
 	// Config.LeaseTicks).
 	Heard
+	// ProbeBatchSet: Config.ProbeBatch becomes Count (negative: 0); probes
+	// in flight stay counted. An event, so a recording holds it too.
+	ProbeBatchSet
 )
 
 var kindNames = [...]string{"?", "submit", "object-ready", "object-failed", "done", "blocked", "unblocked",
-	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard"}
+	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard", "probe-batch-set"}
 
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) {
@@ -200,6 +208,8 @@ type Event struct {
 	// RetryErrors (Submit): the function's own failures are retried too,
 	// in the same budget (see Done's Retryable).
 	RetryErrors bool
+	// Count (ProbeBatchSet): the new probe batch.
+	Count int
 	// Retryable (Done): the task failed by the function's own doing (an
 	// error it returned, a panic): it runs again if it retries errors and
 	// has retries left (Retry action); otherwise Done ends it.
@@ -455,7 +465,11 @@ func New(cfg Config) (*Scheduler, error) {
 // Step applies one event. An error means the event contradicts the state
 // (a caller bug); the state is then unchanged.
 func (s *Scheduler) Step(ev Event) error {
+	n0 := len(s.actions)
 	err := s.step(ev)
+	if s.cfg.Trace != nil {
+		s.cfg.Trace(ev, s.actions[n0:], err)
+	}
 	if s.cfg.Check {
 		// A full check walks every task: done every len(tasks) steps at
 		// most, it costs O(1) a step amortized.
@@ -503,6 +517,8 @@ func (s *Scheduler) step(ev Event) error {
 		t.state = running
 		s.blocked--
 		s.running++
+	case ProbeBatchSet:
+		s.cfg.ProbeBatch = max(ev.Count, 0)
 	case PeerLoad, PeerGone, Tick, Claim, Refused, ProbeReply, Lost, Leave, OfferHeard, Heard:
 		if err := s.peerEvent(ev); err != nil {
 			return err
@@ -850,11 +866,10 @@ func (q *fifo) pop() (TaskID, bool) {
 	return id, true
 }
 
-// SetProbeBatch changes Config.ProbeBatch (n >= 0), as a node does when
-// the number of shards it is on changes (see ProbeBatchFor). Probes in
-// flight stay counted.
+// SetProbeBatch steps a ProbeBatchSet event for n: as a node does when the
+// number of shards it is on changes (see ProbeBatchFor).
 func (s *Scheduler) SetProbeBatch(n int) {
-	s.cfg.ProbeBatch = max(n, 0)
+	_ = s.Step(Event{Kind: ProbeBatchSet, Count: n}) // never fails
 }
 
 // Knows reports whether the scheduler has heard p's load (a beacon or a

@@ -207,7 +207,7 @@ func New(sc Scenario, opts Options) (*Sim, error) {
 		// run's seed (a node's come from a random seed and its peer ID).
 		cfg := sched.SwarmConfig(p.slots, p.name)
 		cfg.Funcs = 1
-		cfg.Rand = rand.New(rand.NewPCG(mix(sc.Seed^uint64(i)), uint64(i)))
+		cfg.Rand = peerRand(sc.Seed, i)
 		cfg.ProbeBatch = sc.ProbeBatch
 		if k := sc.shardCount(); k > 0 {
 			cfg.ProbeBatch = sched.ProbeBatchFor(k, sc.ProbeBatch) // as the node
@@ -215,6 +215,9 @@ func New(sc Scenario, opts Options) (*Sim, error) {
 		cfg.MaxRetries = sc.MaxRetries
 		if sc.MaxRetries < 0 {
 			cfg.MaxRetries = math.MaxInt32 // no limit
+		}
+		if schedHook != nil {
+			schedHook(&cfg)
 		}
 		sch, err := sched.New(cfg)
 		if err != nil {
@@ -234,6 +237,15 @@ func New(sc Scenario, opts Options) (*Sim, error) {
 	s.genWorkload()
 	return s, nil
 }
+
+// peerRand is virtual peer i's placement draws in a run seeded with seed.
+func peerRand(seed uint64, i int) *rand.Rand {
+	return rand.New(rand.NewPCG(mix(seed^uint64(i)), uint64(i)))
+}
+
+// schedHook, when set (by tests), may change each virtual peer's scheduler
+// configuration: to record its steps (sched.Config.Trace), say.
+var schedHook func(*sched.Config)
 
 func peerName(i int32) string { return "p" + strconv.FormatInt(int64(i), 36) }
 
