@@ -15,6 +15,7 @@ import (
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
+	"github.com/dray-project/dray/sched"
 	"github.com/dray-project/dray/store"
 )
 
@@ -504,20 +505,30 @@ func (n *Node) localize(ctx context.Context, id cid.Cid) error {
 		n.mu.Lock()
 		o.fetch = nil
 		close(done)
+		if o.state == pending && n.objects[id] == o {
+			// Made again meanwhile (its holder was lost): wait for that.
+			n.mu.Unlock()
+			return errRebuilding
+		}
 		if err == nil {
 			err = n.store.Pin(content)
 		}
 		if err == nil {
 			o.away = false
+			n.dropLineageLocked(id, o, true) // here now: no rebuild needed
 		}
 		if err != nil && o.lin != nil && !n.closed && n.objects[id] == o {
-			// Nobody holds it any more: make it again from its lineage.
+			// Nobody serves it any more: the scheduler makes it again
+			// from its lineage (a Rebuild action).
 			n.log.Warn("lent result lost with its holder", "ref", id, "peer", holder, "err", err)
-			n.rebuildLocked(o)
-			n.unlockAndAct()
-			return errRebuilding
+			n.stepLocked(sched.Event{Kind: sched.ObjectLost, Object: sched.ObjectID(id.KeyString())})
+			n.actLocked()
+			if o.state == pending {
+				n.unlockAndAct()
+				return errRebuilding
+			}
 		}
-		n.mu.Unlock()
+		n.unlockAndAct()
 		if err != nil {
 			if ctx.Err() == nil {
 				err = &ObjectLostError{Ref: id, Err: err}

@@ -29,6 +29,9 @@ func TestHostileHandOffs(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Bootstrapping dials in the background: connect first, so the first
+	// stream does not race it ("no addresses" 1 run in 3).
+	require.NoError(t, evil.Connect(ctx, hb.AddrInfo()))
 
 	enc := func(v any) []byte {
 		data, err := codec.Marshal(v)

@@ -69,11 +69,11 @@ type object struct {
 
 // lineage keeps a finished task that lent results to this node, so they
 // can be rebuilt by running it again when the only peer holding them is
-// gone (as Ray reconstructs lost objects from lineage). live counts the
-// lent outputs that still point to it; at zero the arguments are released.
+// gone (as Ray reconstructs lost objects from lineage). The scheduler
+// decides when (Rebuild) and when the lineage may go (Forget, which
+// releases the arguments it keeps held); the node keeps what it takes.
 type lineage struct {
-	t    *task
-	live int
+	t *task
 }
 
 // argument is one argument of a task: inline encoded bytes, a ref, or (on
@@ -168,12 +168,13 @@ type Node struct {
 	// recording needs it).
 	schedCfg sched.Config
 	objects  map[cid.Cid]*object
-	tasks    map[string]*task // by task CID KeyString
-	runs     []*task          // tasks to start once mu is released
-	fwds     []forward        // tasks to hand to peers once mu is released
-	later    []func()         // frames to send once mu is released
-	loans    map[cid.Cid]loan // results kept for their owners, by output ref
-	work     chan *task       // idle workers receive here
+	tasks    map[string]*task    // by task CID KeyString
+	runs     []*task             // tasks to start once mu is released
+	fwds     []forward           // tasks to hand to peers once mu is released
+	later    []func()            // frames to send once mu is released
+	loans    map[cid.Cid]loan    // results kept for their owners, by output ref
+	lins     map[string]*lineage // by task CID KeyString (see lineage)
+	work     chan *task          // idle workers receive here
 	memo     *lru.Cache[cid.Cid, cid.Cid]
 }
 
@@ -236,6 +237,7 @@ func New(cfg Config) (*Node, error) {
 		sched:    s,
 		schedCfg: schedCfg,
 		objects:  make(map[cid.Cid]*object),
+		lins:     make(map[string]*lineage),
 		tasks:    make(map[string]*task),
 		work:     make(chan *task),
 	}
@@ -667,6 +669,12 @@ func (n *Node) actLocked() {
 			case sched.Ping, sched.Drop:
 				n.leaseLocked(a)
 				continue
+			case sched.Rebuild:
+				n.rebuildLocked(string(a.Task))
+				continue
+			case sched.Forget:
+				n.forgetLineageLocked(string(a.Task))
+				continue
 			}
 			t := n.tasks[string(a.Task)]
 			if t == nil {
@@ -929,15 +937,10 @@ func (n *Node) invoke(ctx context.Context, t *task, args [][]byte) (res []any, e
 // err), tells the scheduler, and drops the task.
 func (n *Node) finishLocked(t *task, outs []output, err error) {
 	var lin *lineage
-	if err == nil {
-		for i, id := range t.outputs {
-			if outs[i].holder != "" && n.objects[id].state == pending {
-				if lin == nil {
-					lin = &lineage{t: t}
-				}
-				lin.live++
-			}
-		}
+	if err == nil && len(lentOutputsLocked(n, t, outs)) > 0 {
+		// The scheduler keeps the lineage (it was told with Done's Lent).
+		lin = &lineage{t: t}
+		n.lins[t.id.KeyString()] = lin
 	}
 	for i, id := range t.outputs {
 		o := n.objects[id]
@@ -977,46 +980,77 @@ func (n *Node) finishLocked(t *task, outs []output, err error) {
 	if key := t.id.KeyString(); n.tasks[key] == t {
 		n.forgetTaskLocked(key)
 	}
-	if lin == nil || lin.live == 0 {
-		// (A lineage keeps the arguments held until its outputs go.)
+	if lin == nil {
+		// (A lineage keeps the arguments held until it is forgotten.)
 		n.releaseAllLocked(t.held)
 		t.held = nil
 	}
 	n.actLocked()
 }
 
-// dropLineageLocked detaches o from its lineage; the last output to go
-// releases the task's arguments.
-func (n *Node) dropLineageLocked(o *object) {
-	lin := o.lin
+// lentOutputsLocked lists t's outputs that outs says another peer keeps
+// for this node, still pending here (so this run's copy is the one kept):
+// the results lent to it, as Done's Lent tells the scheduler.
+func lentOutputsLocked(n *Node, t *task, outs []output) []sched.ObjectID {
+	var lent []sched.ObjectID
+	for i, id := range t.outputs {
+		if i < len(outs) && outs[i].holder != "" {
+			if o := n.objects[id]; o != nil && o.state == pending {
+				lent = append(lent, sched.ObjectID(id.KeyString()))
+			}
+		}
+	}
+	return lent
+}
+
+// dropLineageLocked detaches o from its lineage: this node no longer
+// needs the holder's copy — it has the bytes (here: fetched, or handed
+// them) or dropped the object — and the scheduler hears so (Settled).
+func (n *Node) dropLineageLocked(id cid.Cid, o *object, here bool) {
+	if o.lin == nil {
+		return
+	}
 	o.lin = nil
+	n.stepLocked(sched.Event{Kind: sched.Settled, Object: sched.ObjectID(id.KeyString()), Here: here})
+}
+
+// forgetLineageLocked lets go of a lineage the scheduler no longer needs
+// (a Forget action): the arguments it kept held are released.
+func (n *Node) forgetLineageLocked(key string) {
+	lin := n.lins[key]
 	if lin == nil {
 		return
 	}
-	if lin.live--; lin.live == 0 {
-		held := lin.t.held
-		lin.t.held = nil
-		n.releaseAllLocked(held)
+	delete(n.lins, key)
+	for _, id := range lin.t.outputs {
+		if o := n.objects[id]; o != nil && o.lin == lin {
+			o.lin = nil
+		}
 	}
+	held := lin.t.held
+	lin.t.held = nil
+	n.releaseAllLocked(held)
 }
 
 // errRebuilding tells a Get that the object it wanted is being made again
 // (its holder is lost): it waits for it as for any pending object.
 var errRebuilding = errors.New("node: rebuilding from lineage")
 
-// rebuildLocked runs again the task that made o, a lent result whose
-// holder is lost: its outputs go back to pending, and the task is
-// submitted as a new call (same spec, so the same task and output IDs).
-func (n *Node) rebuildLocked(o *object) {
-	lin := o.lin
-	old := lin.t
-	key := old.id.KeyString()
-	if n.tasks[key] != nil {
-		return // running again already
+// rebuildLocked makes the task of lineage key run again (a Rebuild
+// action: the scheduler has submitted it): the outputs it lent go back to
+// pending, and the task is tracked again (same spec, so the same task and
+// output IDs).
+func (n *Node) rebuildLocked(key string) {
+	lin := n.lins[key]
+	if lin == nil || n.tasks[key] != nil {
+		n.log.Error("scheduler rebuilds a task the node cannot", "task", fmt.Sprintf("%x", key))
+		return
 	}
+	old := lin.t
 	t := &task{id: old.id, fn: old.fn, args: old.args, outputs: old.outputs, spec: old.spec, held: old.held,
-		maxRetries: old.maxRetries, retryErrors: old.retryErrors}
+		nested: old.nested, maxRetries: old.maxRetries, retryErrors: old.retryErrors} // not pinned: see sched
 	old.held = nil
+	lin.t = t // a later rebuild starts from this run
 	for i, id := range t.outputs {
 		p := n.objects[id]
 		if p == nil {
@@ -1025,7 +1059,7 @@ func (n *Node) rebuildLocked(o *object) {
 			continue
 		}
 		if p.lin != lin {
-			continue // kept from another run: it stands
+			continue // kept from another run, or here: it stands
 		}
 		p.lin = nil
 		p.state, p.content, p.away, p.holder, p.size = pending, cid.Undef, false, "", 0
@@ -1033,17 +1067,9 @@ func (n *Node) rebuildLocked(o *object) {
 		p.links = nil
 		n.releaseAllLocked(links)
 	}
-	lin.live = 0
-	deps := n.pendingDepsLocked(t)
 	n.tasks[key] = t
 	n.netc.rebuilt.Add(1)
 	n.log.Warn("rebuilding a result whose holder is gone", "func", t.fn.Name, "task", t.id)
-	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps,
-		MaxRetries: retriesEvent(t.maxRetries), RetryErrors: t.retryErrors}); err != nil {
-		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
-		return
-	}
-	n.actLocked()
 }
 
 // dropOutputLocked gives back a result not kept (output id of a task that
@@ -1148,7 +1174,7 @@ func (n *Node) maybeDropLocked(id cid.Cid, o *object) {
 		n.wg.Add(1)
 		go n.sendRelease(o.holder, id)
 	}
-	n.dropLineageLocked(o)
+	n.dropLineageLocked(id, o, false)
 	switch {
 	case o.away: // never fetched: no bytes here
 	case o.memo && n.memo != nil && len(o.links) == 0:

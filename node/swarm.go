@@ -843,7 +843,11 @@ func (n *Node) handleDone(from peer.ID, payload []byte) {
 	}
 	key := sched.TaskID(id.KeyString())
 	t.sess = nil
-	n.stepLocked(sched.Event{Kind: sched.Done, Task: key, Peer: sched.PeerID(from.String()), Retryable: c.FromFunc})
+	ev := sched.Event{Kind: sched.Done, Task: key, Peer: sched.PeerID(from.String()), Retryable: c.FromFunc}
+	if terr == nil {
+		ev.Lent = lentOutputsLocked(n, t, outs) // the scheduler keeps their lineage
+	}
+	n.stepLocked(ev)
 	if n.sched.Tracks(key) {
 		n.actLocked() // the function failed and the task runs again
 	} else {
@@ -1148,7 +1152,7 @@ func (n *Node) handleTake(from peer.ID, payload []byte) {
 		mine := o != nil && o.holder == from && !o.away
 		if mine {
 			o.holder = "" // ours alone now: no lineage needed, no release later
-			n.dropLineageLocked(o)
+			n.dropLineageLocked(ref, o, true)
 		}
 		n.mu.Unlock()
 		if mine {

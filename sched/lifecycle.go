@@ -20,6 +20,9 @@ func (s *Scheduler) done(ev Event) error {
 	if ev.Peer != "" && (t.state != forwarded || t.peer != ev.Peer) {
 		return fmt.Errorf("%w: done by %s for %s task %x", ErrState, ev.Peer, t.state, ev.Task)
 	}
+	if len(ev.Lent) > 0 && (ev.Peer == "" || ev.Retryable) {
+		return fmt.Errorf("%w: results lent by nobody, or by a run that failed", ErrEvent)
+	}
 	if ev.Peer != "" {
 		s.heard(ev.Peer) // a completion is a sign of life
 	}
@@ -50,6 +53,9 @@ func (s *Scheduler) done(ev Event) error {
 	}
 	delete(s.tasks, ev.Task)
 	s.finished++
+	if t.owner == "" {
+		s.lend(t, ev.Peer, ev.Lent)
+	}
 	return nil
 }
 
@@ -59,6 +65,7 @@ func (s *Scheduler) fail(t *task, a Action) {
 	s.finished++
 	a.Kind, a.Task = Fail, t.id
 	s.actions = append(s.actions, a)
+	s.ended(t.id)
 }
 
 // takeBack returns t, forwarded to a peer that refused it or lost it
@@ -107,6 +114,8 @@ func (s *Scheduler) peerGone(p PeerID) {
 	for _, t := range back {
 		s.takeBack(t, true)
 	}
+	// Results p lent us that we may still need are made again.
+	s.rebuildHeldBy(p)
 	sortTasks(orphans)
 	for _, t := range orphans {
 		s.actions = append(s.actions, Action{Kind: Cancel, Task: t.id, Peer: p})
@@ -221,6 +230,7 @@ func (s *Scheduler) check() {
 			ErrInvariant, s.running, s.blocked, s.waiting, s.forwards, n[running], n[blocked], n[waiting], n[forwarded]))
 	}
 	s.checkOuts(perPeer)
+	s.checkLineages()
 	inQueues := 0
 	for _, q := range []*fifo{&s.queue, &s.local} {
 		q.each(func(id TaskID) bool {

@@ -172,10 +172,18 @@ const (
 	// ProbeBatchSet: Config.ProbeBatch becomes Count (negative: 0); probes
 	// in flight stay counted. An event, so a recording holds it too.
 	ProbeBatchSet
+	// Settled: this peer no longer needs the holder's copy of Object, a
+	// result lent to it: it has the bytes now (Here: fetched, or handed
+	// them), or it dropped its refs (see lineage.go).
+	Settled
+	// ObjectLost: Object, a result lent to this peer, cannot be had from
+	// its holder any more: the task that made it runs again (Rebuild) if
+	// its lineage is kept.
+	ObjectLost
 )
 
 var kindNames = [...]string{"?", "submit", "object-ready", "object-failed", "done", "blocked", "unblocked",
-	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard", "probe-batch-set"}
+	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard", "probe-batch-set", "settled", "object-lost"}
 
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) {
@@ -210,6 +218,10 @@ type Event struct {
 	RetryErrors bool
 	// Count (ProbeBatchSet): the new probe batch.
 	Count int
+	// Lent (Done of a forwarded task that succeeded): the outputs its
+	// executor keeps, lent to us. The scheduler keeps the task's lineage
+	// while they may be needed, to make them again if the holder is lost.
+	Lent []ObjectID
 	// Retryable (Done): the task failed by the function's own doing (an
 	// error it returned, a panic): it runs again if it retries errors and
 	// has retries left (Retry action); otherwise Done ends it.
@@ -283,6 +295,13 @@ const (
 	// Drop: Peer's lease expired: close the sessions to it. Its tasks
 	// were placed again (or failed), and it is ignored for SilenceTicks.
 	Drop
+	// Rebuild: Task, which made results lent to us whose holder is lost,
+	// runs again: its outputs are pending again, and the scheduler has
+	// submitted it as first submitted (its placement follows).
+	Rebuild
+	// Forget: Task's lineage is no longer needed: what the caller kept to
+	// run it again (its spec, its arguments held) may go.
+	Forget
 )
 
 func (k ActionKind) String() string {
@@ -309,6 +328,10 @@ func (k ActionKind) String() string {
 		return "ping"
 	case Drop:
 		return "drop"
+	case Rebuild:
+		return "rebuild"
+	case Forget:
+		return "forget"
 	}
 	return fmt.Sprintf("ActionKind(%d)", uint8(k))
 }
@@ -437,6 +460,10 @@ type Scheduler struct {
 	outs     map[PeerID]*out
 	heardAt  map[PeerID]int64
 	silenced map[PeerID]int64
+	// Lineage (see lineage.go): of finished tasks whose results are lent
+	// to us, by task, and those results, by object.
+	lineages map[TaskID]*lineage
+	lent     map[ObjectID]*lentObj
 }
 
 // New returns a Scheduler for cfg.
@@ -459,6 +486,8 @@ func New(cfg Config) (*Scheduler, error) {
 		outs:     make(map[PeerID]*out),
 		heardAt:  make(map[PeerID]int64),
 		silenced: make(map[PeerID]int64),
+		lineages: make(map[TaskID]*lineage),
+		lent:     make(map[ObjectID]*lentObj),
 	}, nil
 }
 
@@ -519,6 +548,10 @@ func (s *Scheduler) step(ev Event) error {
 		s.running++
 	case ProbeBatchSet:
 		s.cfg.ProbeBatch = max(ev.Count, 0)
+	case Settled:
+		s.settled(ev.Object, ev.Here)
+	case ObjectLost:
+		s.objectLost(ev.Object)
 	case PeerLoad, PeerGone, Tick, Claim, Refused, ProbeReply, Lost, Leave, OfferHeard, Heard:
 		if err := s.peerEvent(ev); err != nil {
 			return err
@@ -662,6 +695,7 @@ func (s *Scheduler) objectFailed(o ObjectID) {
 		// The task's other waiter entries stay behind and are skipped when
 		// their objects resolve, since the task is gone by then.
 		delete(s.tasks, t.id)
+		s.ended(t.id)
 		s.waiting--
 		s.finished++
 		s.actions = append(s.actions, Action{Kind: Fail, Task: t.id, Object: o})

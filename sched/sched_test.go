@@ -181,6 +181,10 @@ func parseEvent(line string) (Event, error) {
 		return Event{Kind: Leave}, nil
 	case "heard":
 		return Event{Kind: Heard, Peer: PeerID(f[1])}, nil
+	case "settled":
+		return Event{Kind: Settled, Object: ObjectID(f[1])}, nil
+	case "object-lost":
+		return Event{Kind: ObjectLost, Object: ObjectID(f[1])}, nil
 	case "ready":
 		// ready OBJECT [HOLDER:SIZE]
 		ev := Event{Kind: ObjectReady, Object: ObjectID(f[1])}
@@ -199,6 +203,10 @@ func parseEvent(line string) (Event, error) {
 			switch {
 			case a == "retryable":
 				ev.Retryable = true
+			case strings.HasPrefix(a, "lent="):
+				for _, o := range strings.Split(a[5:], "+") {
+					ev.Lent = append(ev.Lent, ObjectID(o))
+				}
 			case strings.HasPrefix(a, "by="):
 				ev.Peer = PeerID(a[3:])
 			}

@@ -40,11 +40,10 @@ type vpeer struct {
 	goneAt   map[int32]int64    // detections scheduled
 	idle     int                // slots - running - queued, after the last step
 
-	here       map[int32]hereRec  // tasks handed to this peer
-	owned      []int32            // tasks this peer submitted
-	unresolved int                // of owned, not done or failed
-	lent       map[int32]struct{} // owned outputs held elsewhere, still needed
-	annq       []annItem          // outputs to announce (node.anns)
+	here       map[int32]hereRec // tasks handed to this peer
+	owned      []int32           // tasks this peer submitted
+	unresolved int               // of owned, not done or failed
+	annq       []annItem         // outputs to announce (node.anns)
 	annHead    int
 
 	busy int64 // ns of work started here
@@ -80,7 +79,6 @@ func (s *Sim) startPeer(p *vpeer) {
 	s.live++
 	p.contacts = make(map[int32]struct{})
 	p.here = make(map[int32]hereRec)
-	p.lent = make(map[int32]struct{})
 	if s.shards > 0 {
 		p.cursor = [2]int{s.logs[p.home].end(), s.logs[p.extra].end()}
 	}
@@ -137,6 +135,11 @@ func (s *Sim) perform(p *vpeer, as []sched.Action) {
 			s.cancelRun(p, i)
 		case sched.ClaimOffer:
 			s.claim(p, s.peerIndex(a.Peer), i)
+		case sched.Rebuild:
+			// Its holder is lost: the scheduler runs it again.
+			t := &s.tasks[i]
+			t.lost, t.state = true, tSubmitted
+			s.m.rebuilds++
 		}
 	}
 }
@@ -562,7 +565,11 @@ func (s *Sim) completionArrives(o *vpeer, from int32, i int32, epoch uint16, fai
 		s.m.stale++
 		return
 	}
-	s.step(o, sched.Event{Kind: sched.Done, Task: t.id, Peer: s.peers[from].name})
+	ev := sched.Event{Kind: sched.Done, Task: t.id, Peer: s.peers[from].name}
+	if !failed && t.out > inlineMax {
+		ev.Lent = []sched.ObjectID{sched.ObjectID(t.id)} // kept by the executor: the scheduler keeps the lineage
+	}
+	s.step(o, ev)
 	if failed {
 		s.failTask(i, failDep)
 	} else {
@@ -595,14 +602,17 @@ func (s *Sim) finishOwned(o *vpeer, i int32, holder int32) {
 		for _, d := range s.depsOf(t) {
 			dt := &s.tasks[d]
 			dt.refs--
-			if dt.refs == 0 {
-				delete(o.lent, d)
+			if dt.refs == 0 && dt.holder != o.idx {
+				// Its dependents are done: the owner drops it (the
+				// scheduler keeps its lineage while another reads it).
+				s.step(o, sched.Event{Kind: sched.Settled, Object: sched.ObjectID(dt.id)})
 			}
 		}
 	}
 	s.step(o, sched.Event{Kind: sched.ObjectReady, Object: sched.ObjectID(t.id), Holder: s.peers[holder].name, Size: t.out})
 	if holder != o.idx {
-		if t.final {
+		switch {
+		case t.final:
 			// The user's Get fetches it; the owner then releases the loan.
 			if s.reachable(o.idx, holder) {
 				s.send(mFetch, o.idx, holder, smallBytes, false)
@@ -611,8 +621,9 @@ func (s *Sim) finishOwned(o *vpeer, i int32, holder int32) {
 				s.m.fetched += t.out
 			}
 			t.holder = o.idx
-		} else if t.refs > 0 {
-			o.lent[i] = struct{}{}
+			s.step(o, sched.Event{Kind: sched.Settled, Object: sched.ObjectID(t.id), Here: true})
+		case t.refs == 0:
+			s.step(o, sched.Event{Kind: sched.Settled, Object: sched.ObjectID(t.id)})
 		}
 	}
 	if t.holder == o.idx {
@@ -903,38 +914,6 @@ func (s *Sim) gone(o *vpeer, q int32) {
 	}
 	s.act(o)
 	s.after(o)
-	if len(o.lent) == 0 {
-		return
-	}
-	var lost []int32
-	for i := range o.lent {
-		if t := &s.tasks[i]; t.holder == q && t.refs > 0 {
-			lost = append(lost, i)
-		}
-	}
-	slices.Sort(lost)
-	for _, i := range lost {
-		s.rebuild(o, i)
-	}
-}
-
-// rebuild re-runs the task that made a lost output (and, first, those of
-// its inputs that are lost too).
-func (s *Sim) rebuild(o *vpeer, i int32) {
-	t := &s.tasks[i]
-	if t.state != tDone || t.owner != o.idx {
-		return
-	}
-	delete(o.lent, i)
-	t.lost = true
-	s.m.rebuilds++
-	for _, d := range s.depsOf(t) {
-		dt := &s.tasks[d]
-		if dt.state == tDone && !dt.lost && dt.holder != o.idx && !s.reachable(o.idx, dt.holder) {
-			s.rebuild(o, d)
-		}
-	}
-	s.submit(o, i)
 }
 
 // announce mirrors node.announceLoop + p2p.Host.Announce: outputs queued a
