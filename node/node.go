@@ -65,6 +65,9 @@ type object struct {
 	// lin is how to make a lent result again if its holder is lost: the
 	// task that made it, whose arguments stay held while it may be needed.
 	lin *lineage
+	// lostErr says why it could not be had for a task an executor handed
+	// back (see recoverObject).
+	lostErr error
 }
 
 // lineage keeps a finished task that lent results to this node, so they
@@ -105,8 +108,6 @@ type task struct {
 	// sched.Scheduler.HandedTo).
 	maxRetries  int
 	retryErrors bool
-	// argRuns counts arguments recovered for the task (see recoverArg).
-	argRuns int
 	// handed is when (unix ns) the task was handed over (owner side): its
 	// executor's lease runs from then at the earliest.
 	handed int64
@@ -675,6 +676,12 @@ func (n *Node) actLocked() {
 			case sched.Forget:
 				n.forgetLineageLocked(string(a.Task))
 				continue
+			case sched.Fetch:
+				if ref, err := cid.Cast([]byte(a.Object)); err == nil {
+					n.wg.Add(1)
+					go n.recoverObject(ref, string(a.Peer))
+				}
+				continue
 			}
 			t := n.tasks[string(a.Task)]
 			if t == nil {
@@ -716,17 +723,29 @@ func (n *Node) failCauseLocked(t *task, a sched.Action) error {
 		return fmt.Errorf("cannot run on peer %s: it refused the task or cannot be reached", t.on)
 	}
 	dep, _ := cid.Cast([]byte(a.Object))
-	arg := 0
-	for i, x := range t.args {
-		if x.ref == dep {
-			arg = i
-			break
-		}
+	if a.Reason == sched.FailArg {
+		return &DependencyError{Arg: argIndex(t, dep), Ref: dep,
+			Err: fmt.Errorf("executors could not fetch it %d times although this node could", a.Count)}
 	}
+	arg := argIndex(t, dep)
 	if o := n.objects[dep]; o != nil {
-		return &DependencyError{Arg: arg, Ref: dep, Err: o.err}
+		err := o.err
+		if err == nil {
+			err = o.lostErr
+		}
+		return &DependencyError{Arg: arg, Ref: dep, Err: err}
 	}
 	return &DependencyError{Arg: arg, Ref: dep}
+}
+
+// argIndex is the index of t's argument that is the ref dep (0 if none).
+func argIndex(t *task, dep cid.Cid) int {
+	for i, x := range t.args {
+		if x.ref == dep {
+			return i
+		}
+	}
+	return 0
 }
 
 // retriesEvent is a task's retry budget as sched.Event.MaxRetries says it.
@@ -1469,25 +1488,3 @@ var schedHook func(*sched.Config)
 // checkSched makes every node check the scheduler's invariants after each
 // event and panic on an event it refuses: the package's tests set it.
 var checkSched = false
-
-// resubmitLocked submits t, which the scheduler saw done, again as it was
-// first submitted (nested, pinned), waiting for arguments being rebuilt.
-func (n *Node) resubmitLocked(t *task) error {
-	return n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(t.id.KeyString()),
-		Nested: t.nested, On: sched.PeerID(t.on), Deps: n.pendingDepsLocked(t),
-		MaxRetries: retriesEvent(t.maxRetries), RetryErrors: t.retryErrors})
-}
-
-// pendingDepsLocked lists t's arguments that are refs not resolved yet
-// (being rebuilt, say): a task submitted again waits for them.
-func (n *Node) pendingDepsLocked(t *task) []sched.ObjectID {
-	var deps []sched.ObjectID
-	for _, a := range t.args {
-		if a.ref.Defined() {
-			if d := n.objects[a.ref]; d != nil && d.state == pending {
-				deps = append(deps, sched.ObjectID(a.ref.KeyString()))
-			}
-		}
-	}
-	return deps
-}

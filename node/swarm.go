@@ -369,14 +369,6 @@ func (n *Node) takeBackLocked(t *task, p peer.ID, lost bool) {
 	n.stepLocked(sched.Event{Kind: kind, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(p.String())})
 }
 
-// failHandedLocked fails t, a task this node owns and handed to p, with
-// cause: the scheduler sees it done.
-func (n *Node) failHandedLocked(t *task, p peer.ID, cause error) {
-	t.sess = nil
-	n.stepLocked(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(p.String())})
-	n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: cause})
-}
-
 // giveBack hands t, a task its owner handed this node, back with a
 // refusal saying why (arg: the 1-based argument it could not fetch, or
 // 0), on the session it came on or, if that one died, a new one.
@@ -1000,8 +992,17 @@ func (n *Node) handleRefuse(ss *session, payload []byte) {
 	t := n.tasks[id.KeyString()]
 	n.mu.Unlock()
 	if t != nil && r.Arg > 0 && r.Arg <= len(t.args) && t.args[r.Arg-1].ref.Defined() {
-		n.wg.Add(1)
-		go n.recoverArg(t, ss.peer, r.Arg-1)
+		// The task waits for the argument, which this node gets (a Fetch
+		// action: see recoverObject), and is placed again.
+		ref := t.args[r.Arg-1].ref
+		n.update(func() {
+			if !n.handedLocked(t, ss.peer) {
+				return // placed elsewhere or finished meanwhile
+			}
+			t.sess = nil
+			n.stepLocked(sched.Event{Kind: sched.ArgLost, Task: sched.TaskID(id.KeyString()), Peer: sched.PeerID(ss.peer.String()),
+				Object: sched.ObjectID(ref.KeyString())})
+		})
 		return
 	}
 	if t != nil {
@@ -1176,45 +1177,29 @@ func (e *argLostError) Error() string {
 
 func (e *argLostError) Unwrap() error { return e.err }
 
-// recoverArg makes argument i of t, which the executor p could fetch from
-// nobody, available again before t is placed again: resolving it here
-// fetches its bytes from their holder into this node's store, or, when
-// the holder is gone, rebuilds it from its lineage (as a Get does). If it
-// cannot be had, t fails with a DependencyError naming the argument.
-func (n *Node) recoverArg(t *task, p peer.ID, i int) {
+// recoverObject gets ref, an argument an executor could fetch from nobody
+// (a Fetch action), into this node's store, as a Get does: fetched from
+// its holder, or made again from its lineage when the holder is gone. The
+// scheduler then hears it is here (ObjectReady), and places the tasks
+// waiting for it; if it cannot be had, they fail (ObjectFailed) with a
+// DependencyError saying why.
+func (n *Node) recoverObject(ref cid.Cid, executor string) {
 	defer n.wg.Done()
-	ref := t.args[i].ref
 	ctx, cancel := context.WithTimeout(n.ctx, fetchTimeout)
 	defer cancel()
-	_, release, err := n.resolve(ctx, ref, nil, true)
+	content, release, err := n.resolve(ctx, ref, nil, true)
+	ev := sched.Event{Kind: sched.ObjectReady, Object: sched.ObjectID(ref.KeyString()), Holder: sched.PeerID(n.net.ID().String())}
 	if err == nil {
+		ev.Size, _ = n.store.Size(content)
 		release()
-		n.update(func() {
-			if !n.handedLocked(t, p) {
-				return // placed elsewhere or finished meanwhile
-			}
-			if t.argRuns++; t.argRuns > max(t.maxRetries, 1) {
-				// An argument that keeps failing to reach executors ends
-				// in an error rather than a loop.
-				n.failHandedLocked(t, p, &DependencyError{Arg: i, Ref: ref,
-					Err: fmt.Errorf("executors could not fetch it %d times although this node could", t.argRuns)})
-				return
-			}
-			// Placed again as it was submitted (a task pinned to p goes
-			// back to p: a refusal would fail it).
-			t.sess = nil
-			n.stepLocked(sched.Event{Kind: sched.Done, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(p.String())})
-			if err := n.resubmitLocked(t); err != nil {
-				n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
-			}
-		})
-		return
+	} else {
+		n.log.Warn("an argument no executor could fetch cannot be had here either", "ref", ref, "executor", executor, "err", err)
+		ev.Kind = sched.ObjectFailed
 	}
-	n.log.Warn("argument of a handed task is lost", "task", t.id, "arg", i+1, "ref", ref, "err", err)
 	n.update(func() {
-		if !n.handedLocked(t, p) {
-			return // placed elsewhere or finished meanwhile
+		if o := n.objects[ref]; o != nil && err != nil {
+			o.lostErr = err
 		}
-		n.failHandedLocked(t, p, &DependencyError{Arg: i, Ref: ref, Err: err})
+		n.stepLocked(ev)
 	})
 }

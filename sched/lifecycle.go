@@ -249,3 +249,30 @@ func (s *Scheduler) check() {
 		}
 	}
 }
+
+// argLost takes back a task its executor could not feed (ArgLost): the
+// task waits for the input, which the caller fetches here or has made
+// again (Fetch), and is placed again once it is ready.
+func (s *Scheduler) argLost(ev Event) error {
+	t, err := s.lookup(ev)
+	if err != nil {
+		return err
+	}
+	if t.state != forwarded || t.peer != ev.Peer || ev.Object == "" {
+		return fmt.Errorf("%w: %s by %s for %s task %x", ErrState, ev.Kind, ev.Peer, t.state, ev.Task)
+	}
+	s.forwards--
+	s.handIn(t.peer)
+	t.peer, t.offered = "", false
+	if t.argRuns++; t.argRuns > max(t.maxRetries, 1) {
+		// An input that keeps failing to reach executors ends in an
+		// error rather than a loop.
+		s.fail(t, Action{Reason: FailArg, Object: ev.Object, Peer: ev.Peer, Count: t.argRuns})
+		return nil
+	}
+	t.state, t.pending, t.retry = waiting, 1, true
+	s.waiting++
+	s.waiters[ev.Object] = append(s.waiters[ev.Object], t)
+	s.actions = append(s.actions, Action{Kind: Fetch, Object: ev.Object, Peer: ev.Peer, Task: t.id})
+	return nil
+}

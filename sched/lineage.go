@@ -153,14 +153,25 @@ func (s *Scheduler) objectLost(o ObjectID) {
 }
 
 // rebuildHeldBy marks lost every lineage whose outputs p held, and runs
-// again, in task order, those whose outputs this peer itself still needs;
-// the others run again only if a lineage that reads them does.
+// again, in task order, those whose outputs this peer itself still needs
+// or a task running again reads; the others run again only if a lineage
+// that reads them does.
 func (s *Scheduler) rebuildHeldBy(p PeerID) {
 	var ls []*lineage
+	readNow := make(map[*lineage]bool) // read by a lineage running again
+	for _, r := range s.lineages {
+		if r.holder == "" {
+			for _, lo := range r.reads {
+				if s.lent[lo.id] == lo {
+					readNow[lo.lin] = true
+				}
+			}
+		}
+	}
 	for _, l := range s.lineages {
 		if l.holder == p {
 			l.lost = true
-			if slices.ContainsFunc(l.outs, func(o ObjectID) bool { return s.lent[o].owned }) {
+			if readNow[l] || slices.ContainsFunc(l.outs, func(o ObjectID) bool { return s.lent[o].owned }) {
 				ls = append(ls, l)
 			}
 		}

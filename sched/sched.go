@@ -180,10 +180,17 @@ const (
 	// its holder any more: the task that made it runs again (Rebuild) if
 	// its lineage is kept.
 	ObjectLost
+	// ArgLost: Peer handed forwarded Task back because it could fetch
+	// its input Object from nobody. The task waits for Object (a Fetch
+	// action asks the caller to get it here, or have it made again) and
+	// is placed again once it is ready; an input that keeps failing to
+	// reach executors, more than the task's retries (at least once),
+	// fails it (FailArg).
+	ArgLost
 )
 
 var kindNames = [...]string{"?", "submit", "object-ready", "object-failed", "done", "blocked", "unblocked",
-	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard", "probe-batch-set", "settled", "object-lost"}
+	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard", "probe-batch-set", "settled", "object-lost", "arg-lost"}
 
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) {
@@ -302,6 +309,11 @@ const (
 	// Forget: Task's lineage is no longer needed: what the caller kept to
 	// run it again (its spec, its arguments held) may go.
 	Forget
+	// Fetch: get Object into this peer's store (Peer, an executor, could
+	// fetch it from nobody): step ObjectReady with this peer as its holder
+	// once it is here, ObjectLost if its holder cannot serve it (its
+	// lineage may make it again), ObjectFailed if it cannot be had at all.
+	Fetch
 )
 
 func (k ActionKind) String() string {
@@ -332,6 +344,8 @@ func (k ActionKind) String() string {
 		return "rebuild"
 	case Forget:
 		return "forget"
+	case Fetch:
+		return "fetch"
 	}
 	return fmt.Sprintf("ActionKind(%d)", uint8(k))
 }
@@ -344,11 +358,12 @@ const (
 	FailDep       Reason = iota + 1 // a dependency failed (Action.Object)
 	FailPinned                      // the peer it is pinned to refused it or is gone
 	FailLost                        // its executors were lost past its retries
+	FailArg                         // executors could not fetch its input Object, past its retries
 	RefuseLeaving                   // this peer is leaving the swarm
 	RefuseFull                      // this peer's queue is full (Config.MaxQueue)
 )
 
-var reasonNames = [...]string{"?", "dep", "pinned", "lost", "leaving", "full"}
+var reasonNames = [...]string{"?", "dep", "pinned", "lost", "arg", "leaving", "full"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
@@ -407,6 +422,7 @@ type task struct {
 	// whose executor was lost, runs whose function failed.
 	maxRetries  int
 	lost, errs  int
+	argRuns     int // hand-backs for an input nobody served (ArgLost)
 	retryErrors bool
 	// Executor side: owner handed us the task; orphaned: it is gone while
 	// the task runs (its outcome is dropped).
@@ -552,6 +568,10 @@ func (s *Scheduler) step(ev Event) error {
 		s.settled(ev.Object, ev.Here)
 	case ObjectLost:
 		s.objectLost(ev.Object)
+	case ArgLost:
+		if err := s.argLost(ev); err != nil {
+			return err
+		}
 	case PeerLoad, PeerGone, Tick, Claim, Refused, ProbeReply, Lost, Leave, OfferHeard, Heard:
 		if err := s.peerEvent(ev); err != nil {
 			return err

@@ -81,6 +81,10 @@ func TestTraces(t *testing.T) {
 			}
 			for _, a := range s.TakeActions(nil) {
 				switch {
+				case a.Kind == Fetch:
+					fmt.Fprintf(&out, "%s %s (for %s, refused by %s)\n", a.Kind, a.Object, a.Task, a.Peer)
+				case a.Kind == Fail && a.Reason == FailArg:
+					fmt.Fprintf(&out, "%s %s (%s %s: %d hand-backs)\n", a.Kind, a.Task, a.Reason, a.Object, a.Count)
 				case a.Kind == Fail && a.Object != "":
 					fmt.Fprintf(&out, "%s %s (dep %s)\n", a.Kind, a.Task, a.Object)
 				case a.Kind == Fail && a.Reason == FailLost:
@@ -185,6 +189,9 @@ func parseEvent(line string) (Event, error) {
 		return Event{Kind: Settled, Object: ObjectID(f[1])}, nil
 	case "object-lost":
 		return Event{Kind: ObjectLost, Object: ObjectID(f[1])}, nil
+	case "arg-lost":
+		// arg-lost TASK PEER OBJECT
+		return Event{Kind: ArgLost, Task: TaskID(f[1]), Peer: PeerID(f[2]), Object: ObjectID(f[3])}, nil
 	case "ready":
 		// ready OBJECT [HOLDER:SIZE]
 		ev := Event{Kind: ObjectReady, Object: ObjectID(f[1])}

@@ -40,6 +40,8 @@ const (
 	evProbeReply                   // q's answer to p's probe arrives (load in s.probeLoads[t])
 	evFailure                      // q's report that t failed arrives at owner p
 	evChildFailed                  // a nested call of fib t at p failed: t fails
+	evArgLost                      // q's hand-back of t (an input it could not fetch) arrives at owner p
+	evFetched                      // owner p has fetched input t
 )
 
 // event is one entry of the queue; (at, seq) orders it.
@@ -171,6 +173,9 @@ type Sim struct {
 	stall  int64
 	maxDur int64
 	m      metrics
+	// argLost holds, by task, the input an executor handed it back for
+	// (see handBackArg).
+	argLost map[int32]int32
 	// scratch
 	bscratch []beaconMsg
 }
@@ -407,6 +412,10 @@ func (s *Sim) dispatch(e event) {
 		s.completionArrives(p, e.q, e.t, e.epoch, true)
 	case evChildFailed:
 		s.childFailed(p, e.t, e.epoch)
+	case evArgLost:
+		s.argLostArrives(p, e.q, e.t, e.epoch)
+	case evFetched:
+		s.fetched(p, e.t)
 	case evOffer:
 		s.offerArrives(p, e.q, e.t)
 	case evClaim:

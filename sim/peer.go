@@ -135,6 +135,8 @@ func (s *Sim) perform(p *vpeer, as []sched.Action) {
 			s.cancelRun(p, i)
 		case sched.ClaimOffer:
 			s.claim(p, s.peerIndex(a.Peer), i)
+		case sched.Fetch:
+			s.fetchHere(p, taskIndex(sched.TaskID(a.Object)))
 		case sched.Rebuild:
 			// Its holder is lost: the scheduler runs it again.
 			t := &s.tasks[i]
@@ -400,11 +402,11 @@ func (s *Sim) fetchInputs(p *vpeer, i int32, epoch uint16) {
 	remote := func(holder int32, size int64) bool {
 		return holder != p.idx && !(holder == t.owner && size <= inlineMax && p.idx != t.owner)
 	}
-	blocked := false
+	blocked, lostDep := false, int32(-1)
 	for _, d := range s.depsOf(t) {
 		dt := &s.tasks[d]
 		if dt.lost || dt.state != tDone || remote(dt.holder, dt.out) && !s.reachable(p.idx, dt.holder) {
-			blocked = true
+			blocked, lostDep = true, d
 			break
 		}
 	}
@@ -416,8 +418,15 @@ func (s *Sim) fetchInputs(p *vpeer, i int32, epoch uint16) {
 			s.abandonRun(p, i) // nobody to report to, nobody to rebuild
 			return
 		}
-		// The holders named failed: look the object up in the DHT, wait.
+		// The holders named failed: look the object up in the DHT.
 		s.dhtLookup(p.idx, objectKey(s.sc.Seed, i, 1))
+		if t.owner != p.idx && lostDep >= 0 {
+			// As the node's executor: hand the task back naming the
+			// input; the owner gets it or has it made again (ArgLost).
+			s.handBackArg(p, i, lostDep)
+			return
+		}
+		// The owner's own run waits in Get for the rebuild.
 		s.at(s.now+int64(s.sc.DetectionDelay), event{kind: evFetchRetry, p: p.idx, t: i, epoch: epoch})
 		return
 	}
@@ -438,6 +447,72 @@ func (s *Sim) fetchInputs(p *vpeer, i int32, epoch uint16) {
 		fetch(t.owner, t.input)
 	}
 	s.at(s.now+wait, event{kind: evStart, p: p.idx, t: i, epoch: epoch})
+}
+
+// handBackArg: executor p could fetch input d of task i from nobody: its
+// run ends (the slot goes back) and the owner hears which input (a
+// refusal naming it).
+func (s *Sim) handBackArg(p *vpeer, i, d int32) {
+	h := p.here[i]
+	delete(p.here, i)
+	s.step(p, sched.Event{Kind: sched.Done, Task: s.tasks[i].id})
+	owner := s.tasks[i].owner
+	if dl, ok := s.send(mRefuse, p.idx, owner, smallBytes, false); ok {
+		if s.argLost == nil {
+			s.argLost = make(map[int32]int32)
+		}
+		s.argLost[i] = d
+		s.at(s.now+dl, event{kind: evArgLost, p: owner, q: p.idx, t: i, epoch: h.epoch})
+	}
+	s.maybeDepart(p)
+}
+
+// argLostArrives: the owner takes task i back from the executor that
+// could not fetch its input (ArgLost); the task waits for it, and the
+// scheduler asks for it here (Fetch: see fetchHere).
+func (s *Sim) argLostArrives(o *vpeer, from, i int32, epoch uint16) {
+	t := &s.tasks[i]
+	d, ok := s.argLost[i]
+	if !ok || o.s.HandedTo(t.id) != s.peers[from].name || t.epoch != epoch || t.state != tSubmitted {
+		return
+	}
+	delete(s.argLost, i)
+	s.step(o, sched.Event{Kind: sched.ArgLost, Task: t.id, Peer: s.peers[from].name, Object: sched.ObjectID(s.tasks[d].id)})
+}
+
+// fetchHere: the owner o gets input d (a Fetch action), as the node's
+// recoverObject does: from its holder if it can reach it (then it holds
+// it), made again from its lineage if not (ObjectLost), or, if neither,
+// it is lost for the tasks waiting for it (ObjectFailed).
+func (s *Sim) fetchHere(o *vpeer, d int32) {
+	dt := &s.tasks[d]
+	switch {
+	case dt.lost || dt.state != tDone:
+		return // being made again: its ObjectReady comes then
+	case dt.holder == o.idx:
+		s.step(o, sched.Event{Kind: sched.ObjectReady, Object: sched.ObjectID(dt.id), Holder: o.name, Size: dt.out})
+	case s.reachable(o.idx, dt.holder):
+		d1, _ := s.send(mFetch, o.idx, dt.holder, smallBytes, false)
+		d2, _ := s.send(mFetch, dt.holder, o.idx, smallBytes+dt.out, true)
+		s.m.fetched += dt.out
+		s.at(s.now+d1+d2, event{kind: evFetched, p: o.idx, t: d})
+	default:
+		s.step(o, sched.Event{Kind: sched.ObjectLost, Object: sched.ObjectID(dt.id)})
+		if !dt.lost {
+			s.step(o, sched.Event{Kind: sched.ObjectFailed, Object: sched.ObjectID(dt.id)})
+		}
+	}
+}
+
+// fetched: o has input d's bytes now (see fetchHere).
+func (s *Sim) fetched(o *vpeer, d int32) {
+	dt := &s.tasks[d]
+	if dt.lost || dt.state != tDone {
+		return
+	}
+	dt.holder = o.idx
+	s.step(o, sched.Event{Kind: sched.Settled, Object: sched.ObjectID(dt.id), Here: true})
+	s.step(o, sched.Event{Kind: sched.ObjectReady, Object: sched.ObjectID(dt.id), Holder: o.name, Size: dt.out})
 }
 
 // abandonRun ends a run that cannot finish usefully: the slot goes back.
