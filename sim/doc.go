@@ -3,10 +3,11 @@
 // 10,000 peers across continents, with peers coming and going?" before
 // anything is deployed.
 //
-// A run drives the real scheduler, package sched (the code every node
-// runs, not a copy), of every virtual peer: each peer owns one
-// *sched.Scheduler and the glue node.Node puts around it (see peer.go,
-// which names the node code each step mirrors). Time is virtual (int64
+// A run drives the real per-peer core, package sched (the code every node
+// runs, not a copy: placement and the whole task lifecycle — retries,
+// hand-backs, peers gone, leaving, claims, lineage), of every virtual
+// peer, inside a shell that models the node's I/O in virtual time (see
+// peer.go, which names the node code each piece models). Time is virtual (int64
 // nanoseconds); events sit in a binary heap ordered by (time, sequence), so
 // the same scenario and seed give the same events in the same order and
 // byte-identical output. There are no goroutines in the event loop.

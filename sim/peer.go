@@ -9,10 +9,13 @@ import (
 	"github.com/dray-project/dray/sched"
 )
 
-// vpeer is a virtual node: one real *sched.Scheduler and the glue that
-// node.Node wraps around it, minus the bytes. Each function below names
-// the node code it mirrors (node/swarm.go, node/session.go, node/node.go)
-// so the two can be read side by side.
+// vpeer is a virtual node: the real per-peer core (*sched.Scheduler, with
+// the node's configuration and lifecycle) inside a shell that models the
+// node's I/O in virtual time instead of doing it — sessions and gossip as
+// delays on the network model, workers as durations, fetches as bytes on
+// an uplink. What a peer decides is the core's; what the shell models is
+// named after the node code that does it for real (node/swarm.go,
+// node/session.go, node/node.go), so the two read side by side.
 type vpeer struct {
 	idx   int32
 	name  sched.PeerID
@@ -87,7 +90,7 @@ func (s *Sim) startPeer(p *vpeer) {
 	s.at(p.nextCheck, event{kind: evBeacon, p: p.idx})
 }
 
-// step mirrors node.step: apply one event, perform the actions. Beacons
+// step models node.step: apply one event, perform the actions. Beacons
 // that arrived since p's last event are applied first (see flush).
 func (s *Sim) step(p *vpeer, ev sched.Event) {
 	s.flush(p)
@@ -98,7 +101,7 @@ func (s *Sim) step(p *vpeer, ev sched.Event) {
 	s.after(p)
 }
 
-// act mirrors node.actLocked: Run starts a worker, Forward hands the task
+// act models node.actLocked: Run starts a worker, Forward hands the task
 // over on a session, Offer gossips it, Fail fails its outputs (cascading
 // through the scheduler).
 func (s *Sim) act(p *vpeer) {
@@ -182,7 +185,7 @@ func (s *Sim) unqueue(i int32) {
 	s.qpos[i] = -1
 }
 
-// beaconCheck mirrors node.beaconLoop: publish the load when it changed
+// beaconCheck models node.beaconLoop: publish the load when it changed
 // (at most every 250 ms) and at least every 2 s.
 func (s *Sim) beaconCheck(p *vpeer, at int64) {
 	if at != p.nextCheck {
@@ -254,7 +257,7 @@ func (s *Sim) scheduleFlush(p *vpeer, arr int64) {
 	s.at(arr, event{kind: evFlush, p: p.idx})
 }
 
-// flush mirrors node.hearLoop: beacons heard become PeerLoad events, in
+// flush models node.hearLoop: beacons heard become PeerLoad events, in
 // arrival order.
 func (s *Sim) flush(p *vpeer) {
 	n := 0
@@ -296,7 +299,7 @@ func (s *Sim) flush(p *vpeer) {
 	}
 }
 
-// tick mirrors node.tickLoop: step Tick. The node's announcement queue
+// tick models node.tickLoop: step Tick. The node's announcement queue
 // is flushed on the same beat.
 func (s *Sim) tick(p *vpeer) {
 	s.step(p, sched.Event{Kind: sched.Tick})
@@ -305,7 +308,7 @@ func (s *Sim) tick(p *vpeer) {
 	s.at(s.now+tickEvery, event{kind: evTick, p: p.idx})
 }
 
-// submit mirrors node.submitLocked: dependencies not ready are Deps, ready
+// submit models node.submitLocked: dependencies not ready are Deps, ready
 // ones are Inputs with their size and holder (locality), and a put
 // argument (the map input) is an Input held by the owner.
 func (s *Sim) submit(o *vpeer, i int32) {
@@ -332,7 +335,7 @@ func (s *Sim) submit(o *vpeer, i int32) {
 	s.step(o, ev)
 }
 
-// runAction mirrors the Run case of node.actLocked and node.execute's
+// runAction models the Run case of node.actLocked and node.execute's
 // start: a worker takes the task, resolves its arguments (fetching what
 // is elsewhere), then runs it.
 func (s *Sim) runAction(p *vpeer, i int32) {
@@ -387,7 +390,7 @@ const (
 	smallBytes      = 50 // ack, refusal, claim, release, offer, fetch request
 )
 
-// fetchInputs mirrors node.run resolving arguments: inline values are
+// fetchInputs models node.run resolving arguments: inline values are
 // here already; a value by reference is fetched from its holder (want,
 // then have + bytes). A holder that is gone makes the fetch wait for the
 // owner to rebuild the value (lineage), retried every detection delay;
@@ -574,7 +577,7 @@ func (s *Sim) resume(p *vpeer, i int32, epoch uint16) {
 	s.at(s.now+t.dur-t.dur/2, event{kind: evRunEnd, p: p.idx, t: i, epoch: epoch})
 }
 
-// runEnd mirrors node.execute after the function returns: Done gives the
+// runEnd models node.execute after the function returns: Done gives the
 // slot back; the owner finishes the outputs (finishLocked), an executor
 // reports to the owner (node.report): results up to 64 KiB inline, larger
 // ones lent (kept here, announced) — and the acknowledgement went out
@@ -631,7 +634,7 @@ func (s *Sim) childFailed(p *vpeer, i int32, epoch uint16) {
 	s.runEnd(p, i, epoch, true)
 }
 
-// completionArrives mirrors node.handleDone: a completion for a task that
+// completionArrives models node.handleDone: a completion for a task that
 // was re-placed meanwhile is stale and ignored; one that reports an error
 // (failed) fails the task.
 func (s *Sim) completionArrives(o *vpeer, from int32, i int32, epoch uint16, failed bool) {
@@ -657,7 +660,7 @@ func (s *Sim) completionArrives(o *vpeer, from int32, i int32, epoch uint16, fai
 	s.maybeDepart(o)
 }
 
-// finishOwned mirrors node.finishLocked for a task that succeeded: the
+// finishOwned models node.finishLocked for a task that succeeded: the
 // output is ready (ObjectReady with its holder and size, for locality),
 // announced, and a fib parent waiting on it may resume. A final result
 // lent by its executor is fetched by the user's Get.
@@ -767,7 +770,7 @@ func (s *Sim) failTask(i int32, why int) {
 	}
 }
 
-// forward mirrors node.forwardLocked + sendForwards: the hand-off (spec
+// forward models node.forwardLocked + sendForwards: the hand-off (spec
 // and arguments, small ones inline) goes on the session to the peer. A
 // peer that is down or cut off swallows it; the owner learns when the
 // session dies, after the detection delay.
@@ -876,7 +879,7 @@ func (s *Sim) refusedArrives(o *vpeer, from int32, i int32, epoch uint16) {
 	s.step(o, sched.Event{Kind: sched.Refused, Task: t.id, Peer: s.peers[from].name})
 }
 
-// offer mirrors node.offerLocked + offerLoop: the offer goes to every
+// offer models node.offerLocked + offerLoop: the offer goes to every
 // listener of the owner's home shard (or its neighbourhood). Peers
 // without idle slots would ignore it, so only idle ones get an arrival
 // event.
@@ -949,8 +952,8 @@ func (s *Sim) probeArrives(r *vpeer, q int32) {
 	s.at(s.now+d, event{kind: evProbeReply, p: q, q: r.idx, t: k})
 }
 
-// offerArrives mirrors node.claimLoop: claim while free slots exceed the
-// claims made this tick.
+// offerArrives models node.claimLoop: the offer is stepped as OfferHeard,
+// and the scheduler decides whether to claim it.
 func (s *Sim) offerArrives(r *vpeer, owner int32, i int32) {
 	// The scheduler claims while its idle slots exceed its claims this
 	// tick (a ClaimOffer action: see claim).
@@ -968,10 +971,10 @@ func (s *Sim) claim(r *vpeer, owner int32, i int32) {
 	}
 }
 
-// gone mirrors node.peerLoop (PeerGone) and session.close → node.lost:
-// the scheduler re-places the tasks handed to q; outputs this peer owns
-// that only q held and that are still needed are rebuilt from their
-// lineage (their tasks run again).
+// gone models node.peerLoop (PeerGone): one step, in which the scheduler
+// re-places or fails the tasks handed to q, stops those q handed this
+// peer, and runs again the lineages of results q held that are still
+// needed (Rebuild actions).
 func (s *Sim) gone(o *vpeer, q int32) {
 
 	delete(o.goneAt, q)
@@ -991,7 +994,7 @@ func (s *Sim) gone(o *vpeer, q int32) {
 	s.after(o)
 }
 
-// announce mirrors node.announceLoop + p2p.Host.Announce: outputs queued a
+// announce models node.announceLoop + p2p.Host.Announce: outputs queued a
 // second ago that still exist here are announced (output ref and content
 // CID); the provider batches them by keyspace region, one DHT lookup per
 // region, and sends each CID's record to its k closest peers.
