@@ -216,7 +216,8 @@ func (n *Host) buildHost() error {
 	listen, _ := cfg.listenAddrs()
 	if psk != nil {
 		if dropped := len(listen) - len(tcpOnly(listen)); dropped > 0 {
-			n.log.Info("private network: QUIC has no PSK support, listening on TCP only", "dropped", dropped)
+			// A warning: the node does not listen where it was told to.
+			n.log.Warn("private swarm key: QUIC listen addresses dropped (libp2p private networks cover TCP only); listening on TCP only", "dropped", dropped)
 		}
 		listen = tcpOnly(listen)
 	}

@@ -98,7 +98,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newRunCmd(&opts), newMapCmd(&opts), newSubmitCmd(&opts),
 		newGetCmd(&opts), newPutCmd(&opts), newFetchCmd(&opts), newFreeCmd(&opts),
 		newIDCmd(&opts), newPeersCmd(&opts), newStatsCmd(&opts), newFunctionsCmd(&opts),
-		newSimCmd(&opts),
+		newSimCmd(&opts), newSwarmKeyCmd(&opts),
 	)
 	root.SetHelpCommand(newHelpCmd(root))
 	// cobra's completion command prints its help, and exits 0, for a shell

@@ -459,15 +459,52 @@ func TestNoNode(t *testing.T) {
 	}
 }
 
-// swarmKey writes a new private-swarm key file and returns its path.
+// swarmKey makes a new private-swarm key file with `dray swarm-key`, as a
+// user does, and returns its path.
 func swarmKey(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "swarm.key")
-	f, err := os.Create(path)
-	require.NoError(t, err)
-	require.NoError(t, p2p.GenerateSwarmKey(f))
-	require.NoError(t, f.Close())
+	out, errOut, code := dray(t, "swarm-key", path)
+	require.Zero(t, code, "dray swarm-key: %s", errOut)
+	require.Contains(t, out, "--swarm-key "+path)
 	return path
+}
+
+// TestSwarmKeyCmd: dray swarm-key prints a key p2p reads, or writes one
+// to a new file only its owner can read, and never overwrites a file.
+func TestSwarmKeyCmd(t *testing.T) {
+	out, _, code := dray(t, "swarm-key")
+	require.Zero(t, code)
+	printed := filepath.Join(t.TempDir(), "printed.key")
+	require.NoError(t, os.WriteFile(printed, []byte(out), 0o600))
+	_, err := p2p.LoadSwarmKey(printed)
+	require.NoError(t, err, "the printed key does not load: %q", out)
+
+	path := swarmKey(t)
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	before, err := os.ReadFile(path)
+	require.NoError(t, err)
+	_, err = p2p.LoadSwarmKey(path)
+	require.NoError(t, err)
+	_, errOut, code := dray(t, "swarm-key", path)
+	assert.NotZero(t, code)
+	assert.Contains(t, errOut, "exists")
+	after, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "an existing key file was overwritten")
+}
+
+// TestSwarmKeyDropsQUIC: a node told to listen on QUIC with a swarm key
+// says at start-up that it drops those addresses (QUIC has no private
+// networks) instead of losing them silently, and listens on TCP only.
+func TestSwarmKeyDropsQUIC(t *testing.T) {
+	p := startPeer(t, "--swarm-key", swarmKey(t), "--listen", "/ip4/127.0.0.1/udp/0/quic-v1")
+	for _, a := range p.addrs {
+		assert.NotContains(t, a, "quic", "a private node listens on QUIC")
+	}
+	assert.Contains(t, p.errText(), "QUIC listen addresses dropped")
 }
 
 // peerIDs lists the peer IDs `dray peers` prints for the node at api.
