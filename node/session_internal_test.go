@@ -128,3 +128,33 @@ func TestHandOffLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestLimitersForgotten: the per-peer hand-off limits are dropped when
+// the peer disconnects, so the table does not grow with every peer ever
+// met (issue 11 §4).
+func TestLimitersForgotten(t *testing.T) {
+	a, _, b, hb := pair(t, napRegistry(t), nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := b.CallWith(ctx, CallOptions{On: a.ID()}, "nap", 1)
+	require.NoError(t, err)
+	_, err = r[0].Get(ctx)
+	require.NoError(t, err)
+	a.lmu.Lock()
+	_, had := a.limits[hb.ID()]
+	a.lmu.Unlock()
+	require.True(t, had, "a kept no limiter for the peer that handed it a task")
+	require.NoError(t, b.Close())
+	require.NoError(t, hb.Close())
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		a.lmu.Lock()
+		_, has := a.limits[hb.ID()]
+		a.lmu.Unlock()
+		if !has {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the limiter of a peer gone is still kept")
+		time.Sleep(10 * time.Millisecond) // poll: the disconnect event is asynchronous
+	}
+}

@@ -278,6 +278,7 @@ func (n *Node) peerLoop() {
 			if ev.Kind == p2p.PeerDisconnected {
 				n.peerGone(ev.Peer)
 				n.endLoans(ev.Peer)
+				n.forgetLimiter(ev.Peer)
 			}
 		}
 	}
@@ -620,6 +621,15 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 			_ = ss.send(frameAck, t.id.Bytes())
 		}
 	})
+}
+
+// forgetLimiter drops p's token bucket once it is gone, so the table
+// holds only peers this node is connected to (a peer that comes back
+// starts with a full bucket, as a new one does).
+func (n *Node) forgetLimiter(p peer.ID) {
+	n.lmu.Lock()
+	delete(n.limits, p)
+	n.lmu.Unlock()
 }
 
 // limiter returns the token bucket that bounds p's hand-offs.
