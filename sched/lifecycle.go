@@ -47,13 +47,13 @@ func (s *Scheduler) done(ev Event) error {
 	if ev.Retryable && t.retryErrors && !t.orphaned && t.owner == "" && t.lost+t.errs < t.maxRetries {
 		t.errs++
 		t.offered = false
-		s.actions = append(s.actions, Action{Kind: Retry, Task: t.id, Count: t.lost + t.errs + 1})
+		s.actions = append(s.actions, Action{Kind: Retry, Task: t.id, Count: int(t.lost + t.errs + 1)})
 		s.enqueue(t)
 		return nil
 	}
 	delete(s.tasks, ev.Task)
 	s.finished++
-	if t.owner == "" {
+	if t.owner == "" && (len(ev.Lent) > 0 || len(s.lineages) > 0) {
 		s.lend(t, ev.Peer, ev.Lent)
 	}
 	return nil
@@ -81,7 +81,7 @@ func (s *Scheduler) takeBack(t *task, lost bool) {
 	}
 	switch {
 	case lost && t.lost+t.errs > t.maxRetries:
-		s.fail(t, Action{Reason: FailLost, Peer: p, Count: t.lost})
+		s.fail(t, Action{Reason: FailLost, Peer: p, Count: int(t.lost)})
 	case t.on == p:
 		s.fail(t, Action{Reason: FailPinned, Peer: p})
 	default:
@@ -267,7 +267,7 @@ func (s *Scheduler) argLost(ev Event) error {
 	if t.argRuns++; t.argRuns > max(t.maxRetries, 1) {
 		// An input that keeps failing to reach executors ends in an
 		// error rather than a loop.
-		s.fail(t, Action{Reason: FailArg, Object: ev.Object, Peer: ev.Peer, Count: t.argRuns})
+		s.fail(t, Action{Reason: FailArg, Object: ev.Object, Peer: ev.Peer, Count: int(t.argRuns)})
 		return nil
 	}
 	t.state, t.pending, t.retry = waiting, 1, true

@@ -408,26 +408,23 @@ const (
 
 type task struct {
 	id       TaskID
-	state    state
-	pending  int  // dependencies not yet ready
-	nested   bool // submitted by a running task: runs first
-	retry    bool // came back from a peer: goes to the front
-	here     bool // must run on this peer
 	on       PeerID
-	inputs   []Input
-	queuedAt int64  // tick it joined the queue
-	offered  bool   // announced on the gossip topic
 	peer     PeerID // forwarded: where
+	owner    PeerID // executor side: the peer that handed it to us
+	inputs   []Input
+	queuedAt int64 // tick it joined the queue
+	pending  int32 // dependencies not yet ready
 	// Owner side: the retry budget (maxRetries) and what used it: runs
-	// whose executor was lost, runs whose function failed.
-	maxRetries  int
-	lost, errs  int
-	argRuns     int // hand-backs for an input nobody served (ArgLost)
-	retryErrors bool
-	// Executor side: owner handed us the task; orphaned: it is gone while
-	// the task runs (its outcome is dropped).
-	owner    PeerID
-	orphaned bool
+	// whose executor was lost, runs whose function failed, hand-backs
+	// for an input nobody served (ArgLost).
+	maxRetries, lost, errs, argRuns int32
+	state                           state
+	nested                          bool // submitted by a running task: runs first
+	retry                           bool // came back from a peer: goes to the front
+	here                            bool // must run on this peer
+	offered                         bool // announced on the gossip topic
+	retryErrors                     bool
+	orphaned                        bool // executor side: the owner is gone while it runs
 }
 
 // Stats is a snapshot of the scheduler's queues.
@@ -615,11 +612,11 @@ func (s *Scheduler) submit(ev Event) error {
 			return nil
 		}
 	}
-	t := &task{id: ev.Task, pending: len(ev.Deps), nested: ev.Nested, here: ev.Here || ev.On == s.cfg.Self && ev.On != "", on: ev.On, inputs: ev.Inputs,
-		owner: ev.Owner, retryErrors: ev.RetryErrors, maxRetries: s.cfg.MaxRetries}
+	t := &task{id: ev.Task, pending: int32(len(ev.Deps)), nested: ev.Nested, here: ev.Here || ev.On == s.cfg.Self && ev.On != "", on: ev.On, inputs: ev.Inputs,
+		owner: ev.Owner, retryErrors: ev.RetryErrors, maxRetries: clampRetries(s.cfg.MaxRetries)}
 	switch {
 	case ev.MaxRetries > 0:
-		t.maxRetries = ev.MaxRetries
+		t.maxRetries = clampRetries(ev.MaxRetries)
 	case ev.MaxRetries < 0:
 		t.maxRetries = 0
 	}
@@ -639,6 +636,10 @@ func (s *Scheduler) submit(ev Event) error {
 	}
 	return nil
 }
+
+// clampRetries fits a retry budget in a task's counters: past a billion
+// it is as good as no limit.
+func clampRetries(r int) int32 { return int32(min(r, 1<<30)) }
 
 // live reports whether t is still the task the scheduler knows by its ID.
 func (s *Scheduler) live(t *task) bool { return s.tasks[t.id] == t }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -49,6 +50,7 @@ func (c *Client) CallStream(ctx context.Context, req CallRequest, each func(refs
 	}
 	defer resp.Body.Close()
 	sc := newScanner(resp.Body)
+	defer sc.release()
 	if err := sc.call(each); err != nil {
 		return fmt.Errorf("api: call %s: %w", req.Func, err)
 	}
@@ -65,6 +67,7 @@ func (c *Client) MapStream(ctx context.Context, req MapRequest, each func(call i
 	}
 	defer resp.Body.Close()
 	sc := newScanner(resp.Body)
+	defer sc.release()
 	err = sc.object(func(key string) error {
 		if key != "calls" {
 			return sc.skip()
@@ -109,7 +112,21 @@ type scanner struct {
 	r *bufio.Reader
 }
 
-func newScanner(r io.Reader) *scanner { return &scanner{r: bufio.NewReaderSize(r, 64<<10)} }
+func newScanner(r io.Reader) *scanner {
+	br := scanReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	return &scanner{r: br}
+}
+
+// release gives the scanner's buffer back; the scanner is unusable after.
+func (s *scanner) release() {
+	s.r.Reset(nil)
+	scanReaders.Put(s.r)
+	s.r = nil
+}
+
+// scanReaders recycles the answers' read buffers (64 KiB each).
+var scanReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 
 var errSyntax = errors.New("malformed answer")
 

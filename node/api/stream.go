@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -35,6 +36,11 @@ const (
 // answerBuffer is the size of the buffer between a streamed answer and the
 // connection.
 const answerBuffer = 64 << 10
+
+// answerWriters recycles the answers' write buffers: a small call's answer
+// would otherwise allocate answerBuffer bytes (BenchmarkCall: 84 KB and
+// 150 µs a call with one each, 18 KB and 89 µs before answers streamed).
+var answerWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, answerBuffer) }}
 
 // jsonValue is one value ready to stream: a byte string to read from the
 // node (ref, size), or a JSON-ready tree.
@@ -272,7 +278,12 @@ func (s *Server) writeCall(ctx context.Context, w *bufio.Writer, c preparedCall)
 func (s *Server) stream(w http.ResponseWriter, body func(*bufio.Writer) error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, answerBuffer)
+	bw := answerWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() { // also when the answer is cut short (the panic below)
+		bw.Reset(nil)
+		answerWriters.Put(bw)
+	}()
 	err := body(bw)
 	if err == nil {
 		err = bw.WriteByte('\n')
