@@ -20,8 +20,9 @@ type Config struct {
 	ID string
 	// Network joins the node to a swarm: it beacons its load, hands tasks
 	// to peers with room and runs tasks peers hand it. nil: a single peer.
+	// A *p2p.Host runs over libp2p; a peer of a memnet.Network in memory.
 	// The node does not close it.
-	Network *p2p.Host
+	Network p2p.Network
 	// Slots is the number of tasks that run at once (default: runtime.NumCPU()).
 	Slots int
 	// Store configures the object store. Store.Dir is the data directory

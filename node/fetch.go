@@ -9,9 +9,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
@@ -23,7 +21,7 @@ import (
 // value's content CID or a task output's descriptor CID); the answer is a
 // have frame with the content CID and size, then the raw bytes, which the
 // fetcher verifies against the content CID as they stream in.
-const fetchProtocol = protocol.ID("/dray/fetch/1")
+const fetchProtocol = "/dray/fetch/1"
 
 const (
 	frameWant uint8 = iota + 10
@@ -159,7 +157,7 @@ func (n *Node) heldKeys(ctx context.Context, yield func(cid.Cid) bool) error {
 
 // serveFetch answers a want frame with the object's bytes from the
 // wanted offset on.
-func (n *Node) serveFetch(s network.Stream) {
+func (n *Node) serveFetch(s p2p.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(fetchTimeout))
 	typ, payload, err := p2p.ReadFrame(s, 256)
@@ -210,7 +208,7 @@ func (n *Node) serveFetch(s network.Stream) {
 		return
 	}
 	if _, err := io.Copy(s, rc); err != nil {
-		n.log.Debug("serve fetch", "cid", ref, "peer", s.Conn().RemotePeer(), "err", err)
+		n.log.Debug("serve fetch", "cid", ref, "peer", s.RemotePeer(), "err", err)
 	}
 }
 
@@ -277,7 +275,7 @@ type resumer struct {
 	size    int64
 	off     int64 // bytes read so far
 	peer    peer.ID
-	s       network.Stream
+	s       p2p.Stream
 	body    io.Reader
 	served  []peer.ID // holders bytes came from
 	errs    []error   // holders that failed
@@ -307,7 +305,7 @@ func (r *resumer) open() error {
 }
 
 func (r *resumer) openAt(p peer.ID) error {
-	s, err := r.n.net.Libp2p().NewStream(r.ctx, p, fetchProtocol)
+	s, err := r.n.net.OpenStream(r.ctx, p, fetchProtocol)
 	if err != nil {
 		return err
 	}
@@ -421,7 +419,7 @@ func (n *Node) Resolve(ctx context.Context, c cid.Cid) (ObjectRef, error) {
 // from the peers the DHT names (looked up only if needed), and returns its
 // content CID.
 func (n *Node) fetchAny(ctx context.Context, ref cid.Cid, holders []peer.ID) (cid.Cid, error) {
-	var dht []peer.AddrInfo
+	var dht []peer.ID
 	looked := false
 	var lookErr error
 	next := func() (peer.ID, bool) {
@@ -432,18 +430,15 @@ func (n *Node) fetchAny(ctx context.Context, ref cid.Cid, holders []peer.ID) (ci
 		}
 		if !looked {
 			looked = true
-			dht, lookErr = n.net.FindProviders(ctx, ref, 8)
+			dht, lookErr = n.net.FindHolders(ctx, ref, 8)
 		}
 		for len(dht) > 0 {
-			ai := dht[0]
+			p := dht[0]
 			dht = dht[1:]
-			if ai.ID == n.net.ID() {
+			if p == n.net.ID() {
 				continue
 			}
-			if len(ai.Addrs) > 0 {
-				_ = n.net.Connect(ctx, ai)
-			}
-			return ai.ID, true
+			return p, true
 		}
 		return "", false
 	}

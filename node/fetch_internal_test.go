@@ -13,6 +13,7 @@ import (
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
+	"github.com/dray-project/dray/p2p/memnet"
 )
 
 // loopHost starts a libp2p host on loopback TCP bootstrapped to boot.
@@ -34,12 +35,15 @@ func loopHost(t *testing.T, boot ...*p2p.Host) *p2p.Host {
 	return h
 }
 
-// pair starts two nodes with reg on loopback hosts, b bootstrapped to a,
-// each with its options, and waits until a hears b.
-func pair(t *testing.T, reg *Registry, aOpt, bOpt func(*Config)) (a *Node, ha *p2p.Host, b *Node, hb *p2p.Host) {
+// pair starts two nodes with reg on a memnet, connected, each with its
+// options, and waits until a hears b. The node logic runs as over libp2p;
+// closing a peer is the connection's end.
+func pair(t *testing.T, reg *Registry, aOpt, bOpt func(*Config)) (a *Node, ha *memnet.Peer, b *Node, hb *memnet.Peer) {
 	t.Helper()
-	ha = loopHost(t)
-	hb = loopHost(t, ha)
+	nw := memnet.New()
+	t.Cleanup(nw.Close) // after the nodes' cleanups
+	peers := nw.AddPeers(2)
+	ha, hb = peers[0], peers[1]
 	opt := func(extra func(*Config)) func(*Config) {
 		return func(c *Config) {
 			c.Functions = reg
@@ -76,7 +80,8 @@ func waitHeard(t *testing.T, n *Node, k int) {
 	}
 }
 
-func loopNode(t *testing.T, h *p2p.Host, opts ...func(*Config)) *Node {
+// loopNode starts a node of one slot over h.
+func loopNode(t *testing.T, h p2p.Network, opts ...func(*Config)) *Node {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Slots = 1

@@ -135,7 +135,7 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // running tasks and hand-offs
 	loops  sync.WaitGroup // swarm loops
-	net    *p2p.Host      // nil: a single peer
+	net    p2p.Network    // nil: a single peer
 	funcs  uint64         // hash of the function table, beaconed
 	amu    sync.Mutex     // guards anns
 	anns   []annItem      // objects to announce in the DHT, oldest first

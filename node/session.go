@@ -10,9 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/dray-project/dray/p2p"
 )
@@ -28,7 +26,7 @@ import (
 // acknowledgement travels alongside), keeps the stream count per peer at
 // one or two whatever the task rate, and lets the writer batch frames that
 // queue up while a write is in flight into one write.
-const sessionProtocol = protocol.ID("/dray/session/1")
+const sessionProtocol = "/dray/session/1"
 
 // Frame types on a session.
 const (
@@ -56,7 +54,7 @@ var errSessionClosed = errors.New("session closed")
 type session struct {
 	n    *Node
 	peer peer.ID
-	s    network.Stream
+	s    p2p.Stream
 	out  bool // opened by this node: n.sessions[peer] while it lives
 	// heard is when (unix ns) the peer last sent a frame (see
 	// checkLeases); said when this node last queued one (see reapIdle).
@@ -242,7 +240,7 @@ func (n *Node) sessionTo(p peer.ID) (*session, error) {
 	n.smu.Unlock()
 
 	ctx, cancel := context.WithTimeout(n.ctx, streamWait)
-	s, err := n.net.Libp2p().NewStream(ctx, p, sessionProtocol)
+	s, err := n.net.OpenStream(ctx, p, sessionProtocol)
 	cancel()
 	var ss *session
 	n.smu.Lock()
@@ -267,14 +265,14 @@ func (n *Node) sessionTo(p peer.ID) (*session, error) {
 }
 
 // serveSession runs a session a peer opened.
-func (n *Node) serveSession(s network.Stream) {
+func (n *Node) serveSession(s p2p.Stream) {
 	n.smu.Lock()
 	if n.sclosed {
 		n.smu.Unlock()
 		_ = s.Reset()
 		return
 	}
-	ss := &session{n: n, peer: s.Conn().RemotePeer(), s: s}
+	ss := &session{n: n, peer: s.RemotePeer(), s: s}
 	ss.heard.Store(time.Now().UnixNano())
 	n.live[ss] = struct{}{}
 	n.loops.Add(1)

@@ -34,13 +34,9 @@ func napRegistry(t *testing.T) *Registry {
 // task the node had forgotten, leaking a slot.
 func TestLateCompletionAfterSessionLoss(t *testing.T) {
 	reg := napRegistry(t)
-	ha := loopHost(t)
-	hb := loopHost(t, ha)
-	a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
-	b := loopNode(t, hb, func(c *Config) { c.Functions = reg })
+	a, _, b, hb := pair(t, reg, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	waitHeard(t, a, 1)
 	waitHeard(t, b, 1)
 	deadline := time.Now().Add(20 * time.Second)
 
@@ -100,13 +96,9 @@ func TestHandOffLimits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := napRegistry(t)
-			ha := loopHost(t)
-			hb := loopHost(t, ha)
-			a := loopNode(t, ha, func(c *Config) { c.Functions = reg })
-			b := loopNode(t, hb, func(c *Config) { c.Functions = reg; tc.limit(c) })
+			a, _, b, _ := pair(t, reg, nil, tc.limit)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			waitHeard(t, a, 1)
 			if tc.fill {
 				own, err := b.CallWith(ctx, CallOptions{On: b.ID()}, "nap", 1500)
 				require.NoError(t, err)

@@ -42,9 +42,9 @@ const (
 // shardSet is the shard topics a node uses for one shard count.
 type shardSet struct {
 	count  int
-	home   [2]*p2p.Topic // load, offers: where this node publishes
-	subs   []*p2p.Subscription
-	joined []*p2p.Topic
+	home   [2]p2p.Topic // load, offers: where this node publishes
+	subs   []p2p.Subscription
+	joined []p2p.Topic
 }
 
 // shardTopic names kind's topic (loadTopic, offerTopic) for shard i of
@@ -108,7 +108,7 @@ func (s *shardSet) close() {
 // move, the previous one) and reports whether it went out.
 func (n *Node) publish(kind int, data []byte) bool {
 	n.shmu.Lock()
-	topics := []*p2p.Topic{n.shards.home[kind]}
+	topics := []p2p.Topic{n.shards.home[kind]}
 	if n.old != nil {
 		topics = append(topics, n.old.home[kind])
 	}
@@ -131,14 +131,7 @@ func (n *Node) publish(kind int, data []byte) bool {
 // estimate when it has one, never less than the peers this node is
 // connected to or has in its routing table, plus itself.
 func (n *Node) networkSize() int {
-	size := len(n.net.Peers()) + 1
-	if d := n.net.DHT(); d != nil {
-		size = max(size, d.RoutingTable().Size()+1)
-		if est, err := d.NetworkSize(); err == nil {
-			size = max(size, int(est))
-		}
-	}
-	return size
+	return n.net.NetworkSize()
 }
 
 // shardLoop re-estimates the swarm's size every shardEvery and moves to
@@ -257,10 +250,8 @@ func (n *Node) probeTargetsLocked() []peer.ID {
 	for _, p := range n.net.Peers() {
 		add(p)
 	}
-	if d := n.net.DHT(); d != nil {
-		for _, p := range d.RoutingTable().ListPeers() {
-			add(p)
-		}
+	for _, p := range n.net.RoutingPeers() {
+		add(p)
 	}
 	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
 	return cands[:min(want, len(cands))]

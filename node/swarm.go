@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
@@ -141,7 +140,6 @@ func funcsHash(r *Registry) uint64 {
 // protocols and starts the loops that feed the scheduler: beacons and
 // offers heard, ticks, peers lost.
 func (n *Node) startSwarm() error {
-	h := n.net.Libp2p()
 	shards := n.cfg.Shards
 	if shards == 0 {
 		shards = sched.Shards(n.networkSize())
@@ -157,8 +155,8 @@ func (n *Node) startSwarm() error {
 	n.live = make(map[*session]struct{})
 	n.loans = make(map[cid.Cid]loan)
 	n.offerq = make(chan []byte, 256)
-	h.SetStreamHandler(sessionProtocol, n.serveSession)
-	h.SetStreamHandler(fetchProtocol, n.serveFetch)
+	n.net.Handle(sessionProtocol, n.serveSession)
+	n.net.Handle(fetchProtocol, n.serveFetch)
 	if err := n.net.StartReprovider(0, n.heldKeys); err != nil {
 		n.log.Debug("reprovider", "err", err)
 	}
@@ -173,9 +171,8 @@ func (n *Node) startSwarm() error {
 }
 
 func (n *Node) stopSwarm() {
-	h := n.net.Libp2p()
-	h.RemoveStreamHandler(sessionProtocol)
-	h.RemoveStreamHandler(fetchProtocol)
+	n.net.Unhandle(sessionProtocol)
+	n.net.Unhandle(fetchProtocol)
 	n.closeSessions()
 }
 
@@ -226,7 +223,7 @@ func (b beacon) load() sched.Load {
 }
 
 // hearLoop turns beacons heard into scheduler events.
-func (n *Node) hearLoop(sub *p2p.Subscription) {
+func (n *Node) hearLoop(sub p2p.Subscription) {
 	defer n.loops.Done()
 	defer sub.Cancel()
 	for {
@@ -400,7 +397,7 @@ func (n *Node) takeBack(t *task, p peer.ID) {
 // is connected again, is ignored: the tasks on its old session were taken
 // back when that session ended, and those it handed since stand.
 func (n *Node) peerGone(p peer.ID) {
-	if n.net.Libp2p().Network().Connectedness(p) == network.Connected {
+	if n.net.Connected(p) {
 		return
 	}
 	n.update(func() {
@@ -710,7 +707,7 @@ func (n *Node) report(t *task, outs []output, err error) {
 		for _, o := range outs {
 			_, _ = n.store.Release(o.content)
 		}
-		if n.net.Libp2p().Network().Connectedness(t.owner) == network.Connected {
+		if n.net.Connected(t.owner) {
 			// Back after all: a refusal makes sure it places the task
 			// again (a no-op if it already did).
 			_ = n.giveBack(t, "stopped when its owner seemed gone", 0)
@@ -1054,7 +1051,7 @@ func (n *Node) offerLoop() {
 
 // claimLoop claims offered tasks while this peer has idle slots: at most
 // its free slots' worth a tick, so it cannot bite off more than it runs.
-func (n *Node) claimLoop(sub *p2p.Subscription) {
+func (n *Node) claimLoop(sub p2p.Subscription) {
 	defer n.loops.Done()
 	defer sub.Cancel()
 	for {

@@ -168,7 +168,7 @@ func TestSwarmRebuildsLostResult(t *testing.T) {
 // places it again on the other peer, the second fails it with an
 // ExecutorLostError that says how to allow more.
 func TestSwarmMaxRetries(t *testing.T) {
-	nodes := swarm(t, 3, 1)
+	nodes, peers := memSwarm(t, 3, 1)
 	ctx := ctxT(t)
 	a := nodes[0]
 	busy, err := a.CallWith(ctx, node.CallOptions{On: a.ID()}, "sleep", 8000)
@@ -176,21 +176,21 @@ func TestSwarmMaxRetries(t *testing.T) {
 	_ = busy
 	r, err := a.CallWith(ctx, node.CallOptions{MaxRetries: 1}, "sleep", 5000)
 	require.NoError(t, err)
-	alive := []*node.Node{nodes[1], nodes[2]}
+	alive := []int{1, 2}
 	for loss := range 2 {
-		var took *node.Node
+		took := -1
 		waitFor(t, "a peer took the task", func() bool {
-			for _, n := range alive {
-				if n.Stats().Net.TasksIn > 0 {
-					took = n
+			for _, i := range alive {
+				if nodes[i].Stats().Net.TasksIn > 0 {
+					took = i
 					return true
 				}
 			}
 			return false
 		})
-		require.NoError(t, took.Close(), "loss %d", loss+1)
-		require.NoError(t, hosts[took].Close())
-		alive = slices.DeleteFunc(alive, func(n *node.Node) bool { return n == took })
+		require.NoError(t, nodes[took].Close(), "loss %d", loss+1)
+		require.NoError(t, peers[took].Close())
+		alive = slices.DeleteFunc(alive, func(i int) bool { return i == took })
 	}
 	_, err = r[0].Get(ctx)
 	var lost *node.ExecutorLostError

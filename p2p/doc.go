@@ -2,6 +2,15 @@
 // network, built from real libp2p parts. It does not define dray's task and object
 // protocols; the node does, with the frame helpers here.
 //
+// # Network
+//
+// Network is what a dray node uses of the network, and all it sees: streams of named
+// protocols (OpenStream, Handle), the peers connected and in the routing table, a
+// size estimate, announcing and finding the holders of CIDs, and gossip topics.
+// Stream, Topic and Subscription are interfaces too, so no libp2p type but peer.ID
+// crosses it. Host implements it over libp2p; package memnet implements it in memory
+// for tests and simulations.
+//
 // # Host
 //
 // New builds a Host: a libp2p host with
@@ -63,7 +72,7 @@
 //
 // # Gossip
 //
-// Join returns a GossipSub Topic (signed messages, strict verification). Payloads are
+// Host's Join returns a GossipSub Topic (signed messages, strict verification). Payloads are
 // limited to Config.MaxMessageSize (64 KiB by default): Publish refuses larger ones
 // with ErrMessageTooLarge and receivers reject them. Subscriptions deliver messages of
 // other peers on a channel.

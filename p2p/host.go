@@ -78,7 +78,7 @@ type Host struct {
 	kick      chan struct{} // wakes the bootstrap loop when the last peer leaves
 
 	mu      sync.Mutex
-	topics  map[string]*Topic
+	topics  map[string]*gossipTopic
 	dialing map[peer.ID]struct{} // mDNS dials in flight
 	closed  bool
 
@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		ctx:     hctx,
 		cancel:  cancel,
 		kick:    make(chan struct{}, 1),
-		topics:  make(map[string]*Topic),
+		topics:  make(map[string]*gossipTopic),
 		dialing: make(map[peer.ID]struct{}),
 		events:  newEventQueue(),
 	}
@@ -409,7 +409,7 @@ func (n *Host) FindProviders(ctx context.Context, c cid.Cid, max int) ([]peer.Ad
 
 // Join joins a GossipSub topic, or returns the Topic already joined under that name.
 // Messages above the host's MaxMessageSize are refused both ways.
-func (n *Host) Join(topic string) (*Topic, error) {
+func (n *Host) Join(topic string) (Topic, error) {
 	if topic == "" {
 		return nil, errors.New("p2p: join: empty topic name")
 	}
@@ -430,12 +430,12 @@ func (n *Host) Join(topic string) (*Topic, error) {
 		_ = n.ps.UnregisterTopicValidator(topic)
 		return nil, fmt.Errorf("p2p: join %q: %w", topic, err)
 	}
-	t := &Topic{h: n, name: topic, t: pt, limit: limit, subs: make(map[*Subscription]struct{})}
+	t := &gossipTopic{h: n, name: topic, t: pt, limit: limit, subs: make(map[*gossipSub]struct{})}
 	n.topics[topic] = t
 	return t, nil
 }
 
-func (n *Host) forgetTopic(t *Topic) {
+func (n *Host) forgetTopic(t *gossipTopic) {
 	n.mu.Lock()
 	if n.topics[t.name] == t {
 		delete(n.topics, t.name)
@@ -480,7 +480,7 @@ func (n *Host) isClosed() bool {
 func (n *Host) shutdown() error {
 	n.mu.Lock()
 	n.closed = true
-	topics := make([]*Topic, 0, len(n.topics))
+	topics := make([]*gossipTopic, 0, len(n.topics))
 	for _, t := range n.topics {
 		topics = append(topics, t)
 	}

@@ -28,15 +28,16 @@ var (
 	ErrClosed = errors.New("p2p: closed")
 )
 
-// Topic is a GossipSub topic the host has joined. It is safe for concurrent use.
-type Topic struct {
+// gossipTopic is a GossipSub topic the host has joined: Host's Topic. It is
+// safe for concurrent use.
+type gossipTopic struct {
 	h     *Host
 	name  string
 	t     *pubsub.Topic
 	limit int
 
 	mu     sync.Mutex
-	subs   map[*Subscription]struct{}
+	subs   map[*gossipSub]struct{}
 	closed bool
 }
 
@@ -51,12 +52,12 @@ type Message struct {
 }
 
 // Name returns the topic name.
-func (t *Topic) Name() string { return t.name }
+func (t *gossipTopic) Name() string { return t.name }
 
 // Publish sends data to the topic's subscribers across the swarm. A payload above the
 // host's MaxMessageSize is refused with an error matching ErrMessageTooLarge.
 // Delivery is best effort (gossip), as GossipSub's.
-func (t *Topic) Publish(ctx context.Context, data []byte) error {
+func (t *gossipTopic) Publish(ctx context.Context, data []byte) error {
 	if len(data) > t.limit {
 		return fmt.Errorf("%w: topic %q: %d bytes, limit %d", ErrMessageTooLarge, t.name, len(data), t.limit)
 	}
@@ -73,7 +74,7 @@ func (t *Topic) Publish(ctx context.Context, data []byte) error {
 }
 
 // Peers returns the connected peers known to be subscribed to the topic, sorted.
-func (t *Topic) Peers() []peer.ID {
+func (t *gossipTopic) Peers() []peer.ID {
 	ps := t.t.ListPeers()
 	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
 	return ps
@@ -82,7 +83,7 @@ func (t *Topic) Peers() []peer.ID {
 // Subscribe starts receiving the topic's messages. Messages published by this host are
 // not delivered to its own subscriptions. A subscription whose reader lags loses
 // messages (beyond a 128-message buffer), as gossip is lossy.
-func (t *Topic) Subscribe() (*Subscription, error) {
+func (t *gossipTopic) Subscribe() (Subscription, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -93,7 +94,7 @@ func (t *Topic) Subscribe() (*Subscription, error) {
 		return nil, fmt.Errorf("p2p: subscribe to topic %q: %w", t.name, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Subscription{
+	s := &gossipSub{
 		topic:  t,
 		sub:    ps,
 		ch:     make(chan Message),
@@ -107,14 +108,14 @@ func (t *Topic) Subscribe() (*Subscription, error) {
 
 // Close cancels the topic's subscriptions and leaves the topic. Joining it again
 // afterwards gives a new Topic.
-func (t *Topic) Close() error {
+func (t *gossipTopic) Close() error {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		return nil
 	}
 	t.closed = true
-	subs := make([]*Subscription, 0, len(t.subs))
+	subs := make([]*gossipSub, 0, len(t.subs))
 	for s := range t.subs {
 		subs = append(subs, s)
 	}
@@ -129,9 +130,9 @@ func (t *Topic) Close() error {
 	return nil
 }
 
-// Subscription receives one topic's messages. Read them from C; Cancel stops it.
-type Subscription struct {
-	topic  *Topic
+// gossipSub receives one GossipSub topic's messages: Host's Subscription.
+type gossipSub struct {
+	topic  *gossipTopic
 	sub    *pubsub.Subscription
 	ch     chan Message
 	cancel context.CancelFunc
@@ -141,11 +142,11 @@ type Subscription struct {
 
 // C returns the channel of received messages. It is closed when the subscription is
 // cancelled, its topic closed or the host closed.
-func (s *Subscription) C() <-chan Message { return s.ch }
+func (s *gossipSub) C() <-chan Message { return s.ch }
 
 // Next returns the next message, or an error when ctx ends or the subscription is over
 // (ErrClosed).
-func (s *Subscription) Next(ctx context.Context) (Message, error) {
+func (s *gossipSub) Next(ctx context.Context) (Message, error) {
 	select {
 	case m, ok := <-s.ch:
 		if !ok {
@@ -158,7 +159,7 @@ func (s *Subscription) Next(ctx context.Context) (Message, error) {
 }
 
 // Cancel ends the subscription and waits until C is closed. It is idempotent.
-func (s *Subscription) Cancel() {
+func (s *gossipSub) Cancel() {
 	s.once.Do(func() {
 		s.cancel()
 		s.sub.Cancel()
@@ -170,7 +171,7 @@ func (s *Subscription) Cancel() {
 	<-s.done
 }
 
-func (s *Subscription) pump(ctx context.Context, self peer.ID) {
+func (s *gossipSub) pump(ctx context.Context, self peer.ID) {
 	defer close(s.done)
 	defer close(s.ch)
 	for {
@@ -200,3 +201,8 @@ func sizeValidator(limit int) func(context.Context, peer.ID, *pubsub.Message) pu
 		return pubsub.ValidationAccept
 	}
 }
+
+var (
+	_ Topic        = (*gossipTopic)(nil)
+	_ Subscription = (*gossipSub)(nil)
+)

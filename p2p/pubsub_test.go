@@ -67,7 +67,7 @@ func TestGossipSub(t *testing.T) {
 	assert.True(t, strings.HasPrefix(string(m.Data), hello), "got %q", m.Data)
 	assert.Equal(t, a.ID(), m.From)
 	assert.Contains(t, []peer.ID{a.ID(), b.ID()}, m.ReceivedFrom)
-	skipHello := func(s *Subscription) Message {
+	skipHello := func(s Subscription) Message {
 		t.Helper()
 		for {
 			m, err := s.Next(ctx)
