@@ -505,6 +505,11 @@ func (n *Node) localize(ctx context.Context, id cid.Cid) error {
 			n.mu.Unlock()
 			return errRebuilding
 		}
+		if err != nil && n.objects[id] == o && o.state == ready && (!o.away || o.holder != holder || o.content != content) {
+			// Made again, and done, while this fetch failed: look again.
+			n.mu.Unlock()
+			continue
+		}
 		if err == nil {
 			err = n.store.Pin(content)
 		}
