@@ -19,8 +19,15 @@ import (
 // loopHost starts a libp2p host on loopback TCP bootstrapped to boot.
 func loopHost(t *testing.T, boot ...*p2p.Host) *p2p.Host {
 	t.Helper()
+	return loopHostIn(t, t.TempDir(), boot...)
+}
+
+// loopHostIn is loopHost with its data directory (and so its identity)
+// in dir.
+func loopHostIn(t *testing.T, dir string, boot ...*p2p.Host) *p2p.Host {
+	t.Helper()
 	pc := p2p.DefaultConfig()
-	pc.DataDir = t.TempDir()
+	pc.DataDir = dir
 	pc.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	pc.MDNS = false
 	pc.Logger = slog.New(slog.DiscardHandler)

@@ -80,7 +80,13 @@ func (s *Scheduler) peerEvent(ev Event) error {
 	case Claim:
 		t := s.tasks[ev.Task]
 		if t == nil || t.state != queued || t.here {
-			return nil // taken already, or not ours to give: ignore
+			// Taken already (placed while the claim was on its way): the
+			// claimer, idle, gets the next task that waits instead — late
+			// binding, as a Sparrow worker asks for whatever is next. A
+			// task nobody has offered yet is fine to give: it waits too.
+			if t = s.peek(&s.queue); t == nil || t.nested && s.now-t.queuedAt < int64(s.cfg.NestedWait) {
+				return nil
+			}
 		}
 		s.forward(t, ev.Peer) // its queue entry is skipped as stale
 	case Refused, Lost:

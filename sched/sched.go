@@ -144,7 +144,8 @@ const (
 	// Tick: one unit of time passed (offers and beacon expiry use it).
 	Tick
 	// Claim: Peer, idle, claims offered Task; the first claim of a queued
-	// task wins and the task is forwarded to it.
+	// task wins and the task is forwarded to it. A claim that comes after
+	// the task was placed gets the next queued task instead, if any.
 	Claim
 	// Refused: Peer refused forwarded Task (full, or leaving); the task goes
 	// back to the front of the queue and Peer is not chosen again until its
