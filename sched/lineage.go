@@ -10,18 +10,20 @@ import (
 // lineage — how it was submitted and which objects it read — for as long
 // as it may need the result from that holder: until the owner has it
 // (fetched, taken) or dropped it (Settled), and no other lineage still
-// reads it. When the holder is gone (PeerGone) or cannot serve it any
-// more (ObjectLost), the task runs again (Rebuild), after the lineages of
-// its own inputs lost with the same holder: as Ray reconstructs lost
-// objects from lineage. When a lineage is no longer needed, the caller
-// may let go of what it kept for it (Forget).
+// reads it. When the holder is gone (PeerGone), the lineages whose
+// results the owner still needs, or a task running again reads, run again
+// (Rebuild), after the lost lineages of their own inputs, which they wait
+// for; the others are marked lost and run again only if a reader does. A
+// result its holder cannot serve any more (ObjectLost) is made again the
+// same way: as Ray reconstructs lost objects from lineage. When a lineage
+// is no longer needed, the caller may let go of what it kept (Forget).
 
 // lineage is a finished task whose outputs are lent to us.
 type lineage struct {
 	id     TaskID
 	inputs []Input    // the objects it read (locality hints for a rebuild)
 	outs   []ObjectID // its outputs still in s.lent
-	sub    Event      // how it was submitted (Nested, On, retries)
+	sub    Event      // how it is submitted again (Nested, retries; not pinned)
 	holder PeerID     // who holds its outputs; "" while it runs again
 	lost   bool       // its holder is gone: made again when needed
 	reads  []*lentObj // the lent objects among its inputs (needed by it)
