@@ -17,11 +17,15 @@ func (n *Node) actLocked() {
 	for n.sched.HasActions() {
 		// Our own buffer: handling an action steps the scheduler again.
 		for _, a := range n.sched.TakeActions(buf[:0]) {
-			if a.Kind == sched.Probe {
+			// Actions about peers and objects first; then those about a
+			// task this node tracks.
+			switch a.Kind {
+			case sched.Probe:
 				n.probes += a.Count
 				continue
-			}
-			switch a.Kind {
+			case sched.ClaimOffer: // another peer's task
+				n.claimLocked(a)
+				continue
 			case sched.Ping, sched.Drop:
 				n.leaseLocked(a)
 				continue
@@ -40,10 +44,6 @@ func (n *Node) actLocked() {
 			}
 			t := n.tasks[string(a.Task)]
 			if t == nil {
-				if a.Kind == sched.ClaimOffer {
-					n.claimLocked(a)
-					continue
-				}
 				n.log.Error("scheduler named an unknown task", "action", a.Kind, "task", fmt.Sprintf("%x", a.Task))
 				continue
 			}

@@ -46,7 +46,7 @@ type object struct {
 // err), tells the scheduler, and drops the task.
 func (n *Node) finishLocked(t *task, outs []output, err error) {
 	var lin *lineage
-	if err == nil && len(lentOutputsLocked(n, t, outs)) > 0 {
+	if err == nil && len(n.lentOutputsLocked(t, outs)) > 0 {
 		// The scheduler keeps the lineage (it was told with Done's Lent).
 		lin = &lineage{t: t}
 		n.lins[t.id.KeyString()] = lin
@@ -100,7 +100,7 @@ func (n *Node) finishLocked(t *task, outs []output, err error) {
 // lentOutputsLocked lists t's outputs that outs says another peer keeps
 // for this node, still pending here (so this run's copy is the one kept):
 // the results lent to it, as Done's Lent tells the scheduler.
-func lentOutputsLocked(n *Node, t *task, outs []output) []sched.ObjectID {
+func (n *Node) lentOutputsLocked(t *task, outs []output) []sched.ObjectID {
 	var lent []sched.ObjectID
 	for i, id := range t.outputs {
 		if i < len(outs) && outs[i].holder != "" {

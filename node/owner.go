@@ -231,7 +231,7 @@ func (n *Node) handleDone(from peer.ID, payload []byte) {
 	t.sess = nil
 	ev := sched.Event{Kind: sched.Done, Task: key, Peer: sched.PeerID(from.String()), Retryable: c.FromFunc}
 	if terr == nil {
-		ev.Lent = lentOutputsLocked(n, t, outs) // the scheduler keeps their lineage
+		ev.Lent = n.lentOutputsLocked(t, outs) // the scheduler keeps their lineage
 	}
 	n.stepLocked(ev)
 	if n.sched.Tracks(key) {

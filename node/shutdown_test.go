@@ -11,7 +11,6 @@ import (
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/node"
-	"github.com/dray-project/dray/node/builtin"
 )
 
 // gated registers "gated": it waits for gate, then makes a nested call of
@@ -119,18 +118,8 @@ func TestShutdownDeadline(t *testing.T) {
 // does before it closes — the results the peer lends reach their owner —
 // so the owner reads them after the peer is gone, with no rebuild.
 func TestShutdownLeavesTheSwarm(t *testing.T) {
-	nodes := swarm(t, 2, 1)
 	ctx := ctxT(t)
-	a, b := nodes[0], nodes[1]
-	want, err := builtin.Bytes(1<<20, 12)
-	require.NoError(t, err)
-	enc, err := codec.Marshal(want)
-	require.NoError(t, err)
-	r, err := a.CallWith(ctx, node.CallOptions{On: b.ID()}, "bytes", 1<<20, uint64(12))
-	require.NoError(t, err)
-	waitAll(t, a, r)
-	require.False(t, a.Store().Has(codec.Sum(enc)), "the result should be lent, not sent")
-
+	a, b, r, want, enc := lentResult(t, ctx, 12)
 	require.NoError(t, b.Shutdown(ctx))
 	assert.True(t, a.Store().Has(codec.Sum(enc)), "the owner does not have the result after the holder shut down")
 	require.NoError(t, hosts[b].Close())

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -204,18 +205,8 @@ func TestSwarmMaxRetries(t *testing.T) {
 // hands the results it lends to their owners, so its departure costs no
 // rebuild: the owner has the bytes before it goes.
 func TestSwarmLeave(t *testing.T) {
-	nodes := swarm(t, 2, 1)
 	ctx := ctxT(t)
-	a, b := nodes[0], nodes[1]
-	want, err := builtin.Bytes(1<<20, 11)
-	require.NoError(t, err)
-	enc, err := codec.Marshal(want)
-	require.NoError(t, err)
-	r, err := a.CallWith(ctx, node.CallOptions{On: b.ID()}, "bytes", 1<<20, uint64(11))
-	require.NoError(t, err)
-	waitAll(t, a, r)
-	require.False(t, a.Store().Has(codec.Sum(enc)))
-
+	a, b, r, want, enc := lentResult(t, ctx, 11)
 	require.NoError(t, b.Leave(ctx))
 	assert.True(t, a.Store().Has(codec.Sum(enc)), "the owner does not have the result after the holder left")
 	// B takes no more work: a task pinned to it is refused and fails.
@@ -230,6 +221,24 @@ func TestSwarmLeave(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
 	assert.Zero(t, a.Stats().Net.Rebuilt)
+}
+
+// lentResult starts two peers and has b make a 1 MiB result for a (seeded
+// with seed), which b keeps and lends to a. It returns both peers, the
+// result's ref, its value and its encoding.
+func lentResult(t *testing.T, ctx context.Context, seed uint64) (a, b *node.Node, r []node.ObjectRef, want, enc []byte) {
+	t.Helper()
+	nodes := swarm(t, 2, 1)
+	a, b = nodes[0], nodes[1]
+	want, err := builtin.Bytes(1<<20, seed)
+	require.NoError(t, err)
+	enc, err = codec.Marshal(want)
+	require.NoError(t, err)
+	r, err = a.CallWith(ctx, node.CallOptions{On: b.ID()}, "bytes", 1<<20, seed)
+	require.NoError(t, err)
+	waitAll(t, a, r)
+	require.False(t, a.Store().Has(codec.Sum(enc)), "the result should be lent, not sent")
+	return a, b, r, want, enc
 }
 
 // TestSwarmRebuildsLostArgument: a large result stays on the peer that

@@ -210,18 +210,25 @@ func (s *scanner) object(field func(key string) error) error {
 		if err := field(key); err != nil {
 			return err
 		}
-		b, err := s.next()
-		if err != nil {
+		if end, err := s.more('}', "an object"); end || err != nil {
 			return err
 		}
-		switch b {
-		case '}':
-			return nil
-		case ',':
-		default:
-			return fmt.Errorf("%w: got %q in an object", errSyntax, b)
-		}
 	}
+}
+
+// more reads what follows an element of a list or an object: a comma
+// (more follow) or the closing byte (end).
+func (s *scanner) more(closing byte, in string) (end bool, err error) {
+	b, err := s.next()
+	switch {
+	case err != nil:
+		return false, err
+	case b == closing:
+		return true, nil
+	case b == ',':
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: got %q in %s", errSyntax, b, in)
 }
 
 // array reads a list, calling elem for each element with the scanner at
@@ -240,16 +247,8 @@ func (s *scanner) array(elem func(i int) error) error {
 		if err := elem(i); err != nil {
 			return err
 		}
-		b, err := s.next()
-		if err != nil {
+		if end, err := s.more(']', "a list"); end || err != nil {
 			return err
-		}
-		switch b {
-		case ']':
-			return nil
-		case ',':
-		default:
-			return fmt.Errorf("%w: got %q in a list", errSyntax, b)
 		}
 	}
 }
