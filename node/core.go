@@ -29,6 +29,9 @@ func (n *Node) actLocked() {
 			case sched.Ping, sched.Drop:
 				n.leaseLocked(a)
 				continue
+			case sched.EndLoan, sched.Take, sched.Left:
+				n.loanLocked(a)
+				continue
 			case sched.Rebuild:
 				n.rebuildLocked(string(a.Task))
 				continue

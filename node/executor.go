@@ -210,15 +210,62 @@ func (n *Node) taskFromSpec(spec []byte, args []handArg) (*task, error) {
 	return t, nil
 }
 
+// outcome is a handed task's outcome as its owner hears it: the
+// completion, which results travel inline, which stay here lent, and
+// whether the owner was gone when the run ended.
+type outcome struct {
+	c            completion
+	inline, lent []int // indexes into the outputs
+	argLost      *argLostError
+	orphaned     bool
+}
+
+// prepareReport builds the completion of t, a task handed to us, from its
+// run: small results travel inline; larger ones stay here, lent to the
+// owner.
+func (n *Node) prepareReport(t *task, outs []output, err error) *outcome {
+	r := &outcome{c: completion{Task: t.id.Bytes()}}
+	if errors.As(err, &r.argLost) {
+		return r
+	}
+	if err != nil {
+		r.c.Error = err.Error()
+		var te *TaskError
+		if errors.As(err, &te) {
+			r.c.Error = te.Cause.Error()
+			r.c.Stack = te.Stack
+			r.c.FromFunc = te.FromFunc
+		}
+		return r
+	}
+	for i, o := range outs {
+		size, _ := n.store.Size(o.content)
+		if size > inlineMax {
+			res := result{Content: o.content.Bytes(), Size: size}
+			for _, l := range o.links {
+				res.Links = append(res.Links, l.Bytes())
+			}
+			r.c.Results = append(r.c.Results, res)
+			r.lent = append(r.lent, i)
+			continue
+		}
+		data, gerr := n.store.Get(n.ctx, o.content)
+		if gerr != nil {
+			r.c.Results, r.c.Error, r.inline, r.lent = nil, "result lost on the executor: "+gerr.Error(), nil, nil
+			break
+		}
+		r.c.Results = append(r.c.Results, result{Data: data})
+		r.inline = append(r.inline, i)
+	}
+	return r
+}
+
 // report sends a remote task's outcome back to its owner on the session
 // the task came on (or a new one, if that one died). Small results travel
 // inline and leave this store; larger ones stay, lent to the owner and
-// announced, until the owner releases them.
-func (n *Node) report(t *task, outs []output, err error) {
-	n.mu.Lock()
-	orphaned := t.orphaned
-	n.mu.Unlock()
-	if orphaned {
+// announced, until the owner releases them (the scheduler's loans).
+func (n *Node) report(t *task, outs []output, r *outcome) {
+	if r.orphaned {
 		// Nobody to report to: the owner placed its tasks again, or is gone.
 		n.log.Info("dropping the outcome of a task whose owner is gone", "task", t.id, "owner", t.owner)
 		for _, o := range outs {
@@ -231,68 +278,34 @@ func (n *Node) report(t *task, outs []output, err error) {
 		}
 		return
 	}
-	var lost *argLostError
-	if errors.As(err, &lost) {
+	if lost := r.argLost; lost != nil {
 		// Not the function's failure: the owner recovers the argument.
 		n.log.Info("an argument of a handed task is unavailable; handing the task back", "task", t.id, "owner", t.owner, "arg", lost.arg+1, "err", lost.err)
 		_ = n.giveBack(t, lost.Error(), lost.arg+1)
 		return
 	}
-	c := completion{Task: t.id.Bytes()}
-	var inline, lent []int
-	if err != nil {
-		c.Error = err.Error()
-		var te *TaskError
-		if errors.As(err, &te) {
-			c.Error = te.Cause.Error()
-			c.Stack = te.Stack
-			c.FromFunc = te.FromFunc
-		}
-	} else {
-		for i, o := range outs {
-			size, _ := n.store.Size(o.content)
-			if size > inlineMax {
-				r := result{Content: o.content.Bytes(), Size: size}
-				for _, l := range o.links {
-					r.Links = append(r.Links, l.Bytes())
-				}
-				c.Results = append(c.Results, r)
-				lent = append(lent, i)
-				continue
-			}
-			data, gerr := n.store.Get(n.ctx, o.content)
-			if gerr != nil {
-				c.Results, c.Error, lent = nil, "result lost on the executor: "+gerr.Error(), nil
-				break
-			}
-			c.Results = append(c.Results, result{Data: data})
-			inline = append(inline, i)
-		}
-	}
-	if len(lent) > 0 {
-		n.mu.Lock()
-		for _, i := range lent {
-			n.loans[t.outputs[i]] = loan{owner: t.owner, content: outs[i].content}
-		}
-		n.mu.Unlock()
-	}
-	serr := n.sendCompletion(t, c)
+	serr := n.sendCompletion(t, r.c)
 	if serr != nil {
 		n.log.Warn("cannot report task", "task", t.id, "owner", t.owner, "err", serr)
 	}
-	for _, i := range inline {
+	for _, i := range r.inline {
 		_, _ = n.store.Release(outs[i].content)
 	}
-	if c.Error != "" && err == nil { // results not sent: release them all
+	if r.c.Error != "" && len(r.c.Results) == 0 { // results not sent: release them all
 		for _, o := range outs {
 			_, _ = n.store.Release(o.content)
 		}
 	}
-	for _, i := range lent {
-		if serr != nil {
-			n.endLoan(t.outputs[i])
-			continue
-		}
+	if serr != nil && len(r.lent) > 0 {
+		// The owner never heard of the loans: they end.
+		n.update(func() {
+			for _, i := range r.lent {
+				n.stepLocked(sched.Event{Kind: sched.Released, Object: sched.ObjectID(t.outputs[i].KeyString()), Peer: sched.PeerID(t.owner.String())})
+			}
+		})
+		return
+	}
+	for _, i := range r.lent {
 		n.announce(t.outputs[i], outs[i].content)
 	}
 }

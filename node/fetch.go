@@ -141,7 +141,7 @@ func (n *Node) heldKeys(ctx context.Context, yield func(cid.Cid) bool) error {
 		}
 	}
 	for c, l := range n.loans {
-		keys = append(keys, c, l.content)
+		keys = append(keys, c, l)
 	}
 	n.mu.Unlock()
 	for _, c := range keys {
@@ -184,7 +184,7 @@ func (n *Node) serveFetch(s p2p.Stream) {
 		}
 		content = o.content
 	} else if l, ok := n.loans[ref]; ok {
-		content = l.content
+		content = l
 	}
 	n.mu.Unlock()
 	rc, size, err := n.store.Open(n.ctx, content)

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -11,53 +10,58 @@ import (
 	"github.com/dray-project/dray/sched"
 )
 
-// loan is a result this node keeps for the owner of the task that made it.
-type loan struct {
-	owner   peer.ID
-	content cid.Cid
-}
-
-// handleRelease drops a result lent to from.
+// handleRelease: from, the owner of a result this node lends it, no
+// longer needs it; the scheduler ends the loan (EndLoan).
 func (n *Node) handleRelease(from peer.ID, payload []byte) {
 	ref, err := cid.Cast(payload)
 	if err != nil {
 		return
 	}
-	n.mu.Lock()
-	l, ok := n.loans[ref]
-	if !ok || l.owner != from {
-		n.mu.Unlock()
+	n.step(sched.Event{Kind: sched.Released, Object: sched.ObjectID(ref.KeyString()), Peer: sched.PeerID(from.String())})
+}
+
+// loanLocked performs the scheduler's actions about results this node
+// lends: an ended loan's bytes leave the store (released) or stay as a
+// cache it may evict (orphaned); a leaving node asks the owner to take a
+// result now; Left wakes Leave.
+func (n *Node) loanLocked(a sched.Action) {
+	if a.Kind == sched.Left {
+		n.leftOnce.Do(func() { close(n.left) })
 		return
 	}
-	delete(n.loans, ref)
-	n.mu.Unlock()
-	_, _ = n.store.Release(l.content)
-}
-
-// endLoan stops keeping one lent result for sure: its bytes stay in the
-// store as a cache it may evict.
-func (n *Node) endLoan(ref cid.Cid) {
-	n.mu.Lock()
-	l, ok := n.loans[ref]
-	delete(n.loans, ref)
-	n.mu.Unlock()
-	if ok {
-		_ = n.store.Unpin(l.content)
+	ref, err := cid.Cast([]byte(a.Object))
+	if err != nil {
+		return
 	}
-}
-
-// endLoans ends the loans to an owner that is gone.
-func (n *Node) endLoans(owner peer.ID) {
-	n.mu.Lock()
-	var refs []cid.Cid
-	for ref, l := range n.loans {
-		if l.owner == owner {
-			refs = append(refs, ref)
+	owner, err := peer.Decode(string(a.Peer))
+	if err != nil {
+		return
+	}
+	switch a.Kind {
+	case sched.EndLoan:
+		content, ok := n.loans[ref]
+		delete(n.loans, ref)
+		if !ok {
+			return
 		}
-	}
-	n.mu.Unlock()
-	for _, ref := range refs {
-		n.endLoan(ref)
+		released := a.Reason == sched.LoanReleased
+		n.later = append(n.later, func() {
+			if released {
+				_, _ = n.store.Release(content)
+			} else {
+				_ = n.store.Unpin(content)
+			}
+		})
+	case sched.Take:
+		n.later = append(n.later, func() {
+			ss, err := n.sessionTo(owner)
+			if err == nil {
+				err = ss.send(frameTake, ref.Bytes())
+			}
+			if err != nil {
+				n.log.Warn("leaving: cannot hand a lent result to its owner", "ref", ref, "owner", owner, "err", err)
+			}
+		})
 	}
 }
 
@@ -65,65 +69,46 @@ func (n *Node) endLoans(owner peer.ID) {
 // SIGTERM before Close: it refuses new hand-offs and beacons no room, lets
 // the tasks other peers handed it finish and report, and has the owners
 // of the results it lends fetch them now, so that nothing only this node
-// holds is lost. It returns when nothing is left, or with an error saying
-// what is left when ctx ends. Without a network it does nothing.
+// holds is lost. It returns when nothing is left (the scheduler says
+// Left), or with an error saying what is left when ctx ends. Without a
+// network it does nothing.
 func (n *Node) Leave(ctx context.Context) error {
 	if n.net == nil {
 		return nil
 	}
-	n.update(func() { n.stepLocked(sched.Event{Kind: sched.Leave}) }) // hands back what has not started
-	pushed := make(map[cid.Cid]bool)
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
+	n.update(func() { n.stepLocked(sched.Event{Kind: sched.Leave}) })
+	if n.ctx.Err() != nil {
+		return ErrClosed
+	}
+	select {
+	case <-n.left:
+		return nil
+	case <-ctx.Done():
 		n.mu.Lock()
-		running := 0
-		for _, tk := range n.tasks {
-			if tk.owner != "" && !tk.orphaned {
-				running++
-			}
-		}
-		type take struct {
-			ref   cid.Cid
-			owner peer.ID
-		}
-		var takes []take
-		for ref, l := range n.loans {
-			if !pushed[ref] {
-				pushed[ref] = true
-				takes = append(takes, take{ref, l.owner})
-			}
-		}
-		lent := len(n.loans)
+		running, lent := n.sched.Hosted(), n.sched.Lending()
 		n.mu.Unlock()
-		for _, tk := range takes {
-			ss, err := n.sessionTo(tk.owner)
-			if err == nil {
-				err = ss.send(frameTake, tk.ref.Bytes())
-			}
-			if err != nil {
-				n.log.Warn("leaving: cannot hand a lent result to its owner", "ref", tk.ref, "owner", tk.owner, "err", err)
-			}
-		}
-		if running == 0 && lent == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("node: leave: %d task(s) from other peers still running, %d lent result(s) not taken: %w", running, lent, ctx.Err())
-		case <-t.C:
-		}
+		return fmt.Errorf("node: leave: %d task(s) from other peers still running, %d lent result(s) not taken: %w", running, lent, ctx.Err())
 	}
 }
 
 // handleTake fetches a result from the peer that lends it, which is
-// leaving, and then releases the loan.
+// leaving, and then releases the loan. A loan this node does not need
+// (the object dropped, or had from another holder) is released at once,
+// so the leaving peer does not wait for it.
 func (n *Node) handleTake(from peer.ID, payload []byte) {
 	ref, err := cid.Cast(payload)
 	if err != nil {
 		return
 	}
+	n.mu.Lock()
+	o := n.objects[ref]
+	needed := o != nil && o.holder == from
+	n.mu.Unlock()
 	n.wg.Add(1)
+	if !needed {
+		go n.sendRelease(from, ref)
+		return
+	}
 	go func() {
 		defer n.wg.Done()
 		ctx, cancel := context.WithTimeout(n.ctx, fetchTimeout)
@@ -139,8 +124,9 @@ func (n *Node) handleTake(from peer.ID, payload []byte) {
 			o.holder = "" // ours alone now: no lineage needed, no release later
 			n.dropLineageLocked(ref, o, true)
 		}
+		stillThere := o != nil && o.holder == from // its copy is still the one we read
 		n.mu.Unlock()
-		if mine {
+		if !stillThere {
 			n.wg.Add(1)
 			n.sendRelease(from, ref)
 		}

@@ -112,9 +112,13 @@ type Node struct {
 	runs     []*task             // tasks to start once mu is released
 	fwds     []forward           // tasks to hand to peers once mu is released
 	later    []func()            // frames to send once mu is released
-	loans    map[cid.Cid]loan    // results kept for their owners, by output ref
+	loans    map[cid.Cid]cid.Cid // results lent to their owners: output ref → content (the scheduler keeps the loans)
 	lins     map[string]*lineage // by task CID KeyString (see lineage)
 	work     chan *task          // idle workers receive here
+	// left is closed when the scheduler says Left: leaving, nothing of
+	// other peers' is left here (see Leave).
+	left     chan struct{}
+	leftOnce sync.Once
 	memo     *lru.Cache[cid.Cid, cid.Cid]
 }
 
@@ -258,6 +262,7 @@ func (n *Node) Store() *store.Store { return n.store }
 type Stats struct {
 	Objects int         // refs the node tracks
 	Tasks   int         // tasks submitted and not finished
+	Lent    int         // results this node keeps for the peers that own them
 	Sched   sched.Stats // scheduler queues
 	Store   store.Stats // object store
 	Net     NetStats    // swarm traffic (zero without a network)
@@ -266,7 +271,7 @@ type Stats struct {
 // Stats returns a snapshot of the node's tables.
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
-	s := Stats{Objects: len(n.objects), Tasks: len(n.tasks), Sched: n.sched.Stats()}
+	s := Stats{Objects: len(n.objects), Tasks: len(n.tasks), Lent: n.sched.Lending(), Sched: n.sched.Stats()}
 	n.mu.Unlock()
 	s.Store = n.store.Stats()
 	s.Net = n.netc.snapshot()

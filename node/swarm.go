@@ -65,7 +65,8 @@ func (n *Node) startSwarm() error {
 	n.sessions = make(map[peer.ID]*session)
 	n.dialing = make(map[peer.ID]*dial)
 	n.live = make(map[*session]struct{})
-	n.loans = make(map[cid.Cid]loan)
+	n.loans = make(map[cid.Cid]cid.Cid)
+	n.left = make(chan struct{})
 	n.offerq = make(chan []byte, 256)
 	n.net.Handle(sessionProtocol, n.serveSession)
 	n.net.Handle(fetchProtocol, n.serveFetch)
@@ -165,8 +166,8 @@ func (n *Node) tickLoop() {
 	}
 }
 
-// peerLoop reports lost peers to the scheduler, which re-places their work,
-// and stops pinning results lent to owners that are gone.
+// peerLoop reports lost peers to the scheduler, which re-places their work
+// and ends the loans of results to owners that are gone.
 func (n *Node) peerLoop() {
 	defer n.loops.Done()
 	events := n.net.PeerEvents()
@@ -179,8 +180,7 @@ func (n *Node) peerLoop() {
 				return
 			}
 			if ev.Kind == p2p.PeerDisconnected {
-				n.peerGone(ev.Peer)
-				n.endLoans(ev.Peer)
+				n.peerGone(ev.Peer) // the scheduler ends the loans to it too
 				n.forgetLimiter(ev.Peer)
 			}
 		}

@@ -223,6 +223,31 @@ func TestSwarmLeave(t *testing.T) {
 	assert.Zero(t, a.Stats().Net.Rebuilt)
 }
 
+// TestSwarmReleaseEndsLoan: the owner's Release of a result another peer
+// lends it ends the loan at once, without a GC: the holder's bytes go.
+// A peer gone ends its loans too: the bytes stay as an evictable cache.
+func TestSwarmReleaseEndsLoan(t *testing.T) {
+	ctx := ctxT(t)
+	for _, how := range []string{"release", "owner gone"} {
+		t.Run(how, func(t *testing.T) {
+			a, b, r, _, enc := lentResult(t, ctx, 13)
+			content := codec.Sum(enc)
+			require.Equal(t, 1, b.Stats().Lent)
+			require.True(t, b.Store().Has(content))
+			pinned := b.Stats().Store.Pinned
+			if how == "release" {
+				r[0].Release()
+			} else {
+				require.NoError(t, a.Close())
+				require.NoError(t, hosts[a].Close())
+			}
+			require.Eventually(t, func() bool { return b.Stats().Lent == 0 }, 10*time.Second, 5*time.Millisecond, "the loan did not end")
+			assert.Equal(t, pinned-1, b.Stats().Store.Pinned, "the lent bytes are still pinned")
+			assert.Equal(t, how == "owner gone", b.Store().Has(content), "a released loan's bytes leave the store; an orphaned one's stay as a cache")
+		})
+	}
+}
+
 // lentResult starts two peers and has b make a 1 MiB result for a (seeded
 // with seed), which b keeps and lends to a. It returns both peers, the
 // result's ref, its value and its encoding.

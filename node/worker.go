@@ -83,11 +83,26 @@ func (n *Node) execute(t *task) {
 	defer n.wg.Done()
 	outs, results, err := n.run(t)
 	key := t.id.KeyString()
+	var rep *outcome
+	if t.owner != "" {
+		rep = n.prepareReport(t, outs, err) // reads the store: before the lock
+	}
 	n.mu.Lock()
 	// The function's own failure may run the task again (the scheduler
 	// keeps it, with a Retry action); a task handed to us is the owner's
-	// to retry.
-	n.stepLocked(sched.Event{Kind: sched.Done, Task: sched.TaskID(key), Retryable: t.owner == "" && fromFunc(err)})
+	// to retry, and the results it lends the owner are loans the
+	// scheduler keeps (before the owner can hear of them).
+	ev := sched.Event{Kind: sched.Done, Task: sched.TaskID(key), Retryable: t.owner == "" && fromFunc(err)}
+	if rep != nil {
+		rep.orphaned = t.orphaned
+		if !rep.orphaned {
+			for _, i := range rep.lent {
+				n.loans[t.outputs[i]] = outs[i].content
+				ev.Lent = append(ev.Lent, sched.ObjectID(t.outputs[i].KeyString()))
+			}
+		}
+	}
+	n.stepLocked(ev)
 	switch {
 	case t.owner != "":
 		// Handed to us by its owner, which keeps the outputs' records.
@@ -101,8 +116,8 @@ func (n *Node) execute(t *task) {
 		n.finishLocked(t, outs, err)
 	}
 	n.unlockAndAct()
-	if t.owner != "" {
-		n.report(t, outs, err)
+	if rep != nil {
+		n.report(t, outs, rep)
 	} else if err == nil {
 		n.announceOutputs(t, outs)
 	}

@@ -20,7 +20,7 @@ func (s *Scheduler) done(ev Event) error {
 	if ev.Peer != "" && (t.state != forwarded || t.peer != ev.Peer) {
 		return fmt.Errorf("%w: done by %s for %s task %x", ErrState, ev.Peer, t.state, ev.Task)
 	}
-	if len(ev.Lent) > 0 && (ev.Peer == "" || ev.Retryable) {
+	if len(ev.Lent) > 0 && (ev.Peer == "" && t.owner == "" || ev.Retryable) {
 		return fmt.Errorf("%w: results lent by nobody, or by a run that failed", ErrEvent)
 	}
 	if ev.Peer != "" {
@@ -53,7 +53,13 @@ func (s *Scheduler) done(ev Event) error {
 	}
 	delete(s.tasks, ev.Task)
 	s.finished++
-	if t.owner == "" && (len(ev.Lent) > 0 || len(s.lineages) > 0) {
+	switch {
+	case t.owner != "":
+		if !t.orphaned {
+			s.hosted--
+		}
+		s.lendHere(t, ev.Lent)
+	case len(ev.Lent) > 0 || len(s.lineages) > 0:
 		s.lend(t, ev.Peer, ev.Lent)
 	}
 	return nil
@@ -119,6 +125,7 @@ func (s *Scheduler) peerGone(p PeerID) {
 	sortTasks(orphans)
 	for _, t := range orphans {
 		s.actions = append(s.actions, Action{Kind: Cancel, Task: t.id, Peer: p})
+		s.hosted--
 		if t.state == queued {
 			// Its queue entry is skipped as stale.
 			s.queued--
@@ -128,11 +135,14 @@ func (s *Scheduler) peerGone(p PeerID) {
 		}
 		t.orphaned = true // running: its Done comes when it stops
 	}
+	// What we lend p nobody will fetch from us now.
+	s.endLoansTo(p)
 }
 
 // leave hands the tasks other peers handed us that have not started back
-// to their owners; from now on hand-offs are refused and Load shows no
-// room.
+// to their owners, and asks the owners of the results we lend to take
+// them (Take); from now on hand-offs are refused and Load shows no room.
+// Left follows once nothing of theirs is left here.
 func (s *Scheduler) leave() {
 	s.leaving = true
 	var back []*task
@@ -144,10 +154,13 @@ func (s *Scheduler) leave() {
 	sortTasks(back)
 	for _, t := range back {
 		s.queued--
+		s.hosted--
 		delete(s.tasks, t.id) // its queue entry is skipped as stale
 		s.finished++
 		s.actions = append(s.actions, Action{Kind: Refuse, Task: t.id, Peer: t.owner, Reason: RefuseLeaving})
 	}
+	// The owners of what we lend fetch it now.
+	s.takeAll()
 }
 
 // offerHeard claims an offered task while this peer has idle slots
@@ -231,6 +244,7 @@ func (s *Scheduler) check() {
 	}
 	s.checkOuts(perPeer)
 	s.checkLineages()
+	s.checkLoans()
 	inQueues := 0
 	for _, q := range []*fifo{&s.queue, &s.local} {
 		q.each(func(id TaskID) bool {

@@ -27,6 +27,7 @@ func (r *Recording) Record() func(Event, []Action, error) {
 	return func(ev Event, acts []Action, err error) {
 		ev.Deps = slices.Clone(ev.Deps)
 		ev.Inputs = slices.Clone(ev.Inputs)
+		ev.Lent = slices.Clone(ev.Lent)
 		st := RecordedStep{Event: ev, Actions: slices.Clone(acts)}
 		if err != nil {
 			st.Err = err.Error()

@@ -161,7 +161,9 @@ const (
 	Lost
 	// Leave: this peer leaves the swarm: tasks other peers handed it that
 	// have not started go back to their owners (Refuse, RefuseLeaving),
-	// new hand-offs are refused, and its Load shows no room.
+	// the owners of the results it lends are asked to take them (Take),
+	// new hand-offs are refused, and its Load shows no room. Left comes
+	// once nothing of other peers' is left here.
 	Leave
 	// OfferHeard: Peer offered Task (Load.Funcs: its function table) on
 	// the gossip topic: this peer claims it (Claim action) while it has
@@ -188,10 +190,15 @@ const (
 	// reach executors, more than the task's retries (at least once),
 	// fails it (FailArg).
 	ArgLost
+	// Released: Peer, the owner of a result this peer lends it (Object),
+	// no longer needs it — or never learned of it: the completion that
+	// named it could not be sent. The loan ends (EndLoan, LoanReleased).
+	// A release of a loan that is over already changes nothing.
+	Released
 )
 
 var kindNames = [...]string{"?", "submit", "object-ready", "object-failed", "done", "blocked", "unblocked",
-	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard", "probe-batch-set", "settled", "object-lost", "arg-lost"}
+	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard", "probe-batch-set", "settled", "object-lost", "arg-lost", "released"}
 
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) {
@@ -229,6 +236,8 @@ type Event struct {
 	// Lent (Done of a forwarded task that succeeded): the outputs its
 	// executor keeps, lent to us. The scheduler keeps the task's lineage
 	// while they may be needed, to make them again if the holder is lost.
+	// With Done of a task handed to us: the outputs this peer keeps for
+	// its owner, lent to it (see loans.go).
 	Lent []ObjectID
 	// Retryable (Done): the task failed by the function's own doing (an
 	// error it returned, a panic): it runs again if it retries errors and
@@ -315,6 +324,17 @@ const (
 	// once it is here, ObjectLost if its holder cannot serve it (its
 	// lineage may make it again), ObjectFailed if it cannot be had at all.
 	Fetch
+	// EndLoan: this peer stops keeping Object for Peer, its owner, for
+	// Reason: LoanReleased (the owner released it: the bytes may go) or
+	// LoanOrphaned (the owner is gone, or never learned of it: the bytes
+	// stay as a cache the store may evict).
+	EndLoan
+	// Take: this peer is leaving: ask Peer, the owner of lent Object, to
+	// fetch it now (it answers with a release, stepped as Released).
+	Take
+	// Left: this peer, leaving, runs no task handed to it and lends
+	// nothing: it may go without losing anything only it holds.
+	Left
 )
 
 func (k ActionKind) String() string {
@@ -347,6 +367,12 @@ func (k ActionKind) String() string {
 		return "forget"
 	case Fetch:
 		return "fetch"
+	case EndLoan:
+		return "end-loan"
+	case Take:
+		return "take"
+	case Left:
+		return "left"
 	}
 	return fmt.Sprintf("ActionKind(%d)", uint8(k))
 }
@@ -362,9 +388,11 @@ const (
 	FailArg                         // executors could not fetch its input Object, past its retries
 	RefuseLeaving                   // this peer is leaving the swarm
 	RefuseFull                      // this peer's queue is full (Config.MaxQueue)
+	LoanReleased                    // the owner released the lent object
+	LoanOrphaned                    // the owner of the lent object is gone, or never learned of it
 )
 
-var reasonNames = [...]string{"?", "dep", "pinned", "lost", "arg", "leaving", "full"}
+var reasonNames = [...]string{"?", "dep", "pinned", "lost", "arg", "leaving", "full", "released", "orphaned"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
@@ -377,12 +405,12 @@ func (r Reason) String() string {
 type Action struct {
 	Kind   ActionKind
 	Task   TaskID
-	Object ObjectID // Fail (FailDep): the dependency that failed
+	Object ObjectID // Fail (FailDep): the dependency that failed; Fetch, EndLoan, Take: the object
 	// Peer: Forward's target; Fail's pinned or last executor; Refuse's,
-	// Cancel's and Claim's owner.
+	// Cancel's and Claim's owner; EndLoan's and Take's owner.
 	Peer   PeerID
 	Count  int    // Probe: how many peers to ask; Retry: the attempt; Fail (FailLost): runs lost
-	Reason Reason // Fail, Refuse
+	Reason Reason // Fail, Refuse, EndLoan
 }
 
 // Errors returned by Step for events that contradict the scheduler's state;
@@ -478,6 +506,12 @@ type Scheduler struct {
 	// to us, by task, and those results, by object.
 	lineages map[TaskID]*lineage
 	lent     map[ObjectID]*lentObj
+	// Loans (see loans.go): the results this peer keeps for the owners of
+	// tasks they handed it, by object; how many handed tasks are here
+	// (not orphaned); whether Left was said.
+	loans  map[ObjectID]PeerID
+	hosted int
+	left   bool
 }
 
 // New returns a Scheduler for cfg.
@@ -502,6 +536,7 @@ func New(cfg Config) (*Scheduler, error) {
 		silenced: make(map[PeerID]int64),
 		lineages: make(map[TaskID]*lineage),
 		lent:     make(map[ObjectID]*lentObj),
+		loans:    make(map[ObjectID]PeerID),
 	}, nil
 }
 
@@ -570,6 +605,8 @@ func (s *Scheduler) step(ev Event) error {
 		if err := s.argLost(ev); err != nil {
 			return err
 		}
+	case Released:
+		s.released(ev.Object, ev.Peer)
 	case PeerLoad, PeerGone, Tick, Claim, Refused, ProbeReply, Lost, Leave, OfferHeard, Heard:
 		if err := s.peerEvent(ev); err != nil {
 			return err
@@ -578,6 +615,7 @@ func (s *Scheduler) step(ev Event) error {
 		return fmt.Errorf("%w: kind %d", ErrEvent, ev.Kind)
 	}
 	s.fill()
+	s.maybeLeft()
 	return nil
 }
 
@@ -623,6 +661,9 @@ func (s *Scheduler) submit(ev Event) error {
 	}
 	if t.here {
 		t.on = ""
+	}
+	if t.owner != "" {
+		s.hosted++
 	}
 	s.tasks[ev.Task] = t
 	if t.pending == 0 {

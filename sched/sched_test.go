@@ -103,6 +103,12 @@ func TestTraces(t *testing.T) {
 					fmt.Fprintf(&out, "%s %s\n", a.Kind, a.Peer)
 				case a.Kind == Cancel, a.Kind == ClaimOffer:
 					fmt.Fprintf(&out, "%s %s -> %s\n", a.Kind, a.Task, a.Peer)
+				case a.Kind == EndLoan:
+					fmt.Fprintf(&out, "%s %s -> %s (%s)\n", a.Kind, a.Object, a.Peer, a.Reason)
+				case a.Kind == Take:
+					fmt.Fprintf(&out, "%s %s -> %s\n", a.Kind, a.Object, a.Peer)
+				case a.Kind == Left:
+					fmt.Fprintf(&out, "%s\n", a.Kind)
 				default:
 					fmt.Fprintf(&out, "%s %s\n", a.Kind, a.Task)
 				}
@@ -187,6 +193,9 @@ func parseEvent(line string) (Event, error) {
 		return Event{Kind: Heard, Peer: PeerID(f[1])}, nil
 	case "settled":
 		return Event{Kind: Settled, Object: ObjectID(f[1])}, nil
+	case "released":
+		// released OBJECT OWNER
+		return Event{Kind: Released, Object: ObjectID(f[1]), Peer: PeerID(f[2])}, nil
 	case "object-lost":
 		return Event{Kind: ObjectLost, Object: ObjectID(f[1])}, nil
 	case "arg-lost":

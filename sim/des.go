@@ -42,6 +42,8 @@ const (
 	evChildFailed                  // a nested call of fib t at p failed: t fails
 	evArgLost                      // q's hand-back of t (an input it could not fetch) arrives at owner p
 	evFetched                      // owner p has fetched input t
+	evRelease                      // owner q's release of t's lent output arrives at holder p
+	evTake                         // leaving holder q's request to take t's lent output arrives at owner p
 )
 
 // event is one entry of the queue; (at, seq) orders it.
@@ -416,6 +418,11 @@ func (s *Sim) dispatch(e event) {
 		s.argLostArrives(p, e.q, e.t, e.epoch)
 	case evFetched:
 		s.fetched(p, e.t)
+	case evRelease:
+		s.step(p, sched.Event{Kind: sched.Released, Object: sched.ObjectID(s.tasks[e.t].id), Peer: s.peers[e.q].name})
+		s.maybeDepart(p)
+	case evTake:
+		s.takeArrives(p, e.q, e.t)
 	case evOffer:
 		s.offerArrives(p, e.q, e.t)
 	case evClaim:
@@ -461,14 +468,22 @@ func (s *Sim) reachable(a, b int32) bool {
 }
 
 // send models one message from a to b: it counts it and returns its
-// delivery delay, or ok false if it is lost for good (b is down or across
-// a partition). bulk marks object bytes, which queue on a's uplink.
+// delivery delay, or ok false if it is lost for good (b is down, or across
+// a partition that outlasts the session: DetectionDelay from now). A
+// message across a partition that heals sooner arrives after the heal.
+// bulk marks object bytes, which queue on a's uplink.
 func (s *Sim) send(kind msgKind, a, b int32, size int64, bulk bool) (int64, bool) {
 	s.m.msgs[kind]++
 	s.m.bytes[kind] += size
+	var held int64 // across a partition that heals before the session times out
 	if !s.reachable(a, b) {
-		s.m.dropped++
-		return 0, false
+		heal := s.healAt()
+		if !s.peers[b].alive || heal < 0 || heal > s.now+int64(s.sc.DetectionDelay) {
+			s.m.dropped++
+			return 0, false
+		}
+		// TCP retransmits it: it goes through once the partition heals.
+		held = heal - s.now
 	}
 	var d int64
 	var retx int
@@ -482,5 +497,13 @@ func (s *Sim) send(kind msgKind, a, b int32, size int64, bulk bool) (int64, bool
 		s.m.msgs[mRetransmit] += uint64(retx)
 		s.m.bytes[mRetransmit] += int64(retx) * size
 	}
-	return d, true
+	return satAdd(held, d), true
+}
+
+// healAt is when the partition now in force heals (virtual ns), or -1.
+func (s *Sim) healAt() int64 {
+	if s.partition == 0 {
+		return -1
+	}
+	return s.t0 + int64(s.sc.Partitions[s.partition-1].Heal)
 }

@@ -140,6 +140,10 @@ func (s *Sim) perform(p *vpeer, as []sched.Action) {
 			s.claim(p, s.peerIndex(a.Peer), i)
 		case sched.Fetch:
 			s.fetchHere(p, taskIndex(sched.TaskID(a.Object)))
+		case sched.Take:
+			s.take(p, s.peerIndex(a.Peer), taskIndex(sched.TaskID(a.Object)))
+		case sched.EndLoan:
+			// The bytes go, or stay as a cache: the model keeps no store.
 		case sched.Rebuild:
 			// Its holder is lost: the scheduler runs it again.
 			t := &s.tasks[i]
@@ -602,7 +606,14 @@ func (s *Sim) runEnd(p *vpeer, i int32, epoch uint16, failed bool) {
 	}
 	h := p.here[i]
 	delete(p.here, i)
-	s.step(p, sched.Event{Kind: sched.Done, Task: t.id})
+	// A large result stays here, lent to the owner: the scheduler keeps
+	// the loan until the owner releases it.
+	lent := t.out > inlineMax && !failed
+	ev := sched.Event{Kind: sched.Done, Task: t.id}
+	if lent {
+		ev.Lent = []sched.ObjectID{sched.ObjectID(t.id)}
+	}
+	s.step(p, ev)
 	if s.now-h.accepted >= ackDelay {
 		s.send(mAck, p.idx, t.owner, smallBytes, false)
 	}
@@ -616,9 +627,12 @@ func (s *Sim) runEnd(p *vpeer, i int32, epoch uint16, failed bool) {
 			kind = evFailure
 		}
 		s.at(s.now+d, event{kind: kind, p: t.owner, q: p.idx, t: i, epoch: epoch})
-		if t.out > inlineMax && !failed {
+		if lent {
 			p.annq = append(p.annq, annItem{t: i, at: s.now})
 		}
+	} else if lent {
+		// The owner never hears of the loan: it ends.
+		s.step(p, sched.Event{Kind: sched.Released, Object: sched.ObjectID(t.id), Peer: s.peers[t.owner].name})
 	}
 	s.maybeDepart(p)
 }
@@ -641,6 +655,9 @@ func (s *Sim) completionArrives(o *vpeer, from int32, i int32, epoch uint16, fai
 	t := &s.tasks[i]
 	if o.s.HandedTo(t.id) != s.peers[from].name || t.epoch != epoch || t.state != tSubmitted {
 		s.m.stale++
+		if !failed && t.out > inlineMax {
+			s.release(o, from, i) // node.releaseLent
+		}
 		return
 	}
 	ev := sched.Event{Kind: sched.Done, Task: t.id, Peer: s.peers[from].name}
@@ -681,9 +698,11 @@ func (s *Sim) finishOwned(o *vpeer, i int32, holder int32) {
 			dt := &s.tasks[d]
 			dt.refs--
 			if dt.refs == 0 && dt.holder != o.idx {
-				// Its dependents are done: the owner drops it (the
-				// scheduler keeps its lineage while another reads it).
+				// Its dependents are done: the owner drops it and
+				// releases the loan (the scheduler keeps its lineage
+				// while another reads it).
 				s.step(o, sched.Event{Kind: sched.Settled, Object: sched.ObjectID(dt.id)})
+				s.release(o, dt.holder, d)
 			}
 		}
 	}
@@ -695,13 +714,14 @@ func (s *Sim) finishOwned(o *vpeer, i int32, holder int32) {
 			if s.reachable(o.idx, holder) {
 				s.send(mFetch, o.idx, holder, smallBytes, false)
 				s.send(mFetch, holder, o.idx, smallBytes+t.out, true)
-				s.send(mRelease, o.idx, holder, smallBytes, false)
+				s.release(o, holder, i)
 				s.m.fetched += t.out
 			}
 			t.holder = o.idx
 			s.step(o, sched.Event{Kind: sched.Settled, Object: sched.ObjectID(t.id), Here: true})
 		case t.refs == 0:
 			s.step(o, sched.Event{Kind: sched.Settled, Object: sched.ObjectID(t.id)})
+			s.release(o, holder, i)
 		}
 	}
 	if t.holder == o.idx {
@@ -1068,16 +1088,16 @@ func (s *Sim) dhtLookup(p int32, key kadID) {
 	s.m.bytes[mDHTLookup] += int64(queries)*smallBytes + int64(answered)*kadK*40
 }
 
-// maybeDepart ends a graceful leave once nothing runs here and every task
-// this peer owns is resolved: the connections close, so peers notice at
-// once.
+// maybeDepart ends a graceful leave once nothing runs here, every task
+// this peer owns is resolved and the owners of what it lent took it (the
+// scheduler's Left): the connections close, so peers notice at once.
 func (s *Sim) maybeDepart(p *vpeer) {
 	if !p.alive || !p.s.Leaving() {
 		return
 	}
 	st := p.s.Stats()
 
-	if st.Running+st.Blocked > 0 || p.unresolved > 0 || len(p.here) > 0 {
+	if st.Running+st.Blocked > 0 || p.unresolved > 0 || p.s.Hosted()+p.s.Lending() > 0 {
 		return
 	}
 	s.down(p)
@@ -1108,4 +1128,39 @@ func sortedKeys(m map[int32]struct{}) []int32 {
 	}
 	slices.Sort(ks)
 	return ks
+}
+
+// release models node.sendRelease: owner o no longer needs the output of
+// task i that holder lends it; the holder's scheduler ends the loan.
+func (s *Sim) release(o *vpeer, holder, i int32) {
+	if d, ok := s.send(mRelease, o.idx, holder, smallBytes, false); ok {
+		s.at(s.now+d, event{kind: evRelease, p: holder, q: o.idx, t: i})
+	}
+}
+
+// take models the Take action (node.loanLocked): p, leaving, asks owner
+// to take the output of task i now.
+func (s *Sim) take(p *vpeer, owner, i int32) {
+	if d, ok := s.send(mTake, p.idx, owner, smallBytes, false); ok {
+		s.at(s.now+d, event{kind: evTake, p: owner, q: p.idx, t: i})
+	}
+}
+
+// takeArrives models node.handleTake: owner o fetches the output of task
+// i from holder, which is leaving, if that copy is the one it has, and
+// releases the loan either way.
+func (s *Sim) takeArrives(o *vpeer, holder, i int32) {
+	t := &s.tasks[i]
+	var fetch int64 // the release follows the fetch
+	if t.owner == o.idx && t.state == tDone && t.holder == holder {
+		s.send(mFetch, o.idx, holder, smallBytes, false)
+		fetch, _ = s.send(mFetch, holder, o.idx, smallBytes+t.out, true)
+		s.m.fetched += t.out
+		t.holder = o.idx
+		s.step(o, sched.Event{Kind: sched.Settled, Object: sched.ObjectID(t.id), Here: true})
+		o.annq = append(o.annq, annItem{t: i, at: s.now})
+	}
+	if d, ok := s.send(mRelease, o.idx, holder, smallBytes, false); ok {
+		s.at(s.now+fetch+d, event{kind: evRelease, p: holder, q: o.idx, t: i})
+	}
 }

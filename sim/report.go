@@ -29,11 +29,12 @@ const (
 	mRetransmit
 	mProbe
 	mProbeReply
+	mTake
 	numKinds
 )
 
 var msgNames = [numKinds]string{"beacon", "offer", "claim", "handoff", "ack", "refuse", "completion", "release",
-	"fetch", "dht-lookup", "dht-record", "retransmit", "probe", "probe-reply"}
+	"fetch", "dht-lookup", "dht-record", "retransmit", "probe", "probe-reply", "take"}
 
 type lookupRec struct {
 	hops              uint8
