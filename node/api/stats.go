@@ -11,6 +11,7 @@ import (
 type Stats struct {
 	Objects int        `json:"objects"` // refs the node tracks
 	Tasks   int        `json:"tasks"`   // tasks submitted and not finished
+	Lent    int        `json:"lent"`    // results kept for the peers that own them
 	Refs    int        `json:"refs"`    // refs this API server keeps for CIDs it handed out
 	Sched   SchedStats `json:"sched"`
 	Store   StoreStats `json:"store"`
@@ -71,6 +72,7 @@ func StatsFrom(s node.Stats) Stats {
 	return Stats{
 		Objects: s.Objects,
 		Tasks:   s.Tasks,
+		Lent:    s.Lent,
 		Sched: SchedStats{
 			Slots: s.Sched.Slots, Running: s.Sched.Running, Blocked: s.Sched.Blocked,
 			Queued: s.Sched.Queued, Waiting: s.Sched.Waiting, Forwarded: s.Sched.Forwarded,
