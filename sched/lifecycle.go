@@ -167,7 +167,7 @@ func (s *Scheduler) leave() {
 // beyond those it claimed this tick, so it cannot bite off more than it
 // runs.
 func (s *Scheduler) offerHeard(ev Event) {
-	if s.leaving || ev.Load.Funcs != s.cfg.Funcs || ev.Peer == "" || ev.Peer == s.cfg.Self {
+	if s.leaving || !s.offersHere(ev.Func) || ev.Peer == "" || ev.Peer == s.cfg.Self {
 		return
 	}
 	free := s.cfg.Slots - s.running - s.queued
@@ -246,7 +246,17 @@ func (s *Scheduler) check() {
 	s.checkLineages()
 	s.checkLoans()
 	inQueues := 0
-	for _, q := range []*fifo{&s.queue, &s.local} {
+	queues := []*fifo{&s.local}
+	for fn, c := range s.classes {
+		if c.fn != fn {
+			panic(fmt.Errorf("%w: class of %d filed under %d", ErrInvariant, c.fn, fn))
+		}
+		if c.queue.len() > 0 && !c.active {
+			panic(fmt.Errorf("%w: class %d has queued tasks but is not active", ErrInvariant, fn))
+		}
+		queues = append(queues, &c.queue)
+	}
+	for _, q := range queues {
 		q.each(func(id TaskID) bool {
 			if t := s.tasks[id]; t != nil && t.state == queued {
 				inQueues++

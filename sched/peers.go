@@ -13,16 +13,21 @@ type peer struct {
 	heard int64 // tick of the last beacon
 	est   int   // room (see room), less the tasks forwarded since the beacon
 	roomy bool  // in s.roomy
+	// Its function table (see funcs.go): the functions, nil while
+	// unknown; the digest they were stepped with; the digest asked for.
+	funcs         map[FuncID]struct{}
+	digest, asked uint64
 }
 
-// fix keeps s.roomy — the peers with room that run our functions, sorted
-// by ID — in step with p after its load, room or presence changed, so a
-// placement draws from it without scanning every peer.
+// fix keeps s.roomy — the peers with room, sorted by ID — in step with p
+// after its load, room or presence changed, so a placement draws from it
+// without scanning every peer.
 func (s *Scheduler) fix(p *peer) {
-	want := p.est > 0 && p.load.Funcs == s.cfg.Funcs && s.peers[p.id] == p
+	want := p.est > 0 && s.peers[p.id] == p
 	if want == p.roomy {
 		return
 	}
+	s.gen++
 	i, _ := slices.BinarySearchFunc(s.roomy, p.id, func(q *peer, id PeerID) int { return cmp.Compare(q.id, id) })
 	if want {
 		s.roomy = slices.Insert(s.roomy, i, p)
@@ -46,7 +51,7 @@ func (s *Scheduler) peerEvent(ev Event) error {
 		// found no room free at most probeWaste probe batches a tick: a
 		// saturated swarm is not probed a round trip after another.
 		if ev.Kind == ProbeReply && s.probing > 0 {
-			if room(ev.Load) > 0 && ev.Load.Funcs == s.cfg.Funcs {
+			if room(ev.Load) > 0 {
 				s.probing--
 			} else if s.wasted < probeWaste*s.cfg.ProbeBatch {
 				s.wasted++
@@ -63,6 +68,7 @@ func (s *Scheduler) peerEvent(ev Event) error {
 		}
 		p.load, p.heard, p.est = ev.Load, s.now, room(ev.Load)
 		s.fix(p)
+		s.wantTable(p)
 	case PeerGone:
 		s.peerGone(ev.Peer)
 	case Tick:
@@ -77,6 +83,7 @@ func (s *Scheduler) peerEvent(ev Event) error {
 			}
 		}
 		s.offer()
+		s.expireUnoffered()
 	case Claim:
 		t := s.tasks[ev.Task]
 		if t == nil || t.state != queued || t.here {
@@ -84,7 +91,7 @@ func (s *Scheduler) peerEvent(ev Event) error {
 			// claimer, idle, gets the next task that waits instead — late
 			// binding, as a Sparrow worker asks for whatever is next. A
 			// task nobody has offered yet is fine to give: it waits too.
-			if t = s.peek(&s.queue); t == nil || t.nested && s.now-t.queuedAt < int64(s.cfg.NestedWait) {
+			if t = s.nextFor(ev.Peer); t == nil || t.nested && s.now-t.queuedAt < int64(s.cfg.NestedWait) {
 				return nil
 			}
 		}
@@ -129,34 +136,54 @@ func room(l Load) int {
 const offerBatch = 64
 
 // offer announces queued tasks that waited OfferAfter ticks, from the head
-// of the queue.
+// of each class's queue.
 func (s *Scheduler) offer() {
 	n := 0
-	s.queue.each(func(id TaskID) bool {
-		t := s.tasks[id]
-		if t == nil || t.state != queued {
-			return true
+	for _, c := range s.sortedActive() {
+		c.queue.each(func(id TaskID) bool {
+			t := s.tasks[id]
+			if t == nil || t.state != queued {
+				return true
+			}
+			if s.now-t.queuedAt < int64(s.cfg.OfferAfter) {
+				return false // the rest joined later
+			}
+			if !t.offered {
+				t.offered = true
+				s.actions = append(s.actions, Action{Kind: Offer, Task: id})
+			}
+			n++
+			return n < offerBatch
+		})
+		if n >= offerBatch {
+			return
 		}
-		if s.now-t.queuedAt < int64(s.cfg.OfferAfter) {
-			return false // the rest joined later
-		}
-		if !t.offered {
-			t.offered = true
-			s.actions = append(s.actions, Action{Kind: Offer, Task: id})
-		}
-		n++
-		return n < offerBatch
-	})
+	}
 }
 
-// choose picks a peer for t by power-of-two choices among the peers with
-// room that run the same functions: of two drawn at random, the one
-// holding more of t's input bytes, then the less loaded. It returns "" when
-// no peer has room. The candidates are kept sorted by ID as they change
-// (see fix), so a placement costs O(1) whatever the number of peers, and
-// the draws are reproducible.
-func (s *Scheduler) choose(t *task) PeerID {
-	cands := s.roomy
+// nextFor returns the first queued task, among the classes p offers, that
+// became ready first, or nil.
+func (s *Scheduler) nextFor(id PeerID) *task {
+	p := s.peers[id]
+	var bt *task
+	for _, c := range s.active {
+		if c.fn != 0 && (p == nil || !s.peerOffers(p, c.fn)) {
+			continue
+		}
+		if t := s.head(c); t != nil && (bt == nil || t.seq < bt.seq) {
+			bt = t
+		}
+	}
+	return bt
+}
+
+// choose picks a peer for t by power-of-two choices among cands, the
+// peers with room that offer its function: of two drawn at random, the
+// one holding more of t's input bytes, then the less loaded. It returns ""
+// when no peer has room. The candidates are kept sorted by ID as they
+// change (see fix and candidates), so a placement costs O(1) whatever the
+// number of peers, and the draws are reproducible.
+func (s *Scheduler) choose(t *task, cands []*peer) PeerID {
 	switch len(cands) {
 	case 0:
 		return ""

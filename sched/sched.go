@@ -24,9 +24,14 @@ type Config struct {
 	Slots int
 	// Self is this peer's ID (placement hints naming it run here).
 	Self PeerID
-	// Funcs identifies this peer's function table (a hash of it): only
-	// peers that beacon the same value are chosen for unpinned tasks.
+	// Funcs is the digest of this peer's function table, which its Load
+	// (its beacons) carries: a peer that has not seen that table asks for
+	// it (FetchFuncs) and places tasks here by it (see funcs.go).
 	Funcs uint64
+	// FuncWait is how many ticks a ready task whose function no known
+	// peer offers waits for one to appear before it fails (FailNoPeer).
+	// 0: it waits for ever.
+	FuncWait int
 	// Rand drives power-of-two choices. nil: a PCG seeded with Seed and a
 	// hash of Self, so peers that share a Seed (every node of a test, every
 	// virtual peer of a simulation) still draw differently — equal draws
@@ -108,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxQueue < 0 {
 		return fmt.Errorf("sched: MaxQueue is %d: must not be negative", c.MaxQueue)
+	}
+	if c.FuncWait < 0 {
+		return fmt.Errorf("sched: FuncWait is %d: must not be negative", c.FuncWait)
 	}
 	if c.LeaseTicks < 0 || c.SilenceTicks < 0 {
 		return fmt.Errorf("sched: LeaseTicks %d, SilenceTicks %d: must not be negative", c.LeaseTicks, c.SilenceTicks)
@@ -195,10 +203,15 @@ const (
 	// named it could not be sent. The loan ends (EndLoan, LoanReleased).
 	// A release of a loan that is over already changes nothing.
 	Released
+	// Offers: Peer offers the functions Funcs, a table whose digest is
+	// Load.Funcs (it answers a FetchFuncs); Peer empty or Self: this peer
+	// offers Funcs, and runs no other function but Func 0 (until then it
+	// runs every function).
+	Offers
 )
 
 var kindNames = [...]string{"?", "submit", "object-ready", "object-failed", "done", "blocked", "unblocked",
-	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard", "probe-batch-set", "settled", "object-lost", "arg-lost", "released"}
+	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard", "probe-batch-set", "settled", "object-lost", "arg-lost", "released", "offers"}
 
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) {
@@ -213,6 +226,11 @@ type Event struct {
 	Task   TaskID
 	Deps   []ObjectID // Submit only
 	Nested bool       // Submit only
+	// Func (Submit, OfferHeard): the task's function; only peers that
+	// offer it run it (see funcs.go). 0: any peer.
+	Func FuncID
+	// Funcs (Offers): the functions a peer offers.
+	Funcs []FuncID
 	// On pins a submitted task to a peer (Self or another); empty lets
 	// the scheduler place it.
 	On PeerID
@@ -335,6 +353,10 @@ const (
 	// Left: this peer, leaving, runs no task handed to it and lends
 	// nothing: it may go without losing anything only it holds.
 	Left
+	// FetchFuncs: Peer's beacon names a function table (Load.Funcs) this
+	// scheduler has not seen: get it from Peer and step Offers. Until
+	// then Peer runs only tasks of Func 0.
+	FetchFuncs
 )
 
 func (k ActionKind) String() string {
@@ -373,6 +395,8 @@ func (k ActionKind) String() string {
 		return "take"
 	case Left:
 		return "left"
+	case FetchFuncs:
+		return "fetch-funcs"
 	}
 	return fmt.Sprintf("ActionKind(%d)", uint8(k))
 }
@@ -390,9 +414,11 @@ const (
 	RefuseFull                      // this peer's queue is full (Config.MaxQueue)
 	LoanReleased                    // the owner released the lent object
 	LoanOrphaned                    // the owner of the lent object is gone, or never learned of it
+	FailNoPeer                      // no known peer offers its function (Count: ticks waited)
+	RefuseNoFunc                    // this peer does not offer the task's function
 )
 
-var reasonNames = [...]string{"?", "dep", "pinned", "lost", "arg", "leaving", "full", "released", "orphaned"}
+var reasonNames = [...]string{"?", "dep", "pinned", "lost", "arg", "leaving", "full", "released", "orphaned", "no-peer", "no-func"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
@@ -409,7 +435,7 @@ type Action struct {
 	// Peer: Forward's target; Fail's pinned or last executor; Refuse's,
 	// Cancel's and Claim's owner; EndLoan's and Take's owner.
 	Peer   PeerID
-	Count  int    // Probe: how many peers to ask; Retry: the attempt; Fail (FailLost): runs lost
+	Count  int    // Probe: how many peers to ask; Retry: the attempt; Fail (FailLost): runs lost; Fail (FailNoPeer): ticks waited
 	Reason Reason // Fail, Refuse, EndLoan
 }
 
@@ -437,6 +463,8 @@ const (
 
 type task struct {
 	id       TaskID
+	fn       FuncID
+	seq      int64 // order of readiness across classes (see nextHere)
 	on       PeerID
 	peer     PeerID // forwarded: where
 	owner    PeerID // executor side: the peer that handed it to us
@@ -478,8 +506,16 @@ type Scheduler struct {
 	// dependency leaves entries on its others, which are skipped, even if
 	// a task with the same ID is submitted again.
 	waiters  map[ObjectID][]*task
-	queue    fifo // ready tasks that may run here or elsewhere
-	local    fifo // ready tasks that must run here
+	// Ready tasks that may run here or elsewhere, by function (see
+	// funcs.go), and those that must run here.
+	classes map[FuncID]*class
+	active  []*class // classes with queued tasks
+	local   fifo
+	self    map[FuncID]struct{} // this peer's functions; nil: every one
+	gen     uint64              // bumped when s.roomy or a table changes
+	// seqFront, seqBack number readiness: the next task pushed to the
+	// front of its queue, and to the back.
+	seqFront, seqBack int64
 	peers    map[PeerID]*peer
 	roomy    []*peer // peers with room and our functions, by ID (see fix)
 	probing  int     // probes in flight (see Config.ProbeBatch)
@@ -528,6 +564,7 @@ func New(cfg Config) (*Scheduler, error) {
 	return &Scheduler{
 		cfg:      cfg,
 		tasks:    make(map[TaskID]*task),
+		classes:  make(map[FuncID]*class),
 		waiters:  make(map[ObjectID][]*task),
 		peers:    make(map[PeerID]*peer),
 		rand:     r,
@@ -607,6 +644,10 @@ func (s *Scheduler) step(ev Event) error {
 		}
 	case Released:
 		s.released(ev.Object, ev.Peer)
+	case Offers:
+		if err := s.setOffers(ev); err != nil {
+			return err
+		}
 	case PeerLoad, PeerGone, Tick, Claim, Refused, ProbeReply, Lost, Leave, OfferHeard, Heard:
 		if err := s.peerEvent(ev); err != nil {
 			return err
@@ -649,9 +690,12 @@ func (s *Scheduler) submit(ev Event) error {
 		case s.cfg.MaxQueue > 0 && s.queued >= s.cfg.MaxQueue:
 			s.actions = append(s.actions, Action{Kind: Refuse, Task: ev.Task, Peer: ev.Owner, Reason: RefuseFull})
 			return nil
+		case !s.offersHere(ev.Func):
+			s.actions = append(s.actions, Action{Kind: Refuse, Task: ev.Task, Peer: ev.Owner, Reason: RefuseNoFunc})
+			return nil
 		}
 	}
-	t := &task{id: ev.Task, pending: int32(len(ev.Deps)), nested: ev.Nested, here: ev.Here || ev.On == s.cfg.Self && ev.On != "", on: ev.On, inputs: ev.Inputs,
+	t := &task{id: ev.Task, fn: ev.Func, pending: int32(len(ev.Deps)), nested: ev.Nested, here: ev.Here || ev.On == s.cfg.Self && ev.On != "", on: ev.On, inputs: ev.Inputs,
 		owner: ev.Owner, retryErrors: ev.RetryErrors, maxRetries: clampRetries(s.cfg.MaxRetries)}
 	switch {
 	case ev.MaxRetries > 0:
@@ -696,13 +740,19 @@ func (s *Scheduler) enqueue(t *task) {
 	t.state = queued
 	s.queued++
 	t.queuedAt = s.now
-	q := &s.queue
-	if t.here {
-		q = &s.local
+	q := &s.local
+	if !t.here {
+		c := s.classOf(t.fn)
+		s.activate(c)
+		q = &c.queue
 	}
 	if t.nested || t.retry {
+		s.seqFront--
+		t.seq = s.seqFront
 		q.pushFront(t.id)
 	} else {
+		t.seq = s.seqBack
+		s.seqBack++
 		q.push(t.id)
 	}
 }
@@ -770,44 +820,57 @@ func (s *Scheduler) objectFailed(o ObjectID) {
 // choices, until no peer has any.
 func (s *Scheduler) fill() {
 	for s.running < s.cfg.Slots {
-		t := s.next(&s.local)
+		t := s.nextHere()
 		if t == nil {
-			if t = s.next(&s.queue); t == nil {
-				break
-			}
+			break
 		}
 		t.state = running
 		s.queued--
 		s.running++
 		s.actions = append(s.actions, Action{Kind: Run, Task: t.id})
 	}
-	for s.queue.len() > 0 {
-		t := s.peek(&s.queue)
-		if t == nil {
-			return
+	stuck := false
+	for _, c := range s.sortedActive() {
+		for {
+			t := s.head(c)
+			if t == nil {
+				break
+			}
+			if t.nested && s.now-t.queuedAt < int64(s.cfg.NestedWait) {
+				break // nested work waits a while for a slot here first
+			}
+			p := s.choose(t, s.candidates(c))
+			if p == "" {
+				stuck = true
+				break
+			}
+			if q := s.peers[p]; q != nil && q.est <= q.load.Slots-q.load.Queue {
+				// Only queue room left on the peer chosen: the task waits in
+				// that queue, so look for idle peers for what follows.
+				s.probeSpread()
+			}
+			c.queue.pop()
+			s.forward(t, p)
 		}
-		if t.nested && s.now-t.queuedAt < int64(s.cfg.NestedWait) {
-			return // nested work waits a while for a slot here first
-		}
-		p := s.choose(t)
-		if p == "" {
-			s.probe()
-			return
-		}
-		if q := s.peers[p]; q != nil && q.est <= q.load.Slots-q.load.Queue {
-			// Only queue room left on the peer chosen: the task waits in
-			// that queue, so look for idle peers for what follows.
-			s.probeSpread()
-		}
-		s.queue.pop()
-		s.forward(t, p)
 	}
+	if stuck {
+		s.probe()
+	}
+}
+
+// placeable counts the entries of the class queues (stale ones too).
+func (s *Scheduler) placeable() int {
+	n := 0
+	for _, c := range s.active {
+		n += c.queue.len()
+	}
+	return n
 }
 
 // probe asks for more peers when queued work has nowhere to go: no more
 // probes in flight than tasks wait, nor than ProbeBatch.
 func (s *Scheduler) probe() {
-	n := min(s.cfg.ProbeBatch, s.queue.len()) - s.probing
+	n := min(s.cfg.ProbeBatch, s.placeable()) - s.probing
 	if n <= 0 {
 		return
 	}

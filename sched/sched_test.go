@@ -34,6 +34,7 @@ func TestTraces(t *testing.T) {
 				d.MaybeScanArgs(t, "maxqueue", &cfg.MaxQueue)
 				d.MaybeScanArgs(t, "lease", &cfg.LeaseTicks)
 				d.MaybeScanArgs(t, "silence", &cfg.SilenceTicks)
+				d.MaybeScanArgs(t, "funcwait", &cfg.FuncWait)
 				cfg.Check = true
 				var seed uint64
 				d.MaybeScanArgs(t, "seed", &seed)
@@ -83,6 +84,8 @@ func TestTraces(t *testing.T) {
 				switch {
 				case a.Kind == Fetch:
 					fmt.Fprintf(&out, "%s %s (for %s, refused by %s)\n", a.Kind, a.Object, a.Task, a.Peer)
+				case a.Kind == Fail && a.Reason == FailNoPeer:
+					fmt.Fprintf(&out, "%s %s (%s: %d ticks)\n", a.Kind, a.Task, a.Reason, a.Count)
 				case a.Kind == Fail && a.Reason == FailArg:
 					fmt.Fprintf(&out, "%s %s (%s %s: %d hand-backs)\n", a.Kind, a.Task, a.Reason, a.Object, a.Count)
 				case a.Kind == Fail && a.Object != "":
@@ -109,6 +112,8 @@ func TestTraces(t *testing.T) {
 					fmt.Fprintf(&out, "%s %s -> %s\n", a.Kind, a.Object, a.Peer)
 				case a.Kind == Left:
 					fmt.Fprintf(&out, "%s\n", a.Kind)
+				case a.Kind == FetchFuncs:
+					fmt.Fprintf(&out, "%s %s\n", a.Kind, a.Peer)
 				default:
 					fmt.Fprintf(&out, "%s %s\n", a.Kind, a.Task)
 				}
@@ -144,6 +149,9 @@ func parseEvent(line string) (Event, error) {
 				ev.RetryErrors = true
 			case strings.HasPrefix(d, "owner="):
 				ev.Here, ev.Owner = true, PeerID(d[6:])
+			case strings.HasPrefix(d, "func="):
+				f, _ := strconv.ParseUint(d[5:], 10, 64)
+				ev.Func = FuncID(f)
 			case strings.HasPrefix(d, "retries="):
 				ev.MaxRetries, _ = strconv.Atoi(d[8:])
 			case strings.HasPrefix(d, "on="):
@@ -184,9 +192,26 @@ func parseEvent(line string) (Event, error) {
 	case "lost":
 		return Event{Kind: Lost, Task: TaskID(f[1]), Peer: PeerID(f[2])}, nil
 	case "offer-heard":
-		// offer-heard TASK OWNER FUNCS
-		funcs, _ := strconv.Atoi(f[3])
-		return Event{Kind: OfferHeard, Task: TaskID(f[1]), Peer: PeerID(f[2]), Load: Load{Funcs: uint64(funcs)}}, nil
+		// offer-heard TASK OWNER [FUNC]
+		ev := Event{Kind: OfferHeard, Task: TaskID(f[1]), Peer: PeerID(f[2])}
+		if len(f) > 3 {
+			fn, _ := strconv.ParseUint(f[3], 10, 64)
+			ev.Func = FuncID(fn)
+		}
+		return ev, nil
+	case "offers":
+		// offers PEER|self DIGEST FUNC...
+		ev := Event{Kind: Offers, Peer: PeerID(f[1])}
+		if f[1] == "self" {
+			ev.Peer = ""
+		}
+		d, _ := strconv.ParseUint(f[2], 10, 64)
+		ev.Load.Funcs = d
+		for _, x := range f[3:] {
+			fn, _ := strconv.ParseUint(x, 10, 64)
+			ev.Funcs = append(ev.Funcs, FuncID(fn))
+		}
+		return ev, nil
 	case "leave":
 		return Event{Kind: Leave}, nil
 	case "heard":
