@@ -505,7 +505,7 @@ type Scheduler struct {
 	// only while it is the very task in tasks: a task failed through one
 	// dependency leaves entries on its others, which are skipped, even if
 	// a task with the same ID is submitted again.
-	waiters  map[ObjectID][]*task
+	waiters map[ObjectID][]*task
 	// Ready tasks that may run here or elsewhere, by function (see
 	// funcs.go), and those that must run here.
 	classes map[FuncID]*class
@@ -516,22 +516,22 @@ type Scheduler struct {
 	// seqFront, seqBack number readiness: the next task pushed to the
 	// front of its queue, and to the back.
 	seqFront, seqBack int64
-	peers    map[PeerID]*peer
-	roomy    []*peer // peers with room and our functions, by ID (see fix)
-	probing  int     // probes in flight (see Config.ProbeBatch)
-	wasted   int     // probes freed this tick by replies without room
-	rand     *rand.Rand
-	now      int64 // ticks
-	forwards int   // tasks forwarded and not done
-	running  int   // tasks holding a slot
-	queued   int   // tasks ready for a slot (the queues hold stale entries too)
-	blocked  int
-	waiting  int
-	finished uint64
-	actions  []Action
-	checkIn  int  // steps until the next invariant check (Config.Check)
-	leaving  bool // Leave: hand-offs refused, no room beaconed
-	claimed  int  // offers claimed this tick (OfferHeard)
+	peers             map[PeerID]*peer
+	roomy             []*peer // peers with room and our functions, by ID (see fix)
+	probing           int     // probes in flight (see Config.ProbeBatch)
+	wasted            int     // probes freed this tick by replies without room
+	rand              *rand.Rand
+	now               int64 // ticks
+	forwards          int   // tasks forwarded and not done
+	running           int   // tasks holding a slot
+	queued            int   // tasks ready for a slot (the queues hold stale entries too)
+	blocked           int
+	waiting           int
+	finished          uint64
+	actions           []Action
+	checkIn           int  // steps until the next invariant check (Config.Check)
+	leaving           bool // Leave: hand-offs refused, no room beaconed
+	claimed           int  // offers claimed this tick (OfferHeard)
 	// Leases (see lease.go): the peers holding our tasks, when each was
 	// last heard, and the peers ignored since their lease expired (until
 	// which tick).
