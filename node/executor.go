@@ -11,23 +11,24 @@ import (
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/sched"
+	"github.com/dray-project/dray/wire"
 )
 
 // giveBack hands t, a task its owner handed this node, back with a
 // refusal saying why (arg: the 1-based argument it could not fetch, or
 // 0), on the session it came on or, if that one died, a new one.
 func (n *Node) giveBack(t *task, why string, arg int) error {
-	data, err := codec.Marshal(refusal{Task: t.id.Bytes(), Why: why, Arg: arg})
+	data, err := codec.Marshal(wire.Refusal{Task: t.id.Bytes(), Why: why, Arg: arg})
 	if err != nil {
 		return err
 	}
 	t.acked.Store(true)
-	if ss := t.sess; ss != nil && ss.send(frameRefuse, data) == nil {
+	if ss := t.sess; ss != nil && ss.send(wire.FrameRefuse, data) == nil {
 		return nil
 	}
 	ss, err := n.sessionTo(t.owner)
 	if err == nil {
-		err = ss.send(frameRefuse, data)
+		err = ss.send(wire.FrameRefuse, data)
 	}
 	return err
 }
@@ -70,7 +71,7 @@ func (n *Node) refuseLocked(t *task, why sched.Reason) {
 // spec, refuses what it cannot run, queues the rest to run here, and
 // acknowledges.
 func (n *Node) acceptTask(ss *session, payload []byte) {
-	var h handoff
+	var h wire.Handoff
 	if err := codec.Unmarshal(payload, &h); err != nil {
 		// Without a spec there is no task to refuse by name: the session
 		// is unusable, and closing it gives the owner its tasks back.
@@ -82,9 +83,9 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 	refuse := func(why string) {
 		n.log.Debug("refusing task", "peer", ss.peer, "task", id, "why", why)
 		n.netc.refused.Add(1)
-		data, err := codec.Marshal(refusal{Task: id.Bytes(), Why: why})
+		data, err := codec.Marshal(wire.Refusal{Task: id.Bytes(), Why: why})
 		if err == nil {
-			_ = ss.send(frameRefuse, data)
+			_ = ss.send(wire.FrameRefuse, data)
 		}
 	}
 	if !n.limiter(ss.peer).Allow() {
@@ -132,7 +133,7 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 	// saves a frame and a write on each side for short tasks.
 	time.AfterFunc(ackDelay, func() {
 		if t.acked.CompareAndSwap(false, true) {
-			_ = ss.send(frameAck, t.id.Bytes())
+			_ = ss.send(wire.FrameAck, t.id.Bytes())
 		}
 	})
 }
@@ -165,15 +166,15 @@ func (n *Node) limiter(p peer.ID) *rate.Limiter {
 // taskFromSpec rebuilds a task sent by its owner: the task ID is the
 // spec's CID, the function must be registered here, and every argument
 // must be a value or a well-formed reference.
-func (n *Node) taskFromSpec(spec []byte, args []handArg) (*task, error) {
+func (n *Node) taskFromSpec(spec []byte, args []wire.Arg) (*task, error) {
 	var parts codec.Tuple
 	if err := codec.Unmarshal(spec, &parts); err != nil || len(parts) != 5 {
 		return nil, fmt.Errorf("bad task spec")
 	}
 	version, _ := parts[0].(string)
 	name, _ := parts[1].(string)
-	if version != specVersion {
-		return nil, fmt.Errorf("task spec version %q, want %q", version, specVersion)
+	if version != wire.SpecVersion {
+		return nil, fmt.Errorf("task spec version %q, want %q", version, wire.SpecVersion)
 	}
 	fn, err := n.reg.Lookup(name)
 	if err != nil {
@@ -238,7 +239,7 @@ func (n *Node) report(t *task, outs []output, err error) {
 		_ = n.giveBack(t, lost.Error(), lost.arg+1)
 		return
 	}
-	c := completion{Task: t.id.Bytes()}
+	c := wire.Completion{Task: t.id.Bytes()}
 	var inline, lent []int
 	if err != nil {
 		c.Error = err.Error()
@@ -252,7 +253,7 @@ func (n *Node) report(t *task, outs []output, err error) {
 		for i, o := range outs {
 			size, _ := n.store.Size(o.content)
 			if size > inlineMax {
-				r := result{Content: o.content.Bytes(), Size: size}
+				r := wire.Result{Content: o.content.Bytes(), Size: size}
 				for _, l := range o.links {
 					r.Links = append(r.Links, l.Bytes())
 				}
@@ -265,7 +266,7 @@ func (n *Node) report(t *task, outs []output, err error) {
 				c.Results, c.Error, lent = nil, "result lost on the executor: "+gerr.Error(), nil
 				break
 			}
-			c.Results = append(c.Results, result{Data: data})
+			c.Results = append(c.Results, wire.Result{Data: data})
 			inline = append(inline, i)
 		}
 	}
@@ -297,14 +298,14 @@ func (n *Node) report(t *task, outs []output, err error) {
 	}
 }
 
-func (n *Node) sendCompletion(t *task, c completion) error {
+func (n *Node) sendCompletion(t *task, c wire.Completion) error {
 	msg, err := codec.Marshal(c)
 	if err != nil {
 		return err
 	}
 	t.acked.Store(true) // the completion acknowledges the task too
 	if ss := t.sess; ss != nil {
-		if ss.send(frameDone, msg) == nil {
+		if ss.send(wire.FrameDone, msg) == nil {
 			return nil
 		}
 	}
@@ -312,7 +313,7 @@ func (n *Node) sendCompletion(t *task, c completion) error {
 	if err != nil {
 		return err
 	}
-	return ss.send(frameDone, msg)
+	return ss.send(wire.FrameDone, msg)
 }
 
 // argLostError is an argument a handed task cannot get: nobody serves its

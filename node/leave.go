@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dray-project/dray/sched"
+	"github.com/dray-project/dray/wire"
 )
 
 // loan is a result this node keeps for the owner of the task that made it.
@@ -99,7 +100,7 @@ func (n *Node) Leave(ctx context.Context) error {
 		for _, tk := range takes {
 			ss, err := n.sessionTo(tk.owner)
 			if err == nil {
-				err = ss.send(frameTake, tk.ref.Bytes())
+				err = ss.send(wire.FrameTake, tk.ref.Bytes())
 			}
 			if err != nil {
 				n.log.Warn("leaving: cannot hand a lent result to its owner", "ref", tk.ref, "owner", tk.owner, "err", err)
