@@ -22,10 +22,11 @@ import (
 const fetchTimeout = 5 * time.Minute
 
 // announceDelay is how long a new object waits before it is announced in
-// the DHT. Objects dropped sooner — the intermediate values of a pipeline,
-// most small results fetched at once — are never announced: the DHT only
-// learns of objects that live, and nobody could fetch the others anyway.
-const announceDelay = time.Second
+// the DHT (sched.AnnounceAge, which the simulator models too). Objects
+// dropped sooner — the intermediate values of a pipeline, most small
+// results fetched at once — are never announced: the DHT only learns of
+// objects that live, and nobody could fetch the others anyway.
+const announceDelay = sched.AnnounceAge
 
 // annItem is an object waiting to be announced.
 type annItem struct {
