@@ -15,10 +15,8 @@ import (
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/sched"
+	"github.com/dray-project/dray/wire"
 )
-
-// specVersion starts every task spec, so the format can change later.
-const specVersion = "dray.task/1"
 
 // argument is one argument of a task: inline encoded bytes, a ref, or (on
 // an executor) a value by content CID to fetch from its holders.
@@ -164,7 +162,7 @@ func (n *Node) encodeSpec(fn *Function, args []argument) ([]byte, error) {
 	}
 	b := codec.NewBuilder(size)
 	b.Array(5)
-	b.Text(specVersion)
+	b.Text(wire.SpecVersion)
 	b.Text(fn.Name)
 	b.Array(len(args))
 	for _, a := range args {

@@ -76,12 +76,13 @@ type Config struct {
 	LeaseTimeout time.Duration
 }
 
-// Defaults of the hand-off limits and retries (see Config).
+// Defaults of the hand-off limits and retries (see Config); those the
+// simulator models too are sched's.
 const (
-	DefaultMaxRetries   = 3
+	DefaultMaxRetries   = sched.DefaultMaxRetries
 	DefaultQueuePerSlot = 64
 	DefaultPeerTaskRate = 20_000
-	DefaultProbeBatch   = 32
+	DefaultProbeBatch   = sched.DefaultProbeBatch
 	DefaultMaxPending   = 100_000
 	DefaultLeaseTimeout = sched.DefaultLeaseTicks * sched.TickEvery
 )

@@ -162,3 +162,12 @@ func (e *ObjectLostError) Is(target error) bool { return target == ErrObjectLost
 
 // Unwrap returns the fetch error.
 func (e *ObjectLostError) Unwrap() error { return e.Err }
+
+// RemoteError is the cause of a TaskError for a task that failed on
+// another peer.
+type RemoteError struct {
+	Peer    string
+	Message string
+}
+
+func (e *RemoteError) Error() string { return fmt.Sprintf("on peer %s: %s", e.Peer, e.Message) }

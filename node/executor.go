@@ -11,23 +11,24 @@ import (
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/sched"
+	"github.com/dray-project/dray/wire"
 )
 
 // giveBack hands t, a task its owner handed this node, back with a
 // refusal saying why (arg: the 1-based argument it could not fetch, or
 // 0), on the session it came on or, if that one died, a new one.
 func (n *Node) giveBack(t *task, why string, arg int) error {
-	data, err := codec.Marshal(refusal{Task: t.id.Bytes(), Why: why, Arg: arg})
+	data, err := codec.Marshal(wire.Refusal{Task: t.id.Bytes(), Why: why, Arg: arg})
 	if err != nil {
 		return err
 	}
 	t.acked.Store(true)
-	if ss := t.sess; ss != nil && ss.send(frameRefuse, data) == nil {
+	if ss := t.sess; ss != nil && ss.send(wire.FrameRefuse, data) == nil {
 		return nil
 	}
 	ss, err := n.sessionTo(t.owner)
 	if err == nil {
-		err = ss.send(frameRefuse, data)
+		err = ss.send(wire.FrameRefuse, data)
 	}
 	return err
 }
@@ -70,7 +71,7 @@ func (n *Node) refuseLocked(t *task, why sched.Reason) {
 // spec, refuses what it cannot run, queues the rest to run here, and
 // acknowledges.
 func (n *Node) acceptTask(ss *session, payload []byte) {
-	var h handoff
+	var h wire.Handoff
 	if err := codec.Unmarshal(payload, &h); err != nil {
 		// Without a spec there is no task to refuse by name: the session
 		// is unusable, and closing it gives the owner its tasks back.
@@ -82,9 +83,9 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 	refuse := func(why string) {
 		n.log.Debug("refusing task", "peer", ss.peer, "task", id, "why", why)
 		n.netc.refused.Add(1)
-		data, err := codec.Marshal(refusal{Task: id.Bytes(), Why: why})
+		data, err := codec.Marshal(wire.Refusal{Task: id.Bytes(), Why: why})
 		if err == nil {
-			_ = ss.send(frameRefuse, data)
+			_ = ss.send(wire.FrameRefuse, data)
 		}
 	}
 	if !n.limiter(ss.peer).Allow() {
@@ -132,7 +133,7 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 	// saves a frame and a write on each side for short tasks.
 	time.AfterFunc(ackDelay, func() {
 		if t.acked.CompareAndSwap(false, true) {
-			_ = ss.send(frameAck, t.id.Bytes())
+			_ = ss.send(wire.FrameAck, t.id.Bytes())
 		}
 	})
 }
@@ -165,15 +166,15 @@ func (n *Node) limiter(p peer.ID) *rate.Limiter {
 // taskFromSpec rebuilds a task sent by its owner: the task ID is the
 // spec's CID, the function must be registered here, and every argument
 // must be a value or a well-formed reference.
-func (n *Node) taskFromSpec(spec []byte, args []handArg) (*task, error) {
+func (n *Node) taskFromSpec(spec []byte, args []wire.Arg) (*task, error) {
 	var parts codec.Tuple
 	if err := codec.Unmarshal(spec, &parts); err != nil || len(parts) != 5 {
 		return nil, fmt.Errorf("bad task spec")
 	}
 	version, _ := parts[0].(string)
 	name, _ := parts[1].(string)
-	if version != specVersion {
-		return nil, fmt.Errorf("task spec version %q, want %q", version, specVersion)
+	if version != wire.SpecVersion {
+		return nil, fmt.Errorf("task spec version %q, want %q", version, wire.SpecVersion)
 	}
 	fn, err := n.reg.Lookup(name)
 	if err != nil {
@@ -214,7 +215,7 @@ func (n *Node) taskFromSpec(spec []byte, args []handArg) (*task, error) {
 // completion, which results travel inline, which stay here lent, and
 // whether the owner was gone when the run ended.
 type outcome struct {
-	c            completion
+	c            wire.Completion
 	inline, lent []int // indexes into the outputs
 	argLost      *argLostError
 	orphaned     bool
@@ -224,7 +225,7 @@ type outcome struct {
 // run: small results travel inline; larger ones stay here, lent to the
 // owner.
 func (n *Node) prepareReport(t *task, outs []output, err error) *outcome {
-	r := &outcome{c: completion{Task: t.id.Bytes()}}
+	r := &outcome{c: wire.Completion{Task: t.id.Bytes()}}
 	if errors.As(err, &r.argLost) {
 		return r
 	}
@@ -241,7 +242,7 @@ func (n *Node) prepareReport(t *task, outs []output, err error) *outcome {
 	for i, o := range outs {
 		size, _ := n.store.Size(o.content)
 		if size > inlineMax {
-			res := result{Content: o.content.Bytes(), Size: size}
+			res := wire.Result{Content: o.content.Bytes(), Size: size}
 			for _, l := range o.links {
 				res.Links = append(res.Links, l.Bytes())
 			}
@@ -254,7 +255,7 @@ func (n *Node) prepareReport(t *task, outs []output, err error) *outcome {
 			r.c.Results, r.c.Error, r.inline, r.lent = nil, "result lost on the executor: "+gerr.Error(), nil, nil
 			break
 		}
-		r.c.Results = append(r.c.Results, result{Data: data})
+		r.c.Results = append(r.c.Results, wire.Result{Data: data})
 		r.inline = append(r.inline, i)
 	}
 	return r
@@ -310,14 +311,14 @@ func (n *Node) report(t *task, outs []output, r *outcome) {
 	}
 }
 
-func (n *Node) sendCompletion(t *task, c completion) error {
+func (n *Node) sendCompletion(t *task, c wire.Completion) error {
 	msg, err := codec.Marshal(c)
 	if err != nil {
 		return err
 	}
 	t.acked.Store(true) // the completion acknowledges the task too
 	if ss := t.sess; ss != nil {
-		if ss.send(frameDone, msg) == nil {
+		if ss.send(wire.FrameDone, msg) == nil {
 			return nil
 		}
 	}
@@ -325,7 +326,7 @@ func (n *Node) sendCompletion(t *task, c completion) error {
 	if err != nil {
 		return err
 	}
-	return ss.send(frameDone, msg)
+	return ss.send(wire.FrameDone, msg)
 }
 
 // argLostError is an argument a handed task cannot get: nobody serves its

@@ -15,47 +15,18 @@ import (
 	"github.com/dray-project/dray/p2p"
 	"github.com/dray-project/dray/sched"
 	"github.com/dray-project/dray/store"
+	"github.com/dray-project/dray/wire"
 )
-
-// fetchProtocol serves objects to peers: a want frame names a ref (a put
-// value's content CID or a task output's descriptor CID); the answer is a
-// have frame with the content CID and size, then the raw bytes, which the
-// fetcher verifies against the content CID as they stream in.
-const fetchProtocol = "/dray/fetch/1"
-
-const (
-	frameWant uint8 = iota + 10
-	frameHave
-	frameMissing
-)
-
-// want asks a holder for an object's bytes from Offset on (a fetch that
-// lost its holder resumes from another at the offset it reached).
-type want struct {
-	Ref    []byte `codec:"r"`
-	Offset int64  `codec:"o"`
-}
-
-// have announces the bytes that follow on a fetch stream: the whole
-// object's content CID and size; the bytes start at the wanted offset.
-type have struct {
-	Content []byte `codec:"c"`
-	Size    int64  `codec:"n"`
-}
-
-func init() {
-	codec.MustRegister[want]("dray/want/1")
-	codec.MustRegister[have]("dray/have/1")
-}
 
 // fetchTimeout bounds one fetch from one holder (headers and bytes).
 const fetchTimeout = 5 * time.Minute
 
 // announceDelay is how long a new object waits before it is announced in
-// the DHT. Objects dropped sooner — the intermediate values of a pipeline,
-// most small results fetched at once — are never announced: the DHT only
-// learns of objects that live, and nobody could fetch the others anyway.
-const announceDelay = time.Second
+// the DHT (sched.AnnounceAge, which the simulator models too). Objects
+// dropped sooner — the intermediate values of a pipeline, most small
+// results fetched at once — are never announced: the DHT only learns of
+// objects that live, and nobody could fetch the others anyway.
+const announceDelay = sched.AnnounceAge
 
 // annItem is an object waiting to be announced.
 type annItem struct {
@@ -160,18 +131,18 @@ func (n *Node) heldKeys(ctx context.Context, yield func(cid.Cid) bool) error {
 func (n *Node) serveFetch(s p2p.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(fetchTimeout))
-	typ, payload, err := p2p.ReadFrame(s, 256)
-	if err != nil || typ != frameWant {
+	typ, payload, err := p2p.ReadFrame(s, wire.MaxWantFrame)
+	if err != nil || typ != wire.FrameWant {
 		return
 	}
-	var w want
+	var w wire.Want
 	if err := codec.Unmarshal(payload, &w); err != nil || w.Offset < 0 {
-		_ = p2p.WriteFrame(s, frameMissing, []byte("bad want frame"))
+		_ = p2p.WriteFrame(s, wire.FrameMissing, []byte("bad want frame"))
 		return
 	}
 	ref, err := cid.Cast(w.Ref)
 	if err != nil {
-		_ = p2p.WriteFrame(s, frameMissing, []byte("bad CID"))
+		_ = p2p.WriteFrame(s, wire.FrameMissing, []byte("bad CID"))
 		return
 	}
 	n.mu.Lock()
@@ -179,7 +150,7 @@ func (n *Node) serveFetch(s p2p.Stream) {
 	if o := n.objects[ref]; o != nil {
 		if o.state != ready || o.away {
 			n.mu.Unlock()
-			_ = p2p.WriteFrame(s, frameMissing, []byte("not ready"))
+			_ = p2p.WriteFrame(s, wire.FrameMissing, []byte("not ready"))
 			return
 		}
 		content = o.content
@@ -189,22 +160,22 @@ func (n *Node) serveFetch(s p2p.Stream) {
 	n.mu.Unlock()
 	rc, size, err := n.store.Open(n.ctx, content)
 	if err != nil {
-		_ = p2p.WriteFrame(s, frameMissing, []byte("not held"))
+		_ = p2p.WriteFrame(s, wire.FrameMissing, []byte("not held"))
 		return
 	}
 	defer rc.Close()
 	if w.Offset > size {
-		_ = p2p.WriteFrame(s, frameMissing, []byte("offset past the end"))
+		_ = p2p.WriteFrame(s, wire.FrameMissing, []byte("offset past the end"))
 		return
 	}
 	if _, err := io.CopyN(io.Discard, rc, w.Offset); err != nil {
 		return
 	}
-	msg, err := codec.Marshal(have{Content: content.Bytes(), Size: size})
+	msg, err := codec.Marshal(wire.Have{Content: content.Bytes(), Size: size})
 	if err != nil {
 		return
 	}
-	if err := p2p.WriteFrame(s, frameHave, msg); err != nil {
+	if err := p2p.WriteFrame(s, wire.FrameHave, msg); err != nil {
 		return
 	}
 	if _, err := io.Copy(s, rc); err != nil {
@@ -305,7 +276,7 @@ func (r *resumer) open() error {
 }
 
 func (r *resumer) openAt(p peer.ID) error {
-	s, err := r.n.net.OpenStream(r.ctx, p, fetchProtocol)
+	s, err := r.n.net.OpenStream(r.ctx, p, wire.FetchProtocol)
 	if err != nil {
 		return err
 	}
@@ -316,26 +287,26 @@ func (r *resumer) openAt(p peer.ID) error {
 		_ = s.Reset()
 		return err
 	}
-	msg, err := codec.Marshal(want{Ref: r.ref.Bytes(), Offset: r.off})
+	msg, err := codec.Marshal(wire.Want{Ref: r.ref.Bytes(), Offset: r.off})
 	if err != nil {
 		return fail(err)
 	}
-	if err := p2p.WriteFrame(s, frameWant, msg); err != nil {
+	if err := p2p.WriteFrame(s, wire.FrameWant, msg); err != nil {
 		return fail(err)
 	}
-	typ, payload, err := p2p.ReadFrame(s, 1024)
+	typ, payload, err := p2p.ReadFrame(s, wire.MaxHaveFrame)
 	if err != nil {
 		return fail(err)
 	}
 	r.n.netc.sent(len(msg))
 	r.n.netc.recv(len(payload))
-	if typ == frameMissing {
+	if typ == wire.FrameMissing {
 		return fail(fmt.Errorf("peer does not have it: %s", payload))
 	}
-	if typ != frameHave {
+	if typ != wire.FrameHave {
 		return fail(fmt.Errorf("unexpected frame type %d", typ))
 	}
-	var h have
+	var h wire.Have
 	if err := codec.Unmarshal(payload, &h); err != nil {
 		return fail(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
 	"github.com/dray-project/dray/p2p/memnet"
+	"github.com/dray-project/dray/wire"
 )
 
 // loopHost starts a libp2p host on loopback TCP bootstrapped to boot.
@@ -144,18 +145,18 @@ func TestFetchResumesAndSkipsLiars(t *testing.T) {
 			require.NoError(t, err)
 
 			bad := loopHost(t, ha)
-			bad.Libp2p().SetStreamHandler(fetchProtocol, func(s network.Stream) {
+			bad.Libp2p().SetStreamHandler(wire.FetchProtocol, func(s network.Stream) {
 				defer s.Close()
 				_, payload, err := p2p.ReadFrame(s, 256)
 				if err != nil {
 					return
 				}
-				var w want
+				var w wire.Want
 				if codec.Unmarshal(payload, &w) != nil {
 					return
 				}
-				msg, _ := codec.Marshal(have{Content: ref.CID().Bytes(), Size: size})
-				_ = p2p.WriteFrame(s, frameHave, msg)
+				msg, _ := codec.Marshal(wire.Have{Content: ref.CID().Bytes(), Size: size})
+				_ = p2p.WriteFrame(s, wire.FrameHave, msg)
 				tc.serve(s, w.Offset)
 			})
 			hc := loopHost(t, ha, bad)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
+	"github.com/dray-project/dray/wire"
 )
 
 // TestHostileHandOffs: a peer speaking the session protocol by hand hands
@@ -40,16 +41,16 @@ func TestHostileHandOffs(t *testing.T) {
 	}
 	handoffOf := func(fn *Function, args ...[]byte) []byte {
 		targs := make([]argument, len(args))
-		hargs := make([]handArg, len(args))
+		hargs := make([]wire.Arg, len(args))
 		for i, a := range args {
 			targs[i].raw, hargs[i].Data = a, a
 		}
 		spec, err := b.encodeSpec(fn, targs)
 		require.NoError(t, err)
-		return enc(handoff{Spec: spec, Args: hargs})
+		return enc(wire.Handoff{Spec: spec, Args: hargs})
 	}
 	open := func() (network.Stream, *bufio.Reader) {
-		s, err := evil.Libp2p().NewStream(ctx, hb.ID(), sessionProtocol)
+		s, err := evil.Libp2p().NewStream(ctx, hb.ID(), wire.SessionProtocol)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = s.Reset() })
 		return s, bufio.NewReader(s)
@@ -58,8 +59,8 @@ func TestHostileHandOffs(t *testing.T) {
 	reply := func(s network.Stream, r *bufio.Reader) (uint8, []byte, error) {
 		_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
 		for {
-			typ, payload, err := p2p.ReadFrame(r, maxFrame)
-			if err != nil || typ != frameAck {
+			typ, payload, err := p2p.ReadFrame(r, wire.MaxSessionFrame)
+			if err != nil || typ != wire.FrameAck {
 				return typ, payload, err
 			}
 		}
@@ -71,12 +72,12 @@ func TestHostileHandOffs(t *testing.T) {
 		typ   uint8  // the reply frame expected; 0: the session is reset
 		says  string // in the refusal's reason or the completion's error
 	}{
-		{"unregistered function", appendFrame(nil, frameSubmit, handoffOf(&Function{Name: "rm-rf"}, enc(1))), frameRefuse, `unknown function "rm-rf"`},
-		{"wrong argument count", appendFrame(nil, frameSubmit, handoffOf(nap, enc(1), enc(2))), frameRefuse, "nap takes 1 arguments, got 2"},
-		{"wrong argument type", appendFrame(nil, frameSubmit, handoffOf(nap, enc("ten"))), frameDone, "argument 1"},
-		{"not a hand-off", appendFrame(nil, frameSubmit, []byte{0xff, 0x00, 0x13}), 0, ""},
+		{"unregistered function", appendFrame(nil, wire.FrameSubmit, handoffOf(&Function{Name: "rm-rf"}, enc(1))), wire.FrameRefuse, `unknown function "rm-rf"`},
+		{"wrong argument count", appendFrame(nil, wire.FrameSubmit, handoffOf(nap, enc(1), enc(2))), wire.FrameRefuse, "nap takes 1 arguments, got 2"},
+		{"wrong argument type", appendFrame(nil, wire.FrameSubmit, handoffOf(nap, enc("ten"))), wire.FrameDone, "argument 1"},
+		{"not a hand-off", appendFrame(nil, wire.FrameSubmit, []byte{0xff, 0x00, 0x13}), 0, ""},
 		{"unknown frame type", appendFrame(nil, 200, nil), 0, ""},
-		{"frame above the limit", binary.AppendUvarint(nil, maxFrame+2), 0, ""},
+		{"frame above the limit", binary.AppendUvarint(nil, wire.MaxSessionFrame+2), 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, r := open()
@@ -90,12 +91,12 @@ func TestHostileHandOffs(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.typ, typ)
 			switch typ {
-			case frameRefuse:
-				var rf refusal
+			case wire.FrameRefuse:
+				var rf wire.Refusal
 				require.NoError(t, codec.Unmarshal(payload, &rf))
 				assert.Contains(t, rf.Why, tc.says)
-			case frameDone:
-				var c completion
+			case wire.FrameDone:
+				var c wire.Completion
 				require.NoError(t, codec.Unmarshal(payload, &c))
 				assert.Contains(t, c.Error, tc.says)
 				assert.Empty(t, c.Results)
@@ -105,12 +106,12 @@ func TestHostileHandOffs(t *testing.T) {
 
 	// The node is unharmed: a good task runs and its result comes back.
 	s, r := open()
-	_, err = s.Write(appendFrame(nil, frameSubmit, handoffOf(nap, enc(5))))
+	_, err = s.Write(appendFrame(nil, wire.FrameSubmit, handoffOf(nap, enc(5))))
 	require.NoError(t, err)
 	typ, payload, err := reply(s, r)
 	require.NoError(t, err)
-	require.Equal(t, frameDone, typ)
-	var c completion
+	require.Equal(t, wire.FrameDone, typ)
+	var c wire.Completion
 	require.NoError(t, codec.Unmarshal(payload, &c))
 	require.Empty(t, c.Error)
 	require.Len(t, c.Results, 1)

@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dray-project/dray/sched"
+	"github.com/dray-project/dray/wire"
 )
 
 // handleRelease: from, the owner of a result this node lends it, no
@@ -56,7 +57,7 @@ func (n *Node) loanLocked(a sched.Action) {
 		n.later = append(n.later, func() {
 			ss, err := n.sessionTo(owner)
 			if err == nil {
-				err = ss.send(frameTake, ref.Bytes())
+				err = ss.send(wire.FrameTake, ref.Bytes())
 			}
 			if err != nil {
 				n.log.Warn("leaving: cannot hand a lent result to its owner", "ref", ref, "owner", owner, "err", err)

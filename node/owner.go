@@ -10,13 +10,14 @@ import (
 
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/sched"
+	"github.com/dray-project/dray/wire"
 )
 
 // forward is a task to hand to a peer once n.mu is released.
 type forward struct {
 	t    *task
 	peer peer.ID
-	args []handArg
+	args []wire.Arg
 	sess *session // the session to send on; nil: open one
 }
 
@@ -31,7 +32,7 @@ func (n *Node) takeForwards() []forward {
 func (n *Node) forwardLocked(t *task, to sched.PeerID) {
 	pid, err := peer.Decode(string(to))
 	if err == nil {
-		var args []handArg
+		var args []wire.Arg
 		args, err = n.handArgsLocked(t)
 		if err == nil {
 			n.smu.Lock()
@@ -97,8 +98,8 @@ func (n *Node) peerGone(p peer.ID) {
 // handArgsLocked returns t's arguments for a hand-off: values inline, ready
 // dependencies inline when this node holds them and they are small, by
 // reference (content CID, size, holder) otherwise.
-func (n *Node) handArgsLocked(t *task) ([]handArg, error) {
-	args := make([]handArg, len(t.args))
+func (n *Node) handArgsLocked(t *task) ([]wire.Arg, error) {
+	args := make([]wire.Arg, len(t.args))
 	for i, a := range t.args {
 		if !a.ref.Defined() {
 			args[i].Data = a.raw
@@ -117,7 +118,7 @@ func (n *Node) handArgsLocked(t *task) ([]handArg, error) {
 			if o.away {
 				holder = o.holder
 			}
-			args[i] = handArg{Content: o.content.Bytes(), Size: size, Holders: [][]byte{[]byte(holder)}}
+			args[i] = wire.Arg{Content: o.content.Bytes(), Size: size, Holders: [][]byte{[]byte(holder)}}
 			continue
 		}
 		data, err := n.store.Get(n.ctx, o.content)
@@ -174,13 +175,13 @@ func (n *Node) dialForward(f forward) {
 }
 
 func (n *Node) sendForward(ss *session, f forward) {
-	msg, err := codec.Marshal(handoff{Spec: f.t.spec, Args: f.args})
+	msg, err := codec.Marshal(wire.Handoff{Spec: f.t.spec, Args: f.args})
 	if err != nil {
 		n.log.Error("encode hand-off", "task", f.t.id, "err", err)
 		ss.close(err) // gives the task back with the session's others
 		return
 	}
-	if ss.send(frameSubmit, msg) == nil { // a failed send kills ss, which gives the task back
+	if ss.send(wire.FrameSubmit, msg) == nil { // a failed send kills ss, which gives the task back
 		n.netc.tasksOut.Add(1)
 	}
 }
@@ -190,7 +191,7 @@ func (n *Node) sendForward(ss *session, f forward) {
 // from as their holder, and the outputs resolved as for a task that ran
 // here.
 func (n *Node) handleDone(from peer.ID, payload []byte) {
-	var c completion
+	var c wire.Completion
 	if err := codec.Unmarshal(payload, &c); err != nil {
 		n.log.Warn("bad completion", "peer", from, "err", err)
 		return
@@ -246,11 +247,11 @@ func (n *Node) handleDone(from peer.ID, payload []byte) {
 }
 
 // storeResults stores inline results and records lent ones.
-func (n *Node) storeResults(t *task, from peer.ID, rs []result) ([]output, error) {
+func (n *Node) storeResults(t *task, from peer.ID, rs []wire.Result) ([]output, error) {
 	outs := make([]output, 0, len(rs))
 	fail := func(i int, err error) ([]output, error) {
 		n.releaseOutputs(outs)
-		n.releaseLent(from, completion{Results: rs[i:]}, t.outputs[i:])
+		n.releaseLent(from, wire.Completion{Results: rs[i:]}, t.outputs[i:])
 		return nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: fmt.Errorf("result %d: %w", i+1, err)}
 	}
 	for i, r := range rs {
@@ -289,7 +290,7 @@ func (n *Node) releaseOutputs(outs []output) {
 
 // releaseLent tells from to drop the results of c it lent us (refs are
 // outputs' refs, when known; else computed from c's task).
-func (n *Node) releaseLent(from peer.ID, c completion, refs []cid.Cid) {
+func (n *Node) releaseLent(from peer.ID, c wire.Completion, refs []cid.Cid) {
 	for i, r := range c.Results {
 		if len(r.Data) > 0 {
 			continue
@@ -313,7 +314,7 @@ func (n *Node) sendRelease(holder peer.ID, ref cid.Cid) {
 	defer n.wg.Done()
 	ss, err := n.sessionTo(holder)
 	if err == nil {
-		err = ss.send(frameRelease, ref.Bytes())
+		err = ss.send(wire.FrameRelease, ref.Bytes())
 	}
 	if err != nil {
 		n.log.Debug("cannot release lent result", "ref", ref, "peer", holder, "err", err)
@@ -322,7 +323,7 @@ func (n *Node) sendRelease(holder peer.ID, ref cid.Cid) {
 
 // handleRefuse gives a refused task back to the scheduler.
 func (n *Node) handleRefuse(ss *session, payload []byte) {
-	var r refusal
+	var r wire.Refusal
 	if err := codec.Unmarshal(payload, &r); err != nil {
 		n.log.Warn("bad refusal", "peer", ss.peer, "err", err)
 		return

@@ -13,34 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dray-project/dray/p2p"
-)
-
-// sessionProtocol carries tasks, their acknowledgements and completions,
-// claims of offered tasks and releases of lent results between two peers.
-// A peer opens one session stream to each peer it hands tasks to and keeps
-// it; the executor answers on the same stream. Frames are p2p frames with
-// canonical CBOR payloads, bounded by maxFrame.
-//
-// One long-lived stream per peer, rather than a stream per exchange, keeps
-// a remote call at one network round trip (submit out, done back; the
-// acknowledgement travels alongside), keeps the stream count per peer at
-// one or two whatever the task rate, and lets the writer batch frames that
-// queue up while a write is in flight into one write.
-const sessionProtocol = "/dray/session/1"
-
-// Frame types on a session.
-const (
-	frameSubmit  uint8 = iota + 1 // owner → executor: a handoff
-	frameAck                      // executor → owner: task CID; the task is accepted (a done frame implies it)
-	frameRefuse                   // executor → owner: a refusal
-	frameDone                     // executor → owner: a completion
-	frameRelease                  // owner → holder: output ref whose lent bytes may go
-	frameClaim                    // idle peer → owner: task CID of an offer it claims
-	frameTake                     // leaving holder → owner: output ref to fetch now
-	frameProbe                    // either way: empty; asks for the peer's load
-	frameLoad                     // answer to a probe: a beacon
-	framePing                     // owner → executor: empty; the lease is running out
-	framePong                     // executor → owner: empty; answer to a ping
+	"github.com/dray-project/dray/wire"
 )
 
 // drainWait bounds how long Close waits for queued frames to be written.
@@ -166,7 +139,7 @@ func (ss *session) readLoop() {
 	defer ss.n.loops.Done()
 	r := bufio.NewReaderSize(ss.s, 64<<10)
 	for {
-		typ, payload, err := p2p.ReadFrame(r, maxFrame)
+		typ, payload, err := p2p.ReadFrame(r, wire.MaxSessionFrame)
 		if err != nil {
 			ss.close(fmt.Errorf("read from peer %s: %w", ss.peer, err))
 			return
@@ -240,7 +213,7 @@ func (n *Node) sessionTo(p peer.ID) (*session, error) {
 	n.smu.Unlock()
 
 	ctx, cancel := context.WithTimeout(n.ctx, streamWait)
-	s, err := n.net.OpenStream(ctx, p, sessionProtocol)
+	s, err := n.net.OpenStream(ctx, p, wire.SessionProtocol)
 	cancel()
 	var ss *session
 	n.smu.Lock()
@@ -323,28 +296,28 @@ func (n *Node) lost(ss *session) {
 // handleFrame dispatches one frame a peer sent on ss.
 func (n *Node) handleFrame(ss *session, typ uint8, payload []byte) {
 	switch typ {
-	case frameSubmit:
+	case wire.FrameSubmit:
 		n.acceptTask(ss, payload)
-	case frameAck:
+	case wire.FrameAck:
 		// Nothing to do: the task is the executor's until its completion
 		// or the session's end.
-	case frameRefuse:
+	case wire.FrameRefuse:
 		n.handleRefuse(ss, payload)
-	case frameDone:
+	case wire.FrameDone:
 		n.handleDone(ss.peer, payload)
-	case frameRelease:
+	case wire.FrameRelease:
 		n.handleRelease(ss.peer, payload)
-	case frameClaim:
+	case wire.FrameClaim:
 		n.handleClaim(ss.peer, payload)
-	case frameTake:
+	case wire.FrameTake:
 		n.handleTake(ss.peer, payload)
-	case frameProbe:
+	case wire.FrameProbe:
 		n.handleProbe(ss)
-	case frameLoad:
+	case wire.FrameLoad:
 		n.handleLoad(ss, payload)
-	case framePing:
-		_ = ss.send(framePong, nil)
-	case framePong:
+	case wire.FramePing:
+		_ = ss.send(wire.FramePong, nil)
+	case wire.FramePong:
 		// heard is updated: that was the point.
 	default:
 		n.log.Warn("unknown session frame; closing the session", "peer", ss.peer, "type", typ)

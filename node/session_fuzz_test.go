@@ -6,6 +6,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/dray-project/dray/codec"
+	"github.com/dray-project/dray/wire"
 )
 
 // FuzzSessionPayloads feeds arbitrary bytes to every decoder of the
@@ -21,7 +22,7 @@ func FuzzSessionPayloads(f *testing.F) {
 	n := &Node{reg: reg}
 	spec := codec.NewBuilder(64)
 	spec.Array(5)
-	spec.Text(specVersion)
+	spec.Text(wire.SpecVersion)
 	spec.Text("add")
 	spec.Array(2)
 	for range 2 {
@@ -33,14 +34,14 @@ func FuzzSessionPayloads(f *testing.F) {
 	spec.Null()
 	content := codec.Sum([]byte{0x07})
 	seeds := []any{
-		handoff{Spec: spec.Bytes(), Args: []handArg{{Data: []byte{0x07}}, {Content: content.Bytes(), Size: 1, Holders: [][]byte{[]byte("x")}}}},
-		completion{Task: content.Bytes(), Results: []result{{Data: []byte{0x01}}, {Content: content.Bytes(), Size: 9}}},
-		completion{Task: content.Bytes(), Error: "boom", Stack: "trace"},
-		refusal{Task: content.Bytes(), Why: "busy"},
-		want{Ref: content.Bytes(), Offset: 3},
-		have{Content: content.Bytes(), Size: 1 << 20},
-		offer{Task: content.Bytes(), Funcs: 1, Bytes: 2},
-		beacon{Slots: 2, Free: 1, Queue: 3, Funcs: 4, Held: 5},
+		wire.Handoff{Spec: spec.Bytes(), Args: []wire.Arg{{Data: []byte{0x07}}, {Content: content.Bytes(), Size: 1, Holders: [][]byte{[]byte("x")}}}},
+		wire.Completion{Task: content.Bytes(), Results: []wire.Result{{Data: []byte{0x01}}, {Content: content.Bytes(), Size: 9}}},
+		wire.Completion{Task: content.Bytes(), Error: "boom", Stack: "trace"},
+		wire.Refusal{Task: content.Bytes(), Why: "busy"},
+		wire.Want{Ref: content.Bytes(), Offset: 3},
+		wire.Have{Content: content.Bytes(), Size: 1 << 20},
+		wire.Offer{Task: content.Bytes(), Funcs: 1, Bytes: 2},
+		wire.Beacon{Slots: 2, Free: 1, Queue: 3, Funcs: 4, Held: 5},
 	}
 	for _, s := range seeds {
 		data, err := codec.Marshal(s)
@@ -51,7 +52,7 @@ func FuzzSessionPayloads(f *testing.F) {
 	}
 	f.Add([]byte{0xd8, 0x1b, 0x82})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var h handoff
+		var h wire.Handoff
 		if codec.Unmarshal(data, &h) == nil {
 			if task, err := n.taskFromSpec(h.Spec, h.Args); err == nil {
 				if task.id != codec.Sum(h.Spec) || len(task.args) != len(task.fn.Params) || len(task.outputs) != len(task.fn.Results) {
@@ -64,22 +65,22 @@ func FuzzSessionPayloads(f *testing.F) {
 				}
 			}
 		}
-		var c completion
+		var c wire.Completion
 		if codec.Unmarshal(data, &c) == nil {
 			_, _ = cid.Cast(c.Task)
 			for _, r := range c.Results {
 				_, _ = cid.Cast(r.Content)
 			}
 		}
-		var r refusal
+		var r wire.Refusal
 		_ = codec.Unmarshal(data, &r)
-		var w want
+		var w wire.Want
 		_ = codec.Unmarshal(data, &w)
-		var hv have
+		var hv wire.Have
 		_ = codec.Unmarshal(data, &hv)
-		var o offer
+		var o wire.Offer
 		_ = codec.Unmarshal(data, &o)
-		var b beacon
+		var b wire.Beacon
 		_ = codec.Unmarshal(data, &b)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
 	"github.com/dray-project/dray/sched"
+	"github.com/dray-project/dray/wire"
 )
 
 // Shards, probes and leases: what keeps a node's traffic bounded as the
@@ -47,15 +48,6 @@ type shardSet struct {
 	joined []p2p.Topic
 }
 
-// shardTopic names kind's topic (loadTopic, offerTopic) for shard i of
-// count: the plain name for a single shard, so a LAN is unchanged.
-func shardTopic(base string, count, i int) string {
-	if count <= 1 {
-		return base
-	}
-	return fmt.Sprintf("%s/%d/%d", base, count, i)
-}
-
 // joinShards joins this node's home and extra shard topics for count
 // shards and starts hearing them.
 func (n *Node) joinShards(count int) (*shardSet, error) {
@@ -65,9 +57,9 @@ func (n *Node) joinShards(count int) (*shardSet, error) {
 		shards = append(shards, extra)
 	}
 	set := &shardSet{count: count}
-	for kind, base := range []string{loadTopic, offerTopic} {
+	for kind, base := range []string{wire.LoadTopic, wire.OfferTopic} {
 		for _, i := range shards {
-			name := shardTopic(base, count, i)
+			name := wire.ShardTopic(base, count, i)
 			t, err := n.net.Join(name)
 			if err != nil {
 				set.close()
@@ -267,7 +259,7 @@ func (n *Node) sendProbes(ps []peer.ID) {
 			defer n.wg.Done()
 			ss, err := n.sessionTo(p)
 			if err == nil {
-				err = ss.send(frameProbe, nil)
+				err = ss.send(wire.FrameProbe, nil)
 			}
 			if err != nil {
 				n.log.Debug("cannot probe peer", "peer", p, "err", err)
@@ -282,14 +274,14 @@ func (n *Node) handleProbe(ss *session) {
 	if err != nil {
 		return
 	}
-	if err := ss.send(frameLoad, data); err != nil {
+	if err := ss.send(wire.FrameLoad, data); err != nil {
 		n.log.Debug("cannot answer probe", "peer", ss.peer, "err", err)
 	}
 }
 
 // handleLoad steps a probe's answer.
 func (n *Node) handleLoad(ss *session, payload []byte) {
-	var b beacon
+	var b wire.Beacon
 	if err := codec.Unmarshal(payload, &b); err != nil {
 		n.log.Debug("bad probe reply", "peer", ss.peer, "err", err)
 		return
@@ -388,7 +380,7 @@ func (n *Node) leaseLocked(a sched.Action) {
 			if a.Kind == sched.Drop {
 				ss.close(fmt.Errorf("peer %s: %w", p, errLeaseExpired))
 			} else {
-				_ = ss.send(framePing, nil)
+				_ = ss.send(wire.FramePing, nil)
 			}
 		}
 	})

@@ -15,13 +15,8 @@ import (
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
 	"github.com/dray-project/dray/sched"
+	"github.com/dray-project/dray/wire"
 )
-
-func TestShardTopic(t *testing.T) {
-	assert.Equal(t, loadTopic, shardTopic(loadTopic, 1, 0))
-	assert.Equal(t, loadTopic+"/16/3", shardTopic(loadTopic, 16, 3))
-	assert.Equal(t, offerTopic+"/2/1", shardTopic(offerTopic, 2, 1))
-}
 
 // TestSwarmShardsAndProbes splits a swarm into 4 shard topics and sorts
 // the peers by what the submitter A shares with them: "heard" peers beacon
@@ -124,21 +119,21 @@ func TestLeaseExpires(t *testing.T) {
 	// protocols to be handed tasks.
 	silent := loopHost(t, ha)
 	var submits atomic.Int64
-	silent.Libp2p().SetStreamHandler(sessionProtocol, func(s network.Stream) {
+	silent.Libp2p().SetStreamHandler(wire.SessionProtocol, func(s network.Stream) {
 		r := bufio.NewReader(s)
 		for {
-			typ, _, err := p2p.ReadFrame(r, maxFrame)
+			typ, _, err := p2p.ReadFrame(r, wire.MaxSessionFrame)
 			if err != nil {
 				return
 			}
-			if typ == frameSubmit {
+			if typ == wire.FrameSubmit {
 				submits.Add(1)
 			}
 		}
 	})
-	topic, err := silent.Join(loadTopic)
+	topic, err := silent.Join(wire.LoadTopic)
 	require.NoError(t, err)
-	room, err := codec.Marshal(beacon{Slots: 64, Free: 64, Funcs: funcsHash(reg)})
+	room, err := codec.Marshal(wire.Beacon{Slots: 64, Free: 64, Funcs: funcsHash(reg)})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

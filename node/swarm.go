@@ -11,19 +11,13 @@ import (
 	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
 	"github.com/dray-project/dray/sched"
+	"github.com/dray-project/dray/wire"
 )
 
-// The swarm protocols. Load beacons and offers travel on GossipSub topics;
-// tasks, completions, claims and releases travel on sessions (see
-// sessionProtocol), objects on the fetch protocol.
+// The swarm protocols are package wire's: load beacons and offers travel
+// on GossipSub topics; tasks, completions, claims and releases on sessions
+// (wire.SessionProtocol), objects on the fetch protocol.
 const (
-	loadTopic  = "/dray/load/1"
-	offerTopic = "/dray/offer/1"
-
-	// maxFrame bounds every session frame, so it bounds inline arguments
-	// and results too; larger values travel by reference (inlineMax).
-	maxFrame = 16 << 20
-
 	// inlineMax is the largest value that travels inside a hand-off or a
 	// completion. A larger argument is fetched by the executor from its
 	// holder; a larger result stays on the executor, which lends it to
@@ -68,8 +62,8 @@ func (n *Node) startSwarm() error {
 	n.loans = make(map[cid.Cid]cid.Cid)
 	n.left = make(chan struct{})
 	n.offerq = make(chan []byte, 256)
-	n.net.Handle(sessionProtocol, n.serveSession)
-	n.net.Handle(fetchProtocol, n.serveFetch)
+	n.net.Handle(wire.SessionProtocol, n.serveSession)
+	n.net.Handle(wire.FetchProtocol, n.serveFetch)
 	if err := n.net.StartReprovider(0, n.heldKeys); err != nil {
 		n.log.Debug("reprovider", "err", err)
 	}
@@ -84,8 +78,8 @@ func (n *Node) startSwarm() error {
 }
 
 func (n *Node) stopSwarm() {
-	n.net.Unhandle(sessionProtocol)
-	n.net.Unhandle(fetchProtocol)
+	n.net.Unhandle(wire.SessionProtocol)
+	n.net.Unhandle(wire.FetchProtocol)
 	n.closeSessions()
 }
 
@@ -95,7 +89,7 @@ func (n *Node) beaconLoop() {
 	defer n.loops.Done()
 	t := time.NewTicker(beaconEvery)
 	defer t.Stop()
-	var last beacon
+	var last wire.Beacon
 	var lastSent time.Time
 	sent := false
 	for {
@@ -105,7 +99,7 @@ func (n *Node) beaconLoop() {
 		case <-t.C:
 		}
 		b := n.currentBeacon()
-		if !sched.BeaconDue(last.load(), b.load(), sent, time.Since(lastSent)) {
+		if !sched.BeaconDue(loadOf(last), loadOf(b), sent, time.Since(lastSent)) {
 			continue
 		}
 		data, err := codec.Marshal(b)
@@ -121,12 +115,18 @@ func (n *Node) beaconLoop() {
 
 // currentBeacon is this peer's load as it beacons it and answers probes
 // (the scheduler's: no room while leaving).
-func (n *Node) currentBeacon() beacon {
+func (n *Node) currentBeacon() wire.Beacon {
 	n.mu.Lock()
 	l := n.sched.Load()
 	n.mu.Unlock()
 	ss := n.store.Stats()
-	return beacon{Slots: l.Slots, Free: l.Free, Queue: l.Queue, Funcs: l.Funcs, Held: ss.MemBytes + ss.DiskBytes}
+	return wire.Beacon{Slots: l.Slots, Free: l.Free, Queue: l.Queue, Funcs: l.Funcs, Held: ss.MemBytes + ss.DiskBytes}
+}
+
+// loadOf is what b says about the load (the bytes held change with every
+// object and alone do not warrant a beacon).
+func loadOf(b wire.Beacon) sched.Load {
+	return sched.Load{Slots: b.Slots, Free: b.Free, Queue: b.Queue, Funcs: b.Funcs}
 }
 
 // hearLoop turns beacons heard into scheduler events.
@@ -142,7 +142,7 @@ func (n *Node) hearLoop(sub p2p.Subscription) {
 			continue // our own beacon
 		}
 		n.netc.recv(len(msg.Data))
-		var b beacon
+		var b wire.Beacon
 		if err := codec.Unmarshal(msg.Data, &b); err != nil {
 			n.log.Debug("bad beacon", "peer", msg.From, "err", err)
 			continue
@@ -221,7 +221,7 @@ func (n *Node) claimLocked(a sched.Action) {
 	n.later = append(n.later, func() {
 		ss, err := n.sessionTo(owner)
 		if err == nil {
-			err = ss.send(frameClaim, task)
+			err = ss.send(wire.FrameClaim, task)
 		}
 		if err != nil {
 			n.log.Debug("cannot claim offer", "peer", owner, "err", err)
@@ -238,7 +238,7 @@ func (n *Node) offerLocked(t *task) {
 			bytes += o.size
 		}
 	}
-	data, err := codec.Marshal(offer{Task: t.id.Bytes(), Funcs: n.funcs, Bytes: bytes})
+	data, err := codec.Marshal(wire.Offer{Task: t.id.Bytes(), Funcs: n.funcs, Bytes: bytes})
 	if err != nil {
 		return
 	}
@@ -275,7 +275,7 @@ func (n *Node) claimLoop(sub p2p.Subscription) {
 			continue
 		}
 		n.netc.recv(len(msg.Data))
-		var o offer
+		var o wire.Offer
 		if err := codec.Unmarshal(msg.Data, &o); err != nil {
 			continue
 		}

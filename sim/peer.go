@@ -208,9 +208,6 @@ func (s *Sim) beaconCheck(p *vpeer, at int64) {
 	s.at(p.nextCheck, event{kind: evBeacon, p: p.idx})
 }
 
-// beaconBytes is the encoded size of a beacon (node's beacon struct).
-const beaconBytes = 40
-
 // publish sends a beacon: GossipSub delivers it to every subscriber of p's
 // home shard (publishShard) or, with a beacon scope, to p's neighbourhood;
 // every delivery is counted. Receivers apply it lazily before their next
@@ -387,13 +384,6 @@ func (s *Sim) runEpoch(p *vpeer, i int32) (uint16, bool) {
 	return h.epoch, ok && h.running
 }
 
-// Message sizes (bytes) of the node's frames, as encoded.
-const (
-	handoffBytes    = 200
-	completionBytes = 100
-	smallBytes      = 50 // ack, refusal, claim, release, offer, fetch request
-)
-
 // fetchInputs models node.run resolving arguments: inline values are
 // here already; a value by reference is fetched from its holder (want,
 // then have + bytes). A holder that is gone makes the fetch wait for the
@@ -464,7 +454,7 @@ func (s *Sim) handBackArg(p *vpeer, i, d int32) {
 	delete(p.here, i)
 	s.step(p, sched.Event{Kind: sched.Done, Task: s.tasks[i].id})
 	owner := s.tasks[i].owner
-	if dl, ok := s.send(mRefuse, p.idx, owner, smallBytes, false); ok {
+	if dl, ok := s.send(mRefuse, p.idx, owner, refusalBytes, false); ok {
 		if s.argLost == nil {
 			s.argLost = make(map[int32]int32)
 		}
@@ -884,7 +874,7 @@ func (s *Sim) cancelRun(p *vpeer, i int32) {
 
 // refuse sends a refusal frame to the owner.
 func (s *Sim) refuse(p *vpeer, owner int32, i int32, epoch uint16) {
-	if d, ok := s.send(mRefuse, p.idx, owner, smallBytes, false); ok {
+	if d, ok := s.send(mRefuse, p.idx, owner, refusalBytes, false); ok {
 		s.at(s.now+d, event{kind: evRefused, p: owner, q: p.idx, t: i, epoch: epoch})
 	}
 }
@@ -909,7 +899,7 @@ func (s *Sim) offer(o *vpeer, i int32) {
 			return
 		}
 		rp := s.peers[r]
-		d, _ := s.send(mOffer, o.idx, r, smallBytes, false)
+		d, _ := s.send(mOffer, o.idx, r, offerBytes, false)
 		if rp.idle > 0 && !rp.s.Leaving() {
 			s.at(s.now+d, event{kind: evOffer, p: r, q: o.idx, t: i})
 		}
@@ -956,7 +946,7 @@ func (s *Sim) probe(p *vpeer, count int) {
 func (s *Sim) probeArrives(r *vpeer, q int32) {
 	st := r.s.Stats()
 	l := sched.Load{Slots: st.Slots, Free: max(st.Slots-st.Running, 0), Queue: st.Queued, Funcs: 1}
-	d, ok := s.send(mProbeReply, r.idx, q, beaconBytes, false)
+	d, ok := s.send(mProbeReply, r.idx, q, loadBytes, false)
 	if !ok {
 		return
 	}

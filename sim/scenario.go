@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/dray-project/dray/sched"
 )
 
 // ErrScenario marks a scenario that cannot be run; the wrapped message names
@@ -331,12 +333,12 @@ type Scenario struct {
 }
 
 // Defaults the simulated swarm shares with the node (package node's
-// DefaultConfig).
+// DefaultConfig), from their one source.
 const (
 	// DefaultProbeBatch is the node's probe batch.
-	DefaultProbeBatch = 32
+	DefaultProbeBatch = sched.DefaultProbeBatch
 	// DefaultMaxRetries is the node's DefaultMaxRetries.
-	DefaultMaxRetries = 3
+	DefaultMaxRetries = sched.DefaultMaxRetries
 	// maxShards bounds a forced shard count.
 	maxShards = 1 << 20
 )

@@ -441,18 +441,26 @@ func TestPartitionRebuilds(t *testing.T) {
 
 // TestQuality: 100 peers, 20,000 tasks with exponential durations, at 80%
 // load (Poisson arrivals) and all at once: the makespan is within 15% of
-// the ideal.
+// the ideal, on average over 4 seeds. All at once, one seed's ratio moves
+// by up to 0.04 when any timing moves by microseconds (1.07-1.17 over 12
+// seeds, mean 1.115): a single seed would test the seed.
 func TestQuality(t *testing.T) {
 	for _, load := range []float64{.8, 0} {
-		sc := DefaultScenario()
-		sc.Peers = 100
-		sc.Workload.Tasks = 20000
-		sc.Workload.Load = load
-		r := run(t, sc)
-		t.Logf("load %.1f: makespan %.3fx ideal, latency p50 %s p99 %s, stretch %.3f, %.2f messages a task",
-			load, r.Ratio, r.LatencyP50, r.LatencyP99, r.Stretch, r.MsgsPerTask)
-		require.LessOrEqual(t, r.Ratio, 1.15, "load %.1f", load)
-		require.Zero(t, r.Lost)
+		const seeds = 4
+		var sum float64
+		for seed := range uint64(seeds) {
+			sc := DefaultScenario()
+			sc.Peers = 100
+			sc.Workload.Tasks = 20000
+			sc.Workload.Load = load
+			sc.Seed += seed
+			r := run(t, sc)
+			t.Logf("load %.1f seed %d: makespan %.3fx ideal, latency p50 %s p99 %s, stretch %.3f, %.2f messages a task",
+				load, sc.Seed, r.Ratio, r.LatencyP50, r.LatencyP99, r.Stretch, r.MsgsPerTask)
+			require.Zero(t, r.Lost)
+			sum += r.Ratio
+		}
+		require.LessOrEqual(t, sum/seeds, 1.15, "load %.1f", load)
 	}
 }
 

@@ -1,0 +1,101 @@
+package wire
+
+import "github.com/dray-project/dray/codec"
+
+// Beacon is what a peer says about its load: gossiped on its load topic
+// and sent on a session in answer to a probe (FrameLoad).
+type Beacon struct {
+	Slots int    `codec:"s"` // worker slots
+	Free  int    `codec:"f"` // slots free
+	Queue int    `codec:"q"` // tasks waiting for a slot
+	Funcs uint64 `codec:"h"` // hash of the function table: equal hashes run the same functions
+	Held  int64  `codec:"b"` // bytes of objects in the store
+}
+
+// Handoff hands a task to another peer (FrameSubmit): the spec (whose CID
+// is the task ID, see SpecVersion) and every argument, inline or by
+// reference.
+type Handoff struct {
+	Spec []byte `codec:"spec"`
+	Args []Arg  `codec:"args"`
+}
+
+// Arg is one argument of a handed-off task: its encoded value (Data), or,
+// for a value above the inline limit or one the owner does not hold, its
+// content CID, size and the peers that hold it (peer IDs as bytes).
+type Arg struct {
+	Data    []byte   `codec:"d"`
+	Content []byte   `codec:"c"`
+	Size    int64    `codec:"n"`
+	Holders [][]byte `codec:"p"`
+}
+
+// Completion reports a handed-off task's outcome to its owner
+// (FrameDone): one Result per output, or the error.
+type Completion struct {
+	Task    []byte   `codec:"task"`
+	Results []Result `codec:"results"`
+	Error   string   `codec:"error"`
+	Stack   string   `codec:"stack"`
+	// FromFunc: the function itself failed (node.TaskError.FromFunc).
+	FromFunc bool `codec:"u,omitempty"`
+}
+
+// Result is one result of a completed task: its encoded value (Data), or,
+// above the inline limit, the content CID and size of the bytes the
+// executor keeps for the owner (lends it), with the refs inside the value.
+type Result struct {
+	Data    []byte   `codec:"d"`
+	Content []byte   `codec:"c"`
+	Size    int64    `codec:"n"`
+	Links   [][]byte `codec:"l"`
+}
+
+// Refusal says why an executor did not take a task, or gives it back
+// (FrameRefuse).
+type Refusal struct {
+	Task []byte `codec:"t"`
+	Why  string `codec:"w"`
+	// Arg, when not 0, is the 1-based index of an argument passed by
+	// reference that the executor could fetch from nobody: the owner
+	// makes it available again (fetching it itself, or rebuilding it
+	// from its lineage) before it places the task again.
+	Arg int `codec:"a,omitempty"`
+}
+
+// Offer announces a task nobody took (gossiped on the offer topic): an
+// idle peer with the same function table claims it on a session to the
+// owner (FrameClaim), and the owner hands it to the first claimer.
+type Offer struct {
+	Task  []byte `codec:"t"`
+	Funcs uint64 `codec:"h"` // the owner's function table hash (Beacon.Funcs)
+	Bytes int64  `codec:"n"` // input bytes (locality)
+}
+
+// Want asks a holder for an object's bytes from Offset on (FrameWant; a
+// fetch that lost its holder resumes from another at the offset it
+// reached).
+type Want struct {
+	Ref    []byte `codec:"r"`
+	Offset int64  `codec:"o"`
+}
+
+// Have announces the bytes that follow on a fetch stream (FrameHave): the
+// whole object's content CID and size; the bytes start at the wanted
+// offset.
+type Have struct {
+	Content []byte `codec:"c"`
+	Size    int64  `codec:"n"`
+}
+
+func init() {
+	codec.MustRegister[Beacon]("dray/beacon/1")
+	codec.MustRegister[Handoff]("dray/handoff/1")
+	codec.MustRegister[Arg]("dray/arg/1")
+	codec.MustRegister[Completion]("dray/completion/1")
+	codec.MustRegister[Result]("dray/result/1")
+	codec.MustRegister[Refusal]("dray/refusal/1")
+	codec.MustRegister[Offer]("dray/offer/1")
+	codec.MustRegister[Want]("dray/want/1")
+	codec.MustRegister[Have]("dray/have/1")
+}
