@@ -71,7 +71,7 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 	if err := n.admitCall(ctx, name); err != nil {
 		return nil, err
 	}
-	fn, err := n.reg.Lookup(name)
+	fn, err := n.lookupFunction(ctx, name, args)
 	if err != nil {
 		return nil, err
 	}
@@ -161,9 +161,10 @@ func (n *Node) encodeSpec(fn *Function, args []argument) ([]byte, error) {
 		size += 48 + len(a.raw)
 	}
 	b := codec.NewBuilder(size)
-	b.Array(5)
+	b.Array(6)
 	b.Text(wire.SpecVersion)
 	b.Text(fn.Name)
+	b.Uint(uint64(fn.ID()))
 	b.Array(len(args))
 	for _, a := range args {
 		b.Array(2)
@@ -264,7 +265,7 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: failedDep})
 		return refs, nil
 	}
-	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Deps: deps, Nested: t.nested,
+	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Func: t.fn.ID(), Deps: deps, Nested: t.nested,
 		On: sched.PeerID(t.on), Inputs: inputs, MaxRetries: retriesEvent(t.maxRetries), RetryErrors: t.retryErrors}); err != nil {
 		// Equal task IDs only arise for deterministic calls, which join
 		// the running task above; anything else is a bug worth surfacing.

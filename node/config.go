@@ -74,6 +74,10 @@ type Config struct {
 	// session and places the tasks again (as when the connection is
 	// lost). 0: DefaultLeaseTimeout.
 	LeaseTimeout time.Duration
+	// FuncWait bounds how long a call of a function no known peer offers
+	// waits for one to appear before it fails with a *NoPeerOffersError.
+	// 0: DefaultFuncWait.
+	FuncWait time.Duration
 }
 
 // Defaults of the hand-off limits and retries (see Config); those the
@@ -85,6 +89,7 @@ const (
 	DefaultProbeBatch   = sched.DefaultProbeBatch
 	DefaultMaxPending   = 100_000
 	DefaultLeaseTimeout = sched.DefaultLeaseTicks * sched.TickEvery
+	DefaultFuncWait     = 10 * time.Second
 )
 
 func (c Config) maxPending() int {
@@ -99,6 +104,13 @@ func (c Config) leaseTimeout() time.Duration {
 		return c.LeaseTimeout
 	}
 	return DefaultLeaseTimeout
+}
+
+func (c Config) funcWait() time.Duration {
+	if c.FuncWait > 0 {
+		return c.FuncWait
+	}
+	return DefaultFuncWait
 }
 
 func (c Config) maxQueue() int {
@@ -151,6 +163,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProbeBatch < 0 {
 		return fmt.Errorf("node: ProbeBatch is %d: must not be negative (0: no probes)", c.ProbeBatch)
+	}
+	if c.FuncWait < 0 {
+		return fmt.Errorf("node: FuncWait is %v: must not be negative (0: %v)", c.FuncWait, DefaultFuncWait)
 	}
 	if c.LeaseTimeout < 0 {
 		return fmt.Errorf("node: LeaseTimeout is %v: must not be negative (0: %v)", c.LeaseTimeout, DefaultLeaseTimeout)

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -31,6 +32,9 @@ func (n *Node) actLocked() {
 				continue
 			case sched.EndLoan, sched.Take, sched.Left:
 				n.loanLocked(a)
+				continue
+			case sched.FetchFuncs:
+				n.fetchTableLocked(a.Peer)
 				continue
 			case sched.Rebuild:
 				n.rebuildLocked(string(a.Task))
@@ -79,6 +83,9 @@ func (n *Node) failCauseLocked(t *task, a sched.Action) error {
 		return &ExecutorLostError{Peer: string(a.Peer), Runs: a.Count, MaxRetries: t.maxRetries}
 	case sched.FailPinned:
 		return fmt.Errorf("cannot run on peer %s: it refused the task or cannot be reached", t.on)
+	case sched.FailNoPeer:
+		return &NoPeerOffersError{Name: t.fn.Name, Signature: t.fn.Signature(), Waited: time.Duration(a.Count) * sched.TickEvery,
+			Suggestions: n.nearNamesLocked(t.fn.Name)}
 	}
 	dep, _ := cid.Cast([]byte(a.Object))
 	if a.Reason == sched.FailArg {

@@ -55,8 +55,11 @@ func (n *Node) cancelLocked(t *task) {
 // forgets it.
 func (n *Node) refuseLocked(t *task, why sched.Reason) {
 	msg := "peer is leaving the swarm"
-	if why == sched.RefuseFull {
+	switch why {
+	case sched.RefuseFull:
 		msg = fmt.Sprintf("queue full (%d tasks wait for a slot)", n.cfg.maxQueue())
+	case sched.RefuseNoFunc:
+		msg = "peer does not offer function " + t.fn.Signature()
 	}
 	n.forgetTaskLocked(t.id.KeyString())
 	n.netc.refused.Add(1)
@@ -113,7 +116,7 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 	// The scheduler refuses it when this node leaves or its queue is full
 	// (a Refuse action, which forgets it and tells the owner).
 	n.tasks[key] = t
-	err = n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Here: true, Owner: sched.PeerID(ss.peer.String())})
+	err = n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Func: t.fn.ID(), Here: true, Owner: sched.PeerID(ss.peer.String())})
 	if err != nil {
 		n.forgetTaskLocked(key)
 	}
@@ -168,17 +171,30 @@ func (n *Node) limiter(p peer.ID) *rate.Limiter {
 // must be a value or a well-formed reference.
 func (n *Node) taskFromSpec(spec []byte, args []wire.Arg) (*task, error) {
 	var parts codec.Tuple
-	if err := codec.Unmarshal(spec, &parts); err != nil || len(parts) != 5 {
+	if err := codec.Unmarshal(spec, &parts); err != nil || len(parts) < 2 {
 		return nil, fmt.Errorf("bad task spec")
 	}
 	version, _ := parts[0].(string)
 	name, _ := parts[1].(string)
-	if version != wire.SpecVersion {
-		return nil, fmt.Errorf("task spec version %q, want %q", version, wire.SpecVersion)
+	if version != wire.SpecVersion || len(parts) != 6 {
+		return nil, fmt.Errorf("task spec version %q, want %q (peers of another dray version)", version, wire.SpecVersion)
+	}
+	var id uint64
+	switch v := parts[2].(type) { // CBOR ints decode as int64 below 2^63
+	case uint64:
+		id = v
+	case int64:
+		id = uint64(v)
 	}
 	fn, err := n.reg.Lookup(name)
 	if err != nil {
 		return nil, err
+	}
+	if fn.remote {
+		return nil, fmt.Errorf("peer does not offer function %s (it only calls it on other peers)", name)
+	}
+	if uint64(fn.ID()) != id {
+		return nil, fmt.Errorf("peer has function %s under another signature or version: %s", name, fn.Signature())
 	}
 	if len(args) != len(fn.Params) {
 		return nil, fmt.Errorf("%s takes %d arguments, got %d", name, len(fn.Params), len(args))

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
+	"github.com/dray-project/dray/codec"
 	"github.com/dray-project/dray/p2p"
 	"github.com/dray-project/dray/sched"
 	"github.com/dray-project/dray/store"
@@ -75,7 +76,8 @@ type Node struct {
 	wg     sync.WaitGroup // running tasks and hand-offs
 	loops  sync.WaitGroup // swarm loops
 	net    p2p.Network    // nil: a single peer
-	funcs  uint64         // hash of the function table, beaconed
+	funcs  uint64         // digest of the function table, beaconed
+	table  []byte         // the function table, encoded (a wire.Table)
 	amu    sync.Mutex     // guards anns
 	anns   []annItem      // objects to announce in the DHT, oldest first
 	netc   netCounters    // swarm traffic
@@ -108,13 +110,15 @@ type Node struct {
 	// recording needs it).
 	schedCfg sched.Config
 	objects  map[cid.Cid]*object
-	tasks    map[string]*task    // by task CID KeyString
-	runs     []*task             // tasks to start once mu is released
-	fwds     []forward           // tasks to hand to peers once mu is released
-	later    []func()            // frames to send once mu is released
-	loans    map[cid.Cid]cid.Cid // results lent to their owners: output ref → content (the scheduler keeps the loans)
-	lins     map[string]*lineage // by task CID KeyString (see lineage)
-	work     chan *task          // idle workers receive here
+	tasks    map[string]*task       // by task CID KeyString
+	runs     []*task                // tasks to start once mu is released
+	fwds     []forward              // tasks to hand to peers once mu is released
+	later    []func()               // frames to send once mu is released
+	loans    map[cid.Cid]cid.Cid    // results lent to their owners: output ref → content (the scheduler keeps the loans)
+	tables   map[peer.ID]*peerTable // other peers' function tables (see funcs.go)
+	tablesUp chan struct{}          // closed and replaced when a table arrives
+	lins     map[string]*lineage    // by task CID KeyString (see lineage)
+	work     chan *task             // idle workers receive here
 	// left is closed when the scheduler says Left: leaving, nothing of
 	// other peers' is left here (see Leave).
 	left     chan struct{}
@@ -140,8 +144,9 @@ func New(cfg Config) (*Node, error) {
 	// nodes do not all choose alike.
 	var self sched.PeerID
 	var funcs uint64
+	table, ids := reg.table()
 	if cfg.Network != nil {
-		funcs = funcsHash(reg)
+		funcs = table.Digest
 		self = sched.PeerID(cfg.Network.ID().String())
 		if cfg.ID == "" {
 			cfg.ID = cfg.Network.ID().String()
@@ -154,6 +159,7 @@ func New(cfg Config) (*Node, error) {
 		// Leases in ticks: LeaseTimeout rounded up to whole ticks.
 		schedCfg.LeaseTicks = int((cfg.leaseTimeout() + sched.TickEvery - 1) / sched.TickEvery)
 		schedCfg.SilenceTicks = sched.DefaultSilenceTicks
+		schedCfg.FuncWait = int((cfg.funcWait() + sched.TickEvery - 1) / sched.TickEvery)
 	}
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
@@ -164,6 +170,14 @@ func New(cfg Config) (*Node, error) {
 	s, err := sched.New(schedCfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
+	}
+	// This peer runs its registered functions only.
+	if err := s.Step(sched.Event{Kind: sched.Offers, Funcs: ids}); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	tableMsg, err := codec.Marshal(table)
+	if err != nil {
+		return nil, fmt.Errorf("node: function table: %w", err)
 	}
 	scfg := cfg.Store
 	if scfg.Logger == nil {
@@ -184,6 +198,8 @@ func New(cfg Config) (*Node, error) {
 		lins:     make(map[string]*lineage),
 		tasks:    make(map[string]*task),
 		work:     make(chan *task),
+		table:    tableMsg,
+		tables:   make(map[peer.ID]*peerTable),
 	}
 	if cfg.MemoEntries > 0 {
 		n.memo, _ = lru.New[cid.Cid, cid.Cid](cfg.MemoEntries)

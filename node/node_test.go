@@ -431,7 +431,9 @@ func TestSpecEncodingIsCanonical(t *testing.T) {
 	require.NoError(t, err)
 	raw7, err := codec.Marshal(int64(7))
 	require.NoError(t, err)
-	spec, err := codec.Marshal(codec.Tuple{"dray.task/1", "add",
+	add, err := n.Registry().Lookup("add")
+	require.NoError(t, err)
+	spec, err := codec.Marshal(codec.Tuple{"dray.task/2", "add", uint64(add.ID()),
 		codec.Tuple{codec.Tuple{1, dep.CID()}, codec.Tuple{0, codec.Raw(raw7)}}, 1, nil})
 	require.NoError(t, err)
 	desc, err := codec.Marshal(codec.Tuple{codec.Sum(spec), 0})

@@ -91,6 +91,7 @@ func (n *Node) peerGone(p peer.ID) {
 		return
 	}
 	n.update(func() {
+		delete(n.tables, p)
 		n.stepLocked(sched.Event{Kind: sched.PeerGone, Peer: sched.PeerID(p.String())})
 	})
 }

@@ -2,17 +2,18 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
-	"github.com/agnivade/levenshtein"
-
 	"github.com/dray-project/dray/codec"
+	"github.com/dray-project/dray/sched"
+	"github.com/dray-project/dray/wire"
 )
 
 // ErrUnknownFunction is matched (errors.Is) by every *UnknownFunctionError.
@@ -61,35 +62,69 @@ type Function struct {
 	// RetryErrors: calls are run again, up to their MaxRetries, when the
 	// function itself fails (see RetryErrors).
 	RetryErrors bool
+	// Version is part of the function's identity (see Version).
+	Version string
 
 	invoke invoker
+	id     sched.FuncID
+	// remote: known from another peer's table only (FuncInfo): it never
+	// runs here, and its types are codec names (paramNames).
+	remote     bool
+	paramNames []string
 }
 
-// Signature renders the function as "name(int, int) int".
-func (f *Function) Signature() string {
-	var b strings.Builder
-	b.WriteString(f.Name)
-	b.WriteByte('(')
-	for i, p := range f.Params {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(typeName(p))
+// ID is the function's identity — its name, the codec names of its
+// parameter and result types, and its version — as the hash that task
+// specs carry and peers advertise: peers place a task only where a
+// function of the same ID is registered.
+func (f *Function) ID() sched.FuncID { return f.id }
+
+// identity hashes f's identity (see ID).
+func (f *Function) identity() sched.FuncID {
+	h := sha256.New()
+	fmt.Fprintf(h, "dray.func/1\n%s\n%s", f.Signature(), f.Version)
+	id := sched.FuncID(binary.BigEndian.Uint64(h.Sum(nil)))
+	if id == 0 {
+		id = 1 // 0 means any function to the scheduler
 	}
+	return id
+}
+
+// info describes f for other peers' tables.
+func (f *Function) info() wire.FuncInfo {
+	fi := wire.FuncInfo{ID: uint64(f.id), Name: f.Name, Version: f.Version, Deterministic: f.Deterministic, Doc: f.Doc}
+	for _, p := range f.Params {
+		fi.Params = append(fi.Params, typeName(p))
+	}
+	for _, r := range f.Results {
+		fi.Results = append(fi.Results, typeName(r))
+	}
+	return fi
+}
+
+// Signature renders the function as "name(int, int) int", with its
+// version if it has one: "name(int) int v2".
+func (f *Function) Signature() string {
+	fi := f.info()
+	return signature(fi.Name, fi.Params, fi.Results, fi.Version)
+}
+
+// signature renders a function from the codec names of its types.
+func signature(name string, params, results []string, version string) string {
+	var b strings.Builder
+	b.WriteString(name)
+	b.WriteByte('(')
+	b.WriteString(strings.Join(params, ", "))
 	b.WriteByte(')')
-	switch len(f.Results) {
+	switch len(results) {
 	case 0:
 	case 1:
-		b.WriteString(" " + typeName(f.Results[0]))
+		b.WriteString(" " + results[0])
 	default:
-		b.WriteString(" (")
-		for i, r := range f.Results {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(typeName(r))
-		}
-		b.WriteByte(')')
+		b.WriteString(" (" + strings.Join(results, ", ") + ")")
+	}
+	if version != "" {
+		b.WriteString(" v" + version)
 	}
 	return b.String()
 }
@@ -125,6 +160,11 @@ func MaxRetries(n int) FuncOption { return func(f *Function) { f.MaxRetries = ma
 // Ray's retry_exceptions. Use it for functions whose failures are
 // transient (a flaky service, a file not there yet).
 func RetryErrors() FuncOption { return func(f *Function) { f.RetryErrors = true } }
+
+// Version sets the function's version, part of its identity: peers with
+// another version of a function of the same name and signature run none
+// of this one's calls (and refuse them, saying so).
+func Version(v string) FuncOption { return func(f *Function) { f.Version = v } }
 
 // Doc attaches a one-line description.
 func Doc(s string) FuncOption { return func(f *Function) { f.Doc = s } }
@@ -219,6 +259,7 @@ func (r *Registry) add(f *Function, opts []FuncOption) error {
 	for _, o := range opts {
 		o(f)
 	}
+	f.id = f.identity()
 	for i, p := range f.Params {
 		if err := codec.CheckType(p); err != nil {
 			return fmt.Errorf("node: register %q: parameter %d: %w", f.Name, i+1, err)
@@ -267,34 +308,11 @@ func (r *Registry) Lookup(name string) (*Function, error) {
 // closest returns registered names within a small edit distance of name,
 // nearest first, or sharing its prefix.
 func (r *Registry) closest(name string) []string {
-	type cand struct {
-		name string
-		d    int
-	}
-	var cs []cand
-	limit := max(2, len(name)/3)
-	lname := strings.ToLower(name)
+	var names []string
 	for _, f := range r.Functions() {
-		fname := strings.ToLower(f.Name)
-		d := levenshtein.ComputeDistance(lname, fname)
-		// Also match the name without its namespace: "matmul" finds
-		// "nd.matmul".
-		if i := strings.LastIndexByte(fname, '.'); i >= 0 {
-			d = min(d, levenshtein.ComputeDistance(lname, fname[i+1:]))
-		}
-		if d <= limit || (len(name) >= 2 && strings.HasPrefix(fname, lname)) {
-			cs = append(cs, cand{f.Name, d})
-		}
+		names = append(names, f.Name)
 	}
-	sort.SliceStable(cs, func(i, j int) bool { return cs[i].d < cs[j].d })
-	var out []string
-	for _, c := range cs {
-		if len(out) == 3 {
-			break
-		}
-		out = append(out, c.name)
-	}
-	return out
+	return closestNames(name, names)
 }
 
 // Functions lists the registered functions sorted by name.
@@ -307,4 +325,44 @@ func (r *Registry) Functions() []*Function {
 	}
 	slices.SortFunc(fs, func(a, b *Function) int { return strings.Compare(a.Name, b.Name) })
 	return fs
+}
+
+// tableDigest is the digest of r's table.
+func tableDigest(r *Registry) uint64 {
+	t, _ := r.table()
+	return t.Digest
+}
+
+// table fixes each function's identity — a type registered with codec
+// after the function counts by its codec name from now on — and returns
+// the registry as other peers see it: its functions and their IDs, and
+// the table's digest, which beacons carry.
+func (r *Registry) table() (wire.Table, []sched.FuncID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := make([]string, 0, len(r.funcs))
+	for name := range r.funcs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var t wire.Table
+	ids := make([]sched.FuncID, 0, len(names))
+	h := sha256.New()
+	h.Write([]byte("dray.table/1"))
+	for _, name := range names {
+		f := r.funcs[name]
+		if !f.remote {
+			f.id = f.identity()
+		}
+		t.Funcs = append(t.Funcs, f.info())
+		ids = append(ids, f.id)
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(f.id))
+		h.Write(b[:])
+	}
+	t.Digest = binary.BigEndian.Uint64(h.Sum(nil))
+	if t.Digest == 0 {
+		t.Digest = 1
+	}
+	return t, ids
 }

@@ -317,6 +317,10 @@ func (n *Node) handleFrame(ss *session, typ uint8, payload []byte) {
 		n.handleLoad(ss, payload)
 	case wire.FramePing:
 		_ = ss.send(wire.FramePong, nil)
+	case wire.FrameTableWant:
+		_ = ss.send(wire.FrameTable, n.table)
+	case wire.FrameTable:
+		n.handleTable(ss.peer, payload)
 	case wire.FramePong:
 		// heard is updated: that was the point.
 	default:

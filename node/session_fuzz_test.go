@@ -40,7 +40,7 @@ func FuzzSessionPayloads(f *testing.F) {
 		wire.Refusal{Task: content.Bytes(), Why: "busy"},
 		wire.Want{Ref: content.Bytes(), Offset: 3},
 		wire.Have{Content: content.Bytes(), Size: 1 << 20},
-		wire.Offer{Task: content.Bytes(), Funcs: 1, Bytes: 2},
+		wire.Offer{Task: content.Bytes(), Func: 1, Bytes: 2},
 		wire.Beacon{Slots: 2, Free: 1, Queue: 3, Funcs: 4, Held: 5},
 	}
 	for _, s := range seeds {

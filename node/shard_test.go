@@ -133,7 +133,7 @@ func TestLeaseExpires(t *testing.T) {
 	})
 	topic, err := silent.Join(wire.LoadTopic)
 	require.NoError(t, err)
-	room, err := codec.Marshal(wire.Beacon{Slots: 64, Free: 64, Funcs: funcsHash(reg)})
+	room, err := codec.Marshal(wire.Beacon{Slots: 64, Free: 64, Funcs: tableDigest(reg)})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -1,8 +1,6 @@
 package node
 
 import (
-	"fmt"
-	"hash/fnv"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -31,16 +29,6 @@ const (
 
 	streamWait = 10 * time.Second // bound on opening a stream or one write
 )
-
-// funcsHash identifies a function table: peers with equal hashes run the
-// same functions.
-func funcsHash(r *Registry) uint64 {
-	h := fnv.New64a()
-	for _, f := range r.Functions() {
-		fmt.Fprintf(h, "%s|%t;", f.Signature(), f.Deterministic)
-	}
-	return h.Sum64()
-}
 
 // startSwarm joins the gossip topics, serves the session and fetch
 // protocols and starts the loops that feed the scheduler: beacons and
@@ -238,7 +226,7 @@ func (n *Node) offerLocked(t *task) {
 			bytes += o.size
 		}
 	}
-	data, err := codec.Marshal(wire.Offer{Task: t.id.Bytes(), Funcs: n.funcs, Bytes: bytes})
+	data, err := codec.Marshal(wire.Offer{Task: t.id.Bytes(), Func: uint64(t.fn.ID()), Bytes: bytes})
 	if err != nil {
 		return
 	}
@@ -282,7 +270,7 @@ func (n *Node) claimLoop(sub p2p.Subscription) {
 		// The scheduler claims it while this peer's idle slots exceed its
 		// claims this tick (a ClaimOffer action: see claimLocked).
 		n.step(sched.Event{Kind: sched.OfferHeard, Task: sched.TaskID(o.Task), Peer: sched.PeerID(msg.From.String()),
-			Load: sched.Load{Funcs: o.Funcs}})
+			Func: sched.FuncID(o.Func)})
 	}
 }
 

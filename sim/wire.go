@@ -86,18 +86,21 @@ func samples() wireSamples {
 	if err != nil {
 		panic(fmt.Sprintf("sim: sample peer ID: %v", err))
 	}
-	funcs := fnv.New64a() // an FNV-64a hash of the function table, as node's funcsHash
-	fmt.Fprint(funcs, "emu.w2(context.Context, int64, []uint8, []uint8) ([]uint8, error)|false;")
+	// A function's ID and a table's digest are 64-bit hashes (node's
+	// Function.ID, Registry.table): any large value encodes alike.
+	funcs := fnv.New64a()
+	fmt.Fprint(funcs, "emu.w2(int64, bytes, bytes) bytes")
 	value := codec.Sum([]byte("a dependency's value"))
 	out := codec.Sum([]byte("a task's result"))
 	deps := [2]cid.Cid{outputRef(value, 0), outputRef(value, 1)}
 
-	// The spec as node.encodeSpec makes it: [version, function, args,
-	// results, nonce].
+	// The spec as node.encodeSpec makes it: [version, function, function
+	// ID, args, results, nonce].
 	spec := codec.NewBuilder(256)
-	spec.Array(5)
+	spec.Array(6)
 	spec.Text(wire.SpecVersion)
 	spec.Text("emu.w2")
+	spec.Uint(funcs.Sum64())
 	spec.Array(3)
 	spec.Array(2)
 	spec.Uint(0)
@@ -122,7 +125,7 @@ func samples() wireSamples {
 		from: from,
 		beacon: wire.Beacon{Slots: 8, Free: 2, Queue: 5, Funcs: funcs.Sum64(),
 			Held: 300 << 20},
-		offer:   wire.Offer{Task: task.Bytes(), Funcs: funcs.Sum64(), Bytes: 2 << 20},
+		offer:   wire.Offer{Task: task.Bytes(), Func: funcs.Sum64(), Bytes: 2 << 20},
 		handoff: wire.Handoff{Spec: spec.Bytes(), Args: []wire.Arg{{Data: duration.Bytes()}, byRef, byRef}},
 		completion: wire.Completion{Task: task.Bytes(),
 			Results: []wire.Result{{Content: out.Bytes(), Size: 1 << 20}}},

@@ -112,9 +112,9 @@ func TestMessageSizes(t *testing.T) {
 	assert.Equal(t, s.task, codec.Sum(s.handoff.Spec), "the task ID is the spec's CID")
 	var spec codec.Tuple
 	require.NoError(t, codec.Unmarshal(s.handoff.Spec, &spec))
-	require.Len(t, spec, 5)
+	require.Len(t, spec, 6)
 	assert.Equal(t, wire.SpecVersion, spec[0])
-	args, _ := spec[2].([]any)
+	args, _ := spec[3].([]any)
 	assert.Len(t, args, len(s.handoff.Args))
 	for i, a := range s.handoff.Args {
 		if len(a.Data) > 0 {

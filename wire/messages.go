@@ -8,7 +8,7 @@ type Beacon struct {
 	Slots int    `codec:"s"` // worker slots
 	Free  int    `codec:"f"` // slots free
 	Queue int    `codec:"q"` // tasks waiting for a slot
-	Funcs uint64 `codec:"h"` // hash of the function table: equal hashes run the same functions
+	Funcs uint64 `codec:"h"` // digest of the function Table: a peer that has not seen it asks for it (FrameTableWant)
 	Held  int64  `codec:"b"` // bytes of objects in the store
 }
 
@@ -64,11 +64,11 @@ type Refusal struct {
 }
 
 // Offer announces a task nobody took (gossiped on the offer topic): an
-// idle peer with the same function table claims it on a session to the
-// owner (FrameClaim), and the owner hands it to the first claimer.
+// idle peer that offers its function claims it on a session to the owner
+// (FrameClaim), and the owner hands it to the first claimer.
 type Offer struct {
 	Task  []byte `codec:"t"`
-	Funcs uint64 `codec:"h"` // the owner's function table hash (Beacon.Funcs)
+	Func  uint64 `codec:"h"` // the task's function (FuncInfo.ID): peers that offer it claim it
 	Bytes int64  `codec:"n"` // input bytes (locality)
 }
 
@@ -98,4 +98,26 @@ func init() {
 	codec.MustRegister[Offer]("dray/offer/1")
 	codec.MustRegister[Want]("dray/want/1")
 	codec.MustRegister[Have]("dray/have/1")
+	codec.MustRegister[Table]("dray/table/1")
+	codec.MustRegister[FuncInfo]("dray/funcinfo/1")
+}
+
+// Table is a peer's function table (FrameTable): what it offers, named by
+// Digest in its Beacons (Beacon.Funcs). A peer fetches it once per digest.
+type Table struct {
+	Digest uint64     `codec:"d"`
+	Funcs  []FuncInfo `codec:"f"`
+}
+
+// FuncInfo is one function a peer offers: its identity (name, the codec
+// names of its parameter and result types, version), hashed into ID, and
+// what `dray functions` shows of it.
+type FuncInfo struct {
+	ID            uint64   `codec:"i"`
+	Name          string   `codec:"n"`
+	Params        []string `codec:"p"`
+	Results       []string `codec:"r"`
+	Version       string   `codec:"v,omitempty"`
+	Deterministic bool     `codec:"x,omitempty"`
+	Doc           string   `codec:"o,omitempty"`
 }

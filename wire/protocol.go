@@ -42,6 +42,8 @@ func ShardTopic(base string, count, i int) string {
 
 // The limits a receiver enforces on frame payloads.
 const (
+	// MaxTableFuncs bounds the functions of a Table a peer accepts.
+	MaxTableFuncs = 100_000
 	// MaxSessionFrame bounds every session frame, so it bounds inline
 	// arguments and results too; larger values travel by reference.
 	MaxSessionFrame = 16 << 20
@@ -65,6 +67,8 @@ const (
 	FrameLoad                     // answer to a FrameProbe: a Beacon
 	FramePing                     // owner → executor: empty; the lease is running out
 	FramePong                     // executor → owner: empty; answer to a FramePing
+	FrameTableWant                // either way: empty; asks for the peer's function Table
+	FrameTable                    // answer to a FrameTableWant: a Table
 )
 
 // Frame types on a fetch stream.
@@ -77,7 +81,10 @@ const (
 // SpecVersion starts every task spec (Handoff.Spec), so the format can
 // change later. A spec is the canonical encoding of
 //
-//	[SpecVersion, function name, [[0, value] | [1, ref link], ...], results, nonce | null]
+//	[SpecVersion, function name, function ID, [[0, value] | [1, ref link], ...], results, nonce | null]
 //
-// and its CID is the task's ID.
-const SpecVersion = "dray.task/1"
+// and its CID is the task's ID. The function ID (FuncInfo.ID) names the
+// function's identity — name, signature, version — so a deterministic
+// call's memo key includes it, and an executor that has the name under
+// another identity refuses the task.
+const SpecVersion = "dray.task/2"
