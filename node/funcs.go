@@ -373,3 +373,13 @@ func closestNames(name string, names []string) []string {
 	}
 	return out
 }
+
+// BeaconSize is the size in bytes of this node's load beacon as it is
+// gossiped, before the GossipSub envelope.
+func (n *Node) BeaconSize() int {
+	b, err := codec.Marshal(n.currentBeacon())
+	if err != nil {
+		return 0
+	}
+	return len(b)
+}

@@ -39,6 +39,20 @@ var hosts = map[*node.Node]*p2p.Host{}
 // swarmOf is swarm; with chain set, node i bootstraps to node i-1 only.
 func swarmOf(t testing.TB, k, slots int, chain bool) []*node.Node {
 	t.Helper()
+	return swarmSetup(t, make([]func(*node.Config), k), slots, chain)
+}
+
+// swarmWith is swarm with one configuration hook per node (nil: none),
+// which may register more functions in cfg.Functions (the built-ins are
+// there) or change the configuration.
+func swarmWith(t testing.TB, slots int, setups ...func(*node.Config)) []*node.Node {
+	t.Helper()
+	return swarmSetup(t, setups, slots, false)
+}
+
+func swarmSetup(t testing.TB, setups []func(*node.Config), slots int, chain bool) []*node.Node {
+	t.Helper()
+	k := len(setups)
 	ctx := ctxT(t)
 	var nodes []*node.Node
 	var boot []string
@@ -70,6 +84,9 @@ func swarmOf(t testing.TB, k, slots int, chain bool) []*node.Node {
 			cfg.Store.MemoryBudget = benchBudget
 		}
 		cfg.Logger = slog.New(slog.DiscardHandler)
+		if setups[i] != nil {
+			setups[i](&cfg)
+		}
 		n, err := node.New(cfg)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = n.Close() })
