@@ -7,10 +7,11 @@
 // runs, not a copy: placement and the whole task lifecycle — retries,
 // hand-backs, peers gone, leaving, claims, lineage), of every virtual
 // peer, inside a shell that models the node's I/O in virtual time (see
-// peer.go, which names the node code each piece models). Time is virtual (int64
-// nanoseconds); events sit in a binary heap ordered by (time, sequence), so
-// the same scenario and seed give the same events in the same order and
-// byte-identical output. There are no goroutines in the event loop.
+// peer.go and the files it lists, which name the node code each piece
+// models). Time is virtual (int64 nanoseconds); events sit in a binary
+// heap ordered by (time, sequence), so the same scenario and seed give the
+// same events in the same order and byte-identical output. There are no
+// goroutines in the event loop.
 //
 // The network model gives every link a one-way latency (constant,
 // uniform, normal, lognormal, or a region matrix), every peer an uplink
