@@ -56,19 +56,19 @@ const (
 
 // Frame types on a session.
 const (
-	FrameSubmit  uint8 = iota + 1 // owner → executor: a Handoff
-	FrameAck                      // executor → owner: task CID; the task is accepted (a FrameDone implies it)
-	FrameRefuse                   // executor → owner: a Refusal
-	FrameDone                     // executor → owner: a Completion
-	FrameRelease                  // owner → holder: output ref whose lent bytes may go
-	FrameClaim                    // idle peer → owner: task CID of an Offer it claims
-	FrameTake                     // leaving holder → owner: output ref to fetch now
-	FrameProbe                    // either way: empty; asks for the peer's load
-	FrameLoad                     // answer to a FrameProbe: a Beacon
-	FramePing                     // owner → executor: empty; the lease is running out
-	FramePong                     // executor → owner: empty; answer to a FramePing
-	FrameTableWant                // either way: empty; asks for the peer's function Table
-	FrameTable                    // answer to a FrameTableWant: a Table
+	FrameSubmit    uint8 = iota + 1 // owner → executor: a Handoff
+	FrameAck                        // executor → owner: task CID; the task is accepted (a FrameDone implies it)
+	FrameRefuse                     // executor → owner: a Refusal
+	FrameDone                       // executor → owner: a Completion
+	FrameRelease                    // owner → holder: output ref whose lent bytes may go
+	FrameClaim                      // idle peer → owner: task CID of an Offer it claims
+	FrameTake                       // leaving holder → owner: output ref to fetch now
+	FrameProbe                      // either way: empty; asks for the peer's load
+	FrameLoad                       // answer to a FrameProbe: a Beacon
+	FramePing                       // owner → executor: empty; the lease is running out
+	FramePong                       // executor → owner: empty; answer to a FramePing
+	FrameTableWant                  // either way: empty; asks for the peer's function Table
+	FrameTable                      // answer to a FrameTableWant: a Table
 )
 
 // Frame types on a fetch stream.
