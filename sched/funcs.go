@@ -25,22 +25,31 @@ import (
 // to this one while it stepped no Offers for itself.
 type FuncID uint64
 
-// class is the ready tasks of one function: its queue, and the peers with
-// room that offer it (kept for s.gen).
+// classKey names a class: a function and the resources its tasks need
+// (canonical text, see needsOf).
+type classKey struct {
+	fn    FuncID
+	needs string
+}
+
+// class is the ready tasks of one function with one set of needs: its
+// queue, and the peers with room that offer it (kept for s.gen).
 type class struct {
+	key    classKey
 	fn     FuncID
+	needs  []Need
 	queue  fifo
 	active bool // in s.active
 	roomy  []*peer
 	gen    uint64
 }
 
-// classOf returns the class of fn, making it if needed.
-func (s *Scheduler) classOf(fn FuncID) *class {
-	c := s.classes[fn]
+// classOf returns t's class, making it if needed.
+func (s *Scheduler) classOf(t *task) *class {
+	c := s.classes[t.ckey]
 	if c == nil {
-		c = &class{fn: fn}
-		s.classes[fn] = c
+		c = &class{key: t.ckey, fn: t.fn, needs: t.needs}
+		s.classes[t.ckey] = c
 	}
 	return c
 }
@@ -66,8 +75,8 @@ func (s *Scheduler) prune() {
 			continue
 		}
 		c.active = false
-		if c.fn != 0 && c.queue.len() == 0 {
-			delete(s.classes, c.fn) // made again when needed
+		if c.key != (classKey{}) && c.queue.len() == 0 {
+			delete(s.classes, c.key) // made again when needed
 		}
 	}
 	clear(s.active[len(keep):])
@@ -90,23 +99,54 @@ func (s *Scheduler) peerOffers(p *peer, fn FuncID) bool {
 	if fn == 0 {
 		return true
 	}
-	if p.digest != 0 && p.digest == s.cfg.Funcs && p.load.Funcs == p.digest {
+	if s.sameTable(p) {
 		return s.offersHere(fn)
 	}
 	_, ok := p.funcs[fn]
 	return ok
 }
 
-// nextHere pops the ready task that runs here and became ready first: of
-// the tasks that must run here, then of the classes this peer offers.
+// sameTable reports whether p beacons this peer's table digest (the same
+// functions and resources).
+func (s *Scheduler) sameTable(p *peer) bool {
+	return p.digest != 0 && p.digest == s.cfg.Funcs && p.load.Funcs == p.digest
+}
+
+// peerRuns reports whether p runs c's tasks at all: it offers the
+// function and has the resources they need.
+func (s *Scheduler) peerRuns(p *peer, c *class) bool {
+	if !s.peerOffers(p, c.fn) {
+		return false
+	}
+	if len(c.needs) == 0 {
+		return true
+	}
+	if s.sameTable(p) {
+		return fitsTotal(s.cfg.Resources, c.needs)
+	}
+	return fitsTotal(p.resources, c.needs)
+}
+
+// runsHere reports whether this peer runs c's tasks at all.
+func (s *Scheduler) runsHere(c *class) bool {
+	return s.offersHere(c.fn) && fitsTotal(s.cfg.Resources, c.needs)
+}
+
+// localScan bounds how far past the head of the queue of tasks that must
+// run here nextHere looks for one whose needs are free.
+const localScan = 64
+
+// nextHere takes the ready task that runs here and became ready first,
+// with what it needs free: of the tasks that must run here, then of the
+// classes this peer runs.
 func (s *Scheduler) nextHere() *task {
-	if t := s.next(&s.local); t != nil {
+	if t := s.nextLocal(); t != nil {
 		return t
 	}
 	var best *class
 	var bt *task
 	for _, c := range s.active {
-		if !s.offersHere(c.fn) {
+		if !s.offersHere(c.fn) || !s.fitsFree(c.needs) {
 			continue
 		}
 		if t := s.head(c); t != nil && (bt == nil || t.seq < bt.seq) {
@@ -120,16 +160,41 @@ func (s *Scheduler) nextHere() *task {
 	return bt
 }
 
+// nextLocal takes the first task that must run here whose needs are free,
+// among the first localScan: one taken from behind the head leaves its
+// entry, skipped later as it is no longer queued.
+func (s *Scheduler) nextLocal() *task {
+	t := s.peek(&s.local)
+	if t == nil {
+		return nil
+	}
+	if s.fitsFree(t.needs) {
+		s.local.pop()
+		return t
+	}
+	var found *task
+	n := 0
+	s.local.each(func(id TaskID) bool {
+		n++
+		if u := s.tasks[id]; u != nil && u.state == queued && u.here && s.fitsFree(u.needs) {
+			found = u
+			return false
+		}
+		return n < localScan
+	})
+	return found
+}
+
 // candidates returns the peers with room that offer c's function, sorted
 // by ID.
 func (s *Scheduler) candidates(c *class) []*peer {
-	if c.fn == 0 {
+	if c.fn == 0 && len(c.needs) == 0 {
 		return s.roomy
 	}
 	if c.gen != s.gen || c.roomy == nil {
 		c.roomy = c.roomy[:0]
 		for _, p := range s.roomy {
-			if s.peerOffers(p, c.fn) {
+			if s.peerRuns(p, c) {
 				c.roomy = append(c.roomy, p)
 			}
 		}
@@ -138,14 +203,14 @@ func (s *Scheduler) candidates(c *class) []*peer {
 	return c.roomy
 }
 
-// offerers reports whether any peer (this one included) is known to offer
-// fn.
-func (s *Scheduler) offered(fn FuncID) bool {
-	if s.offersHere(fn) {
+// offered reports whether any peer (this one included) is known to run
+// c's tasks.
+func (s *Scheduler) offered(c *class) bool {
+	if s.runsHere(c) {
 		return true
 	}
 	for _, p := range s.peers {
-		if s.peerOffers(p, fn) {
+		if s.peerRuns(p, c) {
 			return true
 		}
 	}
@@ -175,7 +240,7 @@ func (s *Scheduler) setOffers(ev Event) error {
 		p = &peer{id: ev.Peer, heard: s.now}
 		s.peers[ev.Peer] = p
 	}
-	p.funcs, p.digest = set, ev.Load.Funcs
+	p.funcs, p.digest, p.resources = set, ev.Load.Funcs, ev.Resources
 	if p.asked == p.digest {
 		p.asked = 0
 	}
@@ -208,7 +273,7 @@ func (s *Scheduler) expireUnoffered() {
 		return
 	}
 	for _, c := range s.active {
-		if c.fn == 0 || s.offered(c.fn) {
+		if c.fn == 0 && len(c.needs) == 0 || s.offered(c) {
 			continue
 		}
 		for {

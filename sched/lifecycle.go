@@ -29,8 +29,10 @@ func (s *Scheduler) done(ev Event) error {
 	switch t.state {
 	case running:
 		s.running--
+		s.give(t)
 	case blocked:
 		s.blocked--
+		s.give(t)
 	case forwarded:
 		s.forwards--
 		s.handIn(t.peer)
@@ -245,14 +247,15 @@ func (s *Scheduler) check() {
 	s.checkOuts(perPeer)
 	s.checkLineages()
 	s.checkLoans()
+	s.checkResources()
 	inQueues := 0
 	queues := []*fifo{&s.local}
-	for fn, c := range s.classes {
-		if c.fn != fn {
-			panic(fmt.Errorf("%w: class of %d filed under %d", ErrInvariant, c.fn, fn))
+	for k, c := range s.classes {
+		if c.key != k {
+			panic(fmt.Errorf("%w: class %v filed under %v", ErrInvariant, c.key, k))
 		}
 		if c.queue.len() > 0 && !c.active {
-			panic(fmt.Errorf("%w: class %d has queued tasks but is not active", ErrInvariant, fn))
+			panic(fmt.Errorf("%w: class %v has queued tasks but is not active", ErrInvariant, k))
 		}
 		queues = append(queues, &c.queue)
 	}

@@ -61,7 +61,7 @@ func (s *Scheduler) lend(t *task, holder PeerID, lent []ObjectID) {
 	// A rebuild may run anywhere: the peer the task was pinned to is the
 	// holder, which is what was lost.
 	l = &lineage{id: t.id, inputs: t.inputs, holder: holder,
-		sub: Event{Func: t.fn, Nested: t.nested, MaxRetries: retriesEvent(int(t.maxRetries)), RetryErrors: t.retryErrors}}
+		sub: Event{Func: t.fn, Needs: needsMap(t.needs), Nested: t.nested, MaxRetries: retriesEvent(int(t.maxRetries)), RetryErrors: t.retryErrors}}
 	s.lineages[t.id] = l
 	for _, in := range t.inputs {
 		if lo := s.lent[in.Object]; lo != nil {

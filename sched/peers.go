@@ -16,6 +16,7 @@ type peer struct {
 	// Its function table (see funcs.go): the functions, nil while
 	// unknown; the digest they were stepped with; the digest asked for.
 	funcs         map[FuncID]struct{}
+	resources     map[string]int
 	digest, asked uint64
 }
 
@@ -167,7 +168,7 @@ func (s *Scheduler) nextFor(id PeerID) *task {
 	p := s.peers[id]
 	var bt *task
 	for _, c := range s.active {
-		if c.fn != 0 && (p == nil || !s.peerOffers(p, c.fn)) {
+		if (c.fn != 0 || len(c.needs) > 0) && (p == nil || !s.peerRuns(p, c)) {
 			continue
 		}
 		if t := s.head(c); t != nil && (bt == nil || t.seq < bt.seq) {

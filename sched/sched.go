@@ -32,6 +32,10 @@ type Config struct {
 	// peer offers waits for one to appear before it fails (FailNoPeer).
 	// 0: it waits for ever.
 	FuncWait int
+	// Resources are this peer's named quantities beside its slots (see
+	// resources.go): a task that needs some runs here only while they are
+	// free.
+	Resources map[string]int
 	// Rand drives power-of-two choices. nil: a PCG seeded with Seed and a
 	// hash of Self, so peers that share a Seed (every node of a test, every
 	// virtual peer of a simulation) still draw differently — equal draws
@@ -113,6 +117,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxQueue < 0 {
 		return fmt.Errorf("sched: MaxQueue is %d: must not be negative", c.MaxQueue)
+	}
+	for name, n := range c.Resources {
+		if name == "" || n < 0 {
+			return fmt.Errorf("sched: resource %q=%d: want a name and a quantity not negative", name, n)
+		}
 	}
 	if c.FuncWait < 0 {
 		return fmt.Errorf("sched: FuncWait is %d: must not be negative", c.FuncWait)
@@ -231,6 +240,9 @@ type Event struct {
 	Func FuncID
 	// Funcs (Offers): the functions a peer offers.
 	Funcs []FuncID
+	// Needs (Submit): the resources the task needs where it runs (see
+	// resources.go); Resources (Offers): the peer's.
+	Needs, Resources map[string]int
 	// On pins a submitted task to a peer (Self or another); empty lets
 	// the scheduler place it.
 	On PeerID
@@ -414,11 +426,12 @@ const (
 	RefuseFull                      // this peer's queue is full (Config.MaxQueue)
 	LoanReleased                    // the owner released the lent object
 	LoanOrphaned                    // the owner of the lent object is gone, or never learned of it
-	FailNoPeer                      // no known peer offers its function (Count: ticks waited)
+	FailNoPeer                      // no known peer offers its function with the resources it needs (Count: ticks waited)
 	RefuseNoFunc                    // this peer does not offer the task's function
+	RefuseNeeds                     // this peer has not the resources the task needs
 )
 
-var reasonNames = [...]string{"?", "dep", "pinned", "lost", "arg", "leaving", "full", "released", "orphaned", "no-peer", "no-func"}
+var reasonNames = [...]string{"?", "dep", "pinned", "lost", "arg", "leaving", "full", "released", "orphaned", "no-peer", "no-func", "needs"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
@@ -464,6 +477,8 @@ const (
 type task struct {
 	id       TaskID
 	fn       FuncID
+	needs    []Need
+	ckey     classKey
 	seq      int64 // order of readiness across classes (see nextHere)
 	on       PeerID
 	peer     PeerID // forwarded: where
@@ -508,10 +523,11 @@ type Scheduler struct {
 	waiters map[ObjectID][]*task
 	// Ready tasks that may run here or elsewhere, by function (see
 	// funcs.go), and those that must run here.
-	classes map[FuncID]*class
+	classes map[classKey]*class
 	active  []*class // classes with queued tasks
 	local   fifo
 	self    map[FuncID]struct{} // this peer's functions; nil: every one
+	used    map[string]int      // resources held by the tasks running here
 	gen     uint64              // bumped when s.roomy or a table changes
 	// seqFront, seqBack number readiness: the next task pushed to the
 	// front of its queue, and to the back.
@@ -564,7 +580,8 @@ func New(cfg Config) (*Scheduler, error) {
 	return &Scheduler{
 		cfg:      cfg,
 		tasks:    make(map[TaskID]*task),
-		classes:  make(map[FuncID]*class),
+		classes:  make(map[classKey]*class),
+		used:     make(map[string]int),
 		waiters:  make(map[ObjectID][]*task),
 		peers:    make(map[PeerID]*peer),
 		rand:     r,
@@ -681,6 +698,10 @@ func (s *Scheduler) submit(ev Event) error {
 	if ev.Owner != "" && len(ev.Deps) > 0 {
 		return fmt.Errorf("%w: a handed task waits for no dependency", ErrEvent)
 	}
+	needs, nkey, err := needsOf(ev.Needs)
+	if err != nil {
+		return err
+	}
 	if ev.Owner != "" {
 		// Handed to us: refused when leaving or when the queue is full.
 		switch {
@@ -693,9 +714,12 @@ func (s *Scheduler) submit(ev Event) error {
 		case !s.offersHere(ev.Func):
 			s.actions = append(s.actions, Action{Kind: Refuse, Task: ev.Task, Peer: ev.Owner, Reason: RefuseNoFunc})
 			return nil
+		case !fitsTotal(s.cfg.Resources, needs):
+			s.actions = append(s.actions, Action{Kind: Refuse, Task: ev.Task, Peer: ev.Owner, Reason: RefuseNeeds})
+			return nil
 		}
 	}
-	t := &task{id: ev.Task, fn: ev.Func, pending: int32(len(ev.Deps)), nested: ev.Nested, here: ev.Here || ev.On == s.cfg.Self && ev.On != "", on: ev.On, inputs: ev.Inputs,
+	t := &task{id: ev.Task, fn: ev.Func, needs: needs, ckey: classKey{ev.Func, nkey}, pending: int32(len(ev.Deps)), nested: ev.Nested, here: ev.Here || ev.On == s.cfg.Self && ev.On != "", on: ev.On, inputs: ev.Inputs,
 		owner: ev.Owner, retryErrors: ev.RetryErrors, maxRetries: clampRetries(s.cfg.MaxRetries)}
 	switch {
 	case ev.MaxRetries > 0:
@@ -742,7 +766,7 @@ func (s *Scheduler) enqueue(t *task) {
 	t.queuedAt = s.now
 	q := &s.local
 	if !t.here {
-		c := s.classOf(t.fn)
+		c := s.classOf(t)
 		s.activate(c)
 		q = &c.queue
 	}
@@ -827,6 +851,7 @@ func (s *Scheduler) fill() {
 		t.state = running
 		s.queued--
 		s.running++
+		s.hold(t)
 		s.actions = append(s.actions, Action{Kind: Run, Task: t.id})
 	}
 	stuck := false

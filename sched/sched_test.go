@@ -35,6 +35,11 @@ func TestTraces(t *testing.T) {
 				d.MaybeScanArgs(t, "lease", &cfg.LeaseTicks)
 				d.MaybeScanArgs(t, "silence", &cfg.SilenceTicks)
 				d.MaybeScanArgs(t, "funcwait", &cfg.FuncWait)
+				if d.HasArg("res") {
+					var res string
+					d.ScanArgs(t, "res", &res)
+					cfg.Resources = parseRes(res)
+				}
 				cfg.Check = true
 				var seed uint64
 				d.MaybeScanArgs(t, "seed", &seed)
@@ -149,6 +154,8 @@ func parseEvent(line string) (Event, error) {
 				ev.RetryErrors = true
 			case strings.HasPrefix(d, "owner="):
 				ev.Here, ev.Owner = true, PeerID(d[6:])
+			case strings.HasPrefix(d, "needs="):
+				ev.Needs = parseRes(d[6:])
 			case strings.HasPrefix(d, "func="):
 				f, _ := strconv.ParseUint(d[5:], 10, 64)
 				ev.Func = FuncID(f)
@@ -208,6 +215,10 @@ func parseEvent(line string) (Event, error) {
 		d, _ := strconv.ParseUint(f[2], 10, 64)
 		ev.Load.Funcs = d
 		for _, x := range f[3:] {
+			if strings.HasPrefix(x, "res=") {
+				ev.Resources = parseRes(x[4:])
+				continue
+			}
 			fn, _ := strconv.ParseUint(x, 10, 64)
 			ev.Funcs = append(ev.Funcs, FuncID(fn))
 		}
@@ -476,4 +487,15 @@ func TestSeedPerPeer(t *testing.T) {
 	}
 	assert.Less(t, same, 20, "two peers chose the same target %d times of %d", same, len(a))
 	assert.Equal(t, a, draws("A"), "a peer's draws are reproducible for its seed")
+}
+
+// parseRes reads "gpu:1+license:2".
+func parseRes(s string) map[string]int {
+	m := map[string]int{}
+	for _, kv := range strings.Split(s, "+") {
+		k, v, _ := strings.Cut(kv, ":")
+		n, _ := strconv.Atoi(v)
+		m[k] = n
+	}
+	return m
 }
