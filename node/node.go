@@ -50,7 +50,7 @@ type task struct {
 	// handed is when (unix ns) the task was handed over (owner side): its
 	// executor's lease runs from then at the earliest.
 	handed int64
-	on     string // pinned to this peer (placement hint)
+	on     peer.ID // pinned to this peer (placement hint)
 	// Executor side (n.mu): cancel stops the running function; orphaned
 	// says its owner is gone (see OwnerDiedError).
 	cancel   context.CancelCauseFunc
@@ -142,7 +142,7 @@ func New(cfg Config) (*Node, error) {
 	var funcs uint64
 	if cfg.Network != nil {
 		funcs = funcsHash(reg)
-		self = sched.PeerID(cfg.Network.ID().String())
+		self = peerKey(cfg.Network.ID())
 		if cfg.ID == "" {
 			cfg.ID = cfg.Network.ID().String()
 		}
