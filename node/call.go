@@ -113,7 +113,9 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 		t.nested = true
 	}
 	if on != "" && on != n.id {
-		t.on = on
+		if t.on, err = peer.Decode(on); err != nil {
+			return nil, fmt.Errorf("node: call %s: CallOptions.On %q is not a peer ID (`dray peers` lists them): %w", fn.Name, on, err)
+		}
 	}
 	t.retryErrors = fn.RetryErrors || opts.RetryErrors
 	t.maxRetries = n.cfg.MaxRetries
@@ -266,7 +268,7 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 		return refs, nil
 	}
 	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Func: t.fn.ID(), Deps: deps, Nested: t.nested,
-		On: sched.PeerID(t.on), Inputs: inputs, MaxRetries: retriesEvent(t.maxRetries), RetryErrors: t.retryErrors}); err != nil {
+		On: peerKey(t.on), Inputs: inputs, MaxRetries: retriesEvent(t.maxRetries), RetryErrors: t.retryErrors}); err != nil {
 		// Equal task IDs only arise for deterministic calls, which join
 		// the running task above; anything else is a bug worth surfacing.
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: err})
@@ -280,11 +282,11 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 func (n *Node) inputLocked(id cid.Cid, o *object) sched.Input {
 	in := sched.Input{Object: sched.ObjectID(id.KeyString()), Size: o.size}
 	if o.holder != "" {
-		in.Holders = append(in.Holders, sched.PeerID(o.holder.String()))
+		in.Holders = append(in.Holders, peerKey(o.holder))
 	}
 	if !o.away {
 		in.Size, _ = n.store.Size(o.content)
-		in.Holders = append(in.Holders, sched.PeerID(n.net.ID().String()))
+		in.Holders = append(in.Holders, peerKey(n.net.ID()))
 	}
 	return in
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dray-project/dray/sched"
 )
@@ -45,7 +46,7 @@ func (n *Node) actLocked() {
 			case sched.Fetch:
 				if ref, err := cid.Cast([]byte(a.Object)); err == nil {
 					n.wg.Add(1)
-					go n.recoverObject(ref, string(a.Peer))
+					go n.recoverObject(ref, peerOf(a.Peer).String())
 				}
 				continue
 			}
@@ -80,7 +81,7 @@ func (n *Node) actLocked() {
 func (n *Node) failCauseLocked(t *task, a sched.Action) error {
 	switch a.Reason {
 	case sched.FailLost:
-		return &ExecutorLostError{Peer: string(a.Peer), Runs: a.Count, MaxRetries: t.maxRetries}
+		return &ExecutorLostError{Peer: peerOf(a.Peer).String(), Runs: a.Count, MaxRetries: t.maxRetries}
 	case sched.FailPinned:
 		return fmt.Errorf("cannot run on peer %s: it refused the task or cannot be reached", t.on)
 	case sched.FailNoPeer:
@@ -141,6 +142,14 @@ func (n *Node) takeRuns() []*task {
 	n.runs = nil
 	return r
 }
+
+// peerKey is p as the scheduler names peers: the peer ID's bytes, which
+// need no base58 encoding on every frame (a peer ID's String costs a
+// microsecond).
+func peerKey(p peer.ID) sched.PeerID { return sched.PeerID(p) }
+
+// peerOf is the peer the scheduler names id.
+func peerOf(id sched.PeerID) peer.ID { return peer.ID(id) }
 
 // fromFunc reports whether err is the function's own failure (an error
 // it returned, a panic), which a task that retries errors runs again for.

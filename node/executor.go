@@ -116,7 +116,7 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 	// The scheduler refuses it when this node leaves or its queue is full
 	// (a Refuse action, which forgets it and tells the owner).
 	n.tasks[key] = t
-	err = n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Func: t.fn.ID(), Here: true, Owner: sched.PeerID(ss.peer.String())})
+	err = n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Func: t.fn.ID(), Here: true, Owner: peerKey(ss.peer)})
 	if err != nil {
 		n.forgetTaskLocked(key)
 	}
@@ -317,7 +317,7 @@ func (n *Node) report(t *task, outs []output, r *outcome) {
 		// The owner never heard of the loans: they end.
 		n.update(func() {
 			for _, i := range r.lent {
-				n.stepLocked(sched.Event{Kind: sched.Released, Object: sched.ObjectID(t.outputs[i].KeyString()), Peer: sched.PeerID(t.owner.String())})
+				n.stepLocked(sched.Event{Kind: sched.Released, Object: sched.ObjectID(t.outputs[i].KeyString()), Peer: peerKey(t.owner)})
 			}
 		})
 		return

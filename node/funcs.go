@@ -65,10 +65,7 @@ type peerTable struct {
 
 // fetchTableLocked asks p for its function table (a FetchFuncs action).
 func (n *Node) fetchTableLocked(p sched.PeerID) {
-	id, err := peer.Decode(string(p))
-	if err != nil {
-		return
-	}
+	id := peerOf(p)
 	n.later = append(n.later, func() { n.fetchTable(id) })
 }
 
@@ -105,7 +102,7 @@ func (n *Node) handleTable(from peer.ID, payload []byte) {
 	}
 	n.update(func() {
 		n.tables[from] = &peerTable{digest: t.Digest, funcs: t.Funcs}
-		n.stepLocked(sched.Event{Kind: sched.Offers, Peer: sched.PeerID(from.String()), Funcs: ids, Load: sched.Load{Funcs: t.Digest}})
+		n.stepLocked(sched.Event{Kind: sched.Offers, Peer: peerKey(from), Funcs: ids, Load: sched.Load{Funcs: t.Digest}})
 		if n.tablesUp != nil {
 			close(n.tablesUp)
 		}

@@ -18,7 +18,7 @@ func (n *Node) handleRelease(from peer.ID, payload []byte) {
 	if err != nil {
 		return
 	}
-	n.step(sched.Event{Kind: sched.Released, Object: sched.ObjectID(ref.KeyString()), Peer: sched.PeerID(from.String())})
+	n.step(sched.Event{Kind: sched.Released, Object: sched.ObjectID(ref.KeyString()), Peer: peerKey(from)})
 }
 
 // loanLocked performs the scheduler's actions about results this node
@@ -34,10 +34,7 @@ func (n *Node) loanLocked(a sched.Action) {
 	if err != nil {
 		return
 	}
-	owner, err := peer.Decode(string(a.Peer))
-	if err != nil {
-		return
-	}
+	owner := peerOf(a.Peer)
 	switch a.Kind {
 	case sched.EndLoan:
 		content, ok := n.loans[ref]

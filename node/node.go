@@ -51,7 +51,7 @@ type task struct {
 	// handed is when (unix ns) the task was handed over (owner side): its
 	// executor's lease runs from then at the earliest.
 	handed int64
-	on     string // pinned to this peer (placement hint)
+	on     peer.ID // pinned to this peer (placement hint)
 	// Executor side (n.mu): cancel stops the running function; orphaned
 	// says its owner is gone (see OwnerDiedError).
 	cancel   context.CancelCauseFunc
@@ -147,7 +147,7 @@ func New(cfg Config) (*Node, error) {
 	table, ids := reg.table()
 	if cfg.Network != nil {
 		funcs = table.Digest
-		self = sched.PeerID(cfg.Network.ID().String())
+		self = peerKey(cfg.Network.ID())
 		if cfg.ID == "" {
 			cfg.ID = cfg.Network.ID().String()
 		}

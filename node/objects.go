@@ -71,9 +71,9 @@ func (n *Node) finishLocked(t *task, outs []output, err error) {
 			}
 			n.holdLinksLocked(o, out.links)
 			if n.net != nil {
-				ev.Holder, ev.Size = sched.PeerID(n.net.ID().String()), out.size
+				ev.Holder, ev.Size = peerKey(n.net.ID()), out.size
 				if out.holder != "" {
-					ev.Holder = sched.PeerID(out.holder.String())
+					ev.Holder = peerKey(out.holder)
 				} else {
 					ev.Size, _ = n.store.Size(out.content)
 				}

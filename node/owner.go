@@ -30,8 +30,9 @@ func (n *Node) takeForwards() []forward {
 // forwardLocked prepares a Forward action: it gathers the task's arguments
 // now (its dependencies are ready, or it would not have been placed).
 func (n *Node) forwardLocked(t *task, to sched.PeerID) {
-	pid, err := peer.Decode(string(to))
-	if err == nil {
+	pid := peerOf(to)
+	var err error
+	{
 		var args []wire.Arg
 		args, err = n.handArgsLocked(t)
 		if err == nil {
@@ -56,7 +57,7 @@ func (n *Node) forwardLocked(t *task, to sched.PeerID) {
 // scheduler's record).
 func (n *Node) handedLocked(t *task, p peer.ID) bool {
 	key := t.id.KeyString()
-	return n.tasks[key] == t && n.sched.HandedTo(sched.TaskID(key)) == sched.PeerID(p.String())
+	return n.tasks[key] == t && n.sched.HandedTo(sched.TaskID(key)) == peerKey(p)
 }
 
 // takeBackLocked gives the scheduler back t, which was handed to p and is
@@ -73,7 +74,7 @@ func (n *Node) takeBackLocked(t *task, p peer.ID, lost bool) {
 	if lost {
 		kind = sched.Lost
 	}
-	n.stepLocked(sched.Event{Kind: kind, Task: sched.TaskID(t.id.KeyString()), Peer: sched.PeerID(p.String())})
+	n.stepLocked(sched.Event{Kind: kind, Task: sched.TaskID(t.id.KeyString()), Peer: peerKey(p)})
 }
 
 // takeBack is takeBackLocked followed by the actions it leads to.
@@ -92,7 +93,7 @@ func (n *Node) peerGone(p peer.ID) {
 	}
 	n.update(func() {
 		delete(n.tables, p)
-		n.stepLocked(sched.Event{Kind: sched.PeerGone, Peer: sched.PeerID(p.String())})
+		n.stepLocked(sched.Event{Kind: sched.PeerGone, Peer: peerKey(p)})
 	})
 }
 
@@ -231,7 +232,7 @@ func (n *Node) handleDone(from peer.ID, payload []byte) {
 	}
 	key := sched.TaskID(id.KeyString())
 	t.sess = nil
-	ev := sched.Event{Kind: sched.Done, Task: key, Peer: sched.PeerID(from.String()), Retryable: c.FromFunc}
+	ev := sched.Event{Kind: sched.Done, Task: key, Peer: peerKey(from), Retryable: c.FromFunc}
 	if terr == nil {
 		ev.Lent = n.lentOutputsLocked(t, outs) // the scheduler keeps their lineage
 	}
@@ -346,7 +347,7 @@ func (n *Node) handleRefuse(ss *session, payload []byte) {
 				return // placed elsewhere or finished meanwhile
 			}
 			t.sess = nil
-			n.stepLocked(sched.Event{Kind: sched.ArgLost, Task: sched.TaskID(id.KeyString()), Peer: sched.PeerID(ss.peer.String()),
+			n.stepLocked(sched.Event{Kind: sched.ArgLost, Task: sched.TaskID(id.KeyString()), Peer: peerKey(ss.peer),
 				Object: sched.ObjectID(ref.KeyString())})
 		})
 		return
@@ -367,7 +368,7 @@ func (n *Node) recoverObject(ref cid.Cid, executor string) {
 	ctx, cancel := context.WithTimeout(n.ctx, fetchTimeout)
 	defer cancel()
 	content, release, err := n.resolve(ctx, ref, nil, true)
-	ev := sched.Event{Kind: sched.ObjectReady, Object: sched.ObjectID(ref.KeyString()), Holder: sched.PeerID(n.net.ID().String())}
+	ev := sched.Event{Kind: sched.ObjectReady, Object: sched.ObjectID(ref.KeyString()), Holder: peerKey(n.net.ID())}
 	if err == nil {
 		ev.Size, _ = n.store.Size(content)
 		release()

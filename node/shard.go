@@ -233,7 +233,7 @@ func (n *Node) probeTargetsLocked() []peer.ID {
 	seen := make(map[peer.ID]bool)
 	var cands []peer.ID
 	add := func(p peer.ID) {
-		id := sched.PeerID(p.String())
+		id := peerKey(p)
 		if p != self && !seen[p] && !n.sched.Knows(id) && !n.sched.Silenced(id) {
 			seen[p] = true
 			cands = append(cands, p)
@@ -286,7 +286,7 @@ func (n *Node) handleLoad(ss *session, payload []byte) {
 		n.log.Debug("bad probe reply", "peer", ss.peer, "err", err)
 		return
 	}
-	n.step(sched.Event{Kind: sched.ProbeReply, Peer: sched.PeerID(ss.peer.String()),
+	n.step(sched.Event{Kind: sched.ProbeReply, Peer: peerKey(ss.peer),
 		Load: sched.Load{Slots: b.Slots, Free: b.Free, Queue: b.Queue, Funcs: b.Funcs}})
 }
 
@@ -334,7 +334,7 @@ func (n *Node) tick() {
 	for ss := range n.live {
 		if !seen[ss.peer] && (ss.heard.Load() > n.lastTick || ss.handling.Load()) {
 			seen[ss.peer] = true
-			heard = append(heard, sched.PeerID(ss.peer.String()))
+			heard = append(heard, peerKey(ss.peer))
 		}
 	}
 	n.smu.Unlock()
@@ -359,10 +359,7 @@ func (n *Node) tick() {
 // session to it; one past its lease has them closed (its tasks were
 // placed again already).
 func (n *Node) leaseLocked(a sched.Action) {
-	p, err := peer.Decode(string(a.Peer))
-	if err != nil {
-		return
-	}
+	p := peerOf(a.Peer)
 	if a.Kind == sched.Drop {
 		n.log.Warn("peer holding tasks went silent; placed its tasks again elsewhere", "peer", p,
 			"lease", n.cfg.leaseTimeout(), "ignored for", sched.DefaultSilenceTicks*sched.TickEvery)

@@ -135,7 +135,7 @@ func (n *Node) hearLoop(sub p2p.Subscription) {
 			n.log.Debug("bad beacon", "peer", msg.From, "err", err)
 			continue
 		}
-		n.step(sched.Event{Kind: sched.PeerLoad, Peer: sched.PeerID(msg.From.String()),
+		n.step(sched.Event{Kind: sched.PeerLoad, Peer: peerKey(msg.From),
 			Load: sched.Load{Slots: b.Slots, Free: b.Free, Queue: b.Queue, Funcs: b.Funcs}})
 	}
 }
@@ -201,10 +201,7 @@ func (n *Node) update(f func()) {
 // claimLocked claims an offered task (a ClaimOffer action) on a session to
 // its owner.
 func (n *Node) claimLocked(a sched.Action) {
-	owner, err := peer.Decode(string(a.Peer))
-	if err != nil {
-		return
-	}
+	owner := peerOf(a.Peer)
 	task := []byte(a.Task)
 	n.later = append(n.later, func() {
 		ss, err := n.sessionTo(owner)
@@ -269,7 +266,7 @@ func (n *Node) claimLoop(sub p2p.Subscription) {
 		}
 		// The scheduler claims it while this peer's idle slots exceed its
 		// claims this tick (a ClaimOffer action: see claimLocked).
-		n.step(sched.Event{Kind: sched.OfferHeard, Task: sched.TaskID(o.Task), Peer: sched.PeerID(msg.From.String()),
+		n.step(sched.Event{Kind: sched.OfferHeard, Task: sched.TaskID(o.Task), Peer: peerKey(msg.From),
 			Func: sched.FuncID(o.Func)})
 	}
 }
@@ -281,5 +278,5 @@ func (n *Node) handleClaim(from peer.ID, payload []byte) {
 	if err != nil {
 		return
 	}
-	n.step(sched.Event{Kind: sched.Claim, Task: sched.TaskID(id.KeyString()), Peer: sched.PeerID(from.String())})
+	n.step(sched.Event{Kind: sched.Claim, Task: sched.TaskID(id.KeyString()), Peer: peerKey(from)})
 }
