@@ -49,6 +49,9 @@ type CallOptions struct {
 	// the function itself fails (returns an error or panics); without it
 	// (or the function's RetryErrors option) such failures are final.
 	RetryErrors bool
+	// Needs adds to (or replaces quantities of) the function's Needs for
+	// this call: the resources it needs where it runs.
+	Needs map[string]int
 }
 
 // CallWith is Call with options.
@@ -118,6 +121,12 @@ func (n *Node) callOn(ctx context.Context, name string, args []any, typedArgs bo
 		}
 	}
 	t.retryErrors = fn.RetryErrors || opts.RetryErrors
+	if t.needs, err = callNeeds(fn, opts.Needs); err != nil {
+		return nil, fmt.Errorf("node: call %s: %w", fn.Name, err)
+	}
+	if err := n.checkNeeds(ctx, fn, t.needs); err != nil {
+		return nil, err
+	}
 	t.maxRetries = n.cfg.MaxRetries
 	if fn.MaxRetries >= 0 {
 		t.maxRetries = fn.MaxRetries
@@ -267,7 +276,7 @@ func (n *Node) submitLocked(t *task) ([]ObjectRef, error) {
 		n.finishLocked(t, nil, &TaskError{Func: t.fn.Name, Task: t.id, Cause: failedDep})
 		return refs, nil
 	}
-	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Func: t.fn.ID(), Deps: deps, Nested: t.nested,
+	if err := n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Func: t.fn.ID(), Needs: t.needs, Deps: deps, Nested: t.nested,
 		On: peerKey(t.on), Inputs: inputs, MaxRetries: retriesEvent(t.maxRetries), RetryErrors: t.retryErrors}); err != nil {
 		// Equal task IDs only arise for deterministic calls, which join
 		// the running task above; anything else is a bug worth surfacing.

@@ -78,6 +78,11 @@ type Config struct {
 	// waits for one to appear before it fails with a *NoPeerOffersError.
 	// 0: DefaultFuncWait.
 	FuncWait time.Duration
+	// Resources are this peer's named quantities beside its slots (gpu: 1,
+	// license: 2), as Ray's custom resources: a task that needs some (the
+	// Needs function option, CallOptions.Needs) runs only on a peer that
+	// has them, while they are free there.
+	Resources map[string]int
 }
 
 // Defaults of the hand-off limits and retries (see Config); those the
@@ -163,6 +168,11 @@ func (c Config) Validate() error {
 	}
 	if c.ProbeBatch < 0 {
 		return fmt.Errorf("node: ProbeBatch is %d: must not be negative (0: no probes)", c.ProbeBatch)
+	}
+	for name, n := range c.Resources {
+		if name == "" || n < 0 {
+			return fmt.Errorf("node: resource %q=%d: want a name and a quantity not negative", name, n)
+		}
 	}
 	if c.FuncWait < 0 {
 		return fmt.Errorf("node: FuncWait is %v: must not be negative (0: %v)", c.FuncWait, DefaultFuncWait)

@@ -85,7 +85,7 @@ func (n *Node) failCauseLocked(t *task, a sched.Action) error {
 	case sched.FailPinned:
 		return fmt.Errorf("cannot run on peer %s: it refused the task or cannot be reached", t.on)
 	case sched.FailNoPeer:
-		return &NoPeerOffersError{Name: t.fn.Name, Signature: t.fn.Signature(), Waited: time.Duration(a.Count) * sched.TickEvery,
+		return &NoPeerOffersError{Name: t.fn.Name, Signature: t.fn.Signature(), Needs: t.needs, Waited: time.Duration(a.Count) * sched.TickEvery,
 			Suggestions: n.nearNamesLocked(t.fn.Name)}
 	}
 	dep, _ := cid.Cast([]byte(a.Object))

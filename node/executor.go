@@ -60,6 +60,8 @@ func (n *Node) refuseLocked(t *task, why sched.Reason) {
 		msg = fmt.Sprintf("queue full (%d tasks wait for a slot)", n.cfg.maxQueue())
 	case sched.RefuseNoFunc:
 		msg = "peer does not offer function " + t.fn.Signature()
+	case sched.RefuseNeeds:
+		msg = fmt.Sprintf("peer has not the resources %s needs (%s; it has %s)", t.fn.Name, needsText(t.needs), needsText(n.cfg.Resources))
 	}
 	n.forgetTaskLocked(t.id.KeyString())
 	n.netc.refused.Add(1)
@@ -100,7 +102,7 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 		refuse(err.Error())
 		return
 	}
-	t.owner, t.sess = ss.peer, ss
+	t.owner, t.sess, t.needs = ss.peer, ss, h.Needs
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -116,7 +118,7 @@ func (n *Node) acceptTask(ss *session, payload []byte) {
 	// The scheduler refuses it when this node leaves or its queue is full
 	// (a Refuse action, which forgets it and tells the owner).
 	n.tasks[key] = t
-	err = n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Func: t.fn.ID(), Here: true, Owner: peerKey(ss.peer)})
+	err = n.sched.Step(sched.Event{Kind: sched.Submit, Task: sched.TaskID(key), Func: t.fn.ID(), Needs: t.needs, Here: true, Owner: peerKey(ss.peer)})
 	if err != nil {
 		n.forgetTaskLocked(key)
 	}

@@ -32,7 +32,8 @@ var ErrNoPeerOffers = errors.New("node: no peer offers the function")
 // swarm does offer.
 type NoPeerOffersError struct {
 	Name        string
-	Signature   string // the identity called, when known from a table
+	Signature   string         // the identity called, when known from a table
+	Needs       map[string]int // the resources the call needs, if any
 	Waited      time.Duration
 	Suggestions []string
 }
@@ -43,6 +44,9 @@ func (e *NoPeerOffersError) Error() string {
 		what = e.Signature
 	}
 	msg := fmt.Sprintf("node: no peer offers function %s", what)
+	if len(e.Needs) > 0 {
+		msg += " with " + needsText(e.Needs)
+	}
 	if e.Waited > 0 {
 		msg += fmt.Sprintf(" (waited %v for one to join)", e.Waited.Round(time.Millisecond))
 	}
@@ -59,8 +63,9 @@ func (e *NoPeerOffersError) Is(target error) bool { return target == ErrNoPeerOf
 
 // peerTable is another peer's function table.
 type peerTable struct {
-	digest uint64
-	funcs  []wire.FuncInfo
+	digest    uint64
+	funcs     []wire.FuncInfo
+	resources map[string]int
 }
 
 // fetchTableLocked asks p for its function table (a FetchFuncs action).
@@ -101,8 +106,8 @@ func (n *Node) handleTable(from peer.ID, payload []byte) {
 		ids = append(ids, sched.FuncID(f.ID))
 	}
 	n.update(func() {
-		n.tables[from] = &peerTable{digest: t.Digest, funcs: t.Funcs}
-		n.stepLocked(sched.Event{Kind: sched.Offers, Peer: peerKey(from), Funcs: ids, Load: sched.Load{Funcs: t.Digest}})
+		n.tables[from] = &peerTable{digest: t.Digest, funcs: t.Funcs, resources: t.Resources}
+		n.stepLocked(sched.Event{Kind: sched.Offers, Peer: peerKey(from), Funcs: ids, Resources: t.Resources, Load: sched.Load{Funcs: t.Digest}})
 		if n.tablesUp != nil {
 			close(n.tablesUp)
 		}
@@ -379,4 +384,111 @@ func (n *Node) BeaconSize() int {
 		return 0
 	}
 	return len(b)
+}
+
+// callNeeds merges a call's needs into its function's.
+func callNeeds(fn *Function, extra map[string]int) (map[string]int, error) {
+	if len(fn.Needs) == 0 && len(extra) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]int, len(fn.Needs)+len(extra))
+	for k, v := range fn.Needs {
+		m[k] = v
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	for k, v := range m {
+		if k == "" || v <= 0 {
+			return nil, fmt.Errorf("need %q=%d: want a resource name and a positive quantity", k, v)
+		}
+	}
+	return m, nil
+}
+
+// checkNeeds fails a call whose needs no peer has at all, this one
+// included: it would wait for ever. The tables of connected peers not
+// known yet are asked for first, within Config.FuncWait.
+func (n *Node) checkNeeds(ctx context.Context, fn *Function, needs map[string]int) error {
+	if len(needs) == 0 {
+		return nil
+	}
+	err := n.needsMet(fn, needs)
+	if err == nil || n.net == nil || n.askTables() == 0 {
+		return err
+	}
+	t := time.NewTimer(n.cfg.funcWait())
+	defer t.Stop()
+	for err != nil {
+		n.mu.Lock()
+		if n.tablesUp == nil {
+			n.tablesUp = make(chan struct{})
+		}
+		up := n.tablesUp
+		n.mu.Unlock()
+		if err = n.needsMet(fn, needs); err == nil || n.askTables() == 0 {
+			return err
+		}
+		select {
+		case <-up:
+		case <-t.C:
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("node: call %s: %w", fn.Name, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// needsMet says whether a known peer has needs for fn, or why none does.
+func (n *Node) needsMet(fn *Function, needs map[string]int) error {
+	fits := func(have map[string]int) bool {
+		for k, v := range needs {
+			if have[k] < v {
+				return false
+			}
+		}
+		return true
+	}
+	if !fn.remote && fits(n.cfg.Resources) {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var seen []string
+	for p, t := range n.tables {
+		if fits(t.resources) && slices.ContainsFunc(t.funcs, func(fi wire.FuncInfo) bool { return fi.ID == uint64(fn.ID()) }) {
+			return nil
+		}
+		if len(t.resources) > 0 {
+			seen = append(seen, fmt.Sprintf("%s has %s", p, needsText(t.resources)))
+		}
+	}
+	if len(n.cfg.Resources) > 0 {
+		seen = append(seen, "this peer has "+needsText(n.cfg.Resources))
+	}
+	slices.Sort(seen)
+	msg := "no peer has them"
+	if len(seen) > 0 {
+		msg = strings.Join(seen, "; ")
+	}
+	return fmt.Errorf("%w: call %s needs %s, which no peer this node knows has (%s): start a peer with --resources, or lower the need",
+		ErrNoPeerOffers, fn.Name, needsText(needs), msg)
+}
+
+// needsText renders resources as "gpu=1,license=2".
+func needsText(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, ",")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,4 +141,66 @@ func TestBeaconWith1000Functions(t *testing.T) {
 	got, err := node.As[int64](r[0]).Get(ctxT(t))
 	require.NoError(t, err)
 	assert.Equal(t, int64(43), got)
+}
+
+// TestSwarmResources: one peer of three has a gpu. Six calls that need
+// it run there one at a time while other calls run elsewhere; a need no
+// peer has fails at once, saying what the peers have.
+func TestSwarmResources(t *testing.T) {
+	var running, most, finished atomic.Int32
+	gpu := func(cfg *node.Config) {
+		require.NoError(t, cfg.Functions.Register("gpu.work", func(ctx context.Context) (string, error) {
+			n := running.Add(1)
+			defer running.Add(-1)
+			for {
+				m := most.Load()
+				if n <= m || most.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+			finished.Add(1)
+			return node.FromContext(ctx).ID(), nil
+		}, node.Needs("gpu", 1)))
+	}
+	withGPU := func(cfg *node.Config) {
+		gpu(cfg)
+		cfg.Resources = map[string]int{"gpu": 1}
+	}
+	nodes := swarmWith(t, 2, gpu, withGPU, gpu)
+	a, b := nodes[0], nodes[1]
+	ctx := ctxT(t)
+	var gpuRefs, other []node.ObjectRef
+	for range 6 {
+		r, err := a.Call(ctx, "gpu.work")
+		require.NoError(t, err)
+		gpuRefs = append(gpuRefs, r...)
+	}
+	for range 6 {
+		r, err := a.Call(ctx, "whoami")
+		require.NoError(t, err)
+		other = append(other, r...)
+	}
+	elsewhere := 0
+	for _, r := range other {
+		who, err := node.As[string](r).Get(ctx)
+		require.NoError(t, err)
+		if who != b.ID() {
+			elsewhere++
+		}
+	}
+	gpuDone := finished.Load()
+	for _, r := range gpuRefs {
+		who, err := node.As[string](r).Get(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, b.ID(), who, "a task that needs the gpu ran on a peer without one")
+	}
+	assert.Equal(t, int32(1), most.Load(), "tasks that need the one gpu ran at once")
+	assert.Positive(t, elsewhere, "no other task ran elsewhere")
+	assert.Less(t, gpuDone, int32(6), "the other tasks waited for all the gpu tasks")
+
+	_, err := a.CallWith(ctx, node.CallOptions{Needs: map[string]int{"gpu": 2}}, "gpu.work")
+	require.ErrorIs(t, err, node.ErrNoPeerOffers)
+	assert.Contains(t, err.Error(), "gpu=2")
+	assert.Contains(t, err.Error(), "gpu=1")
 }

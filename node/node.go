@@ -51,7 +51,8 @@ type task struct {
 	// handed is when (unix ns) the task was handed over (owner side): its
 	// executor's lease runs from then at the earliest.
 	handed int64
-	on     peer.ID // pinned to this peer (placement hint)
+	on     peer.ID        // pinned to this peer (placement hint)
+	needs  map[string]int // resources it needs where it runs
 	// Executor side (n.mu): cancel stops the running function; orphaned
 	// says its owner is gone (see OwnerDiedError).
 	cancel   context.CancelCauseFunc
@@ -145,6 +146,8 @@ func New(cfg Config) (*Node, error) {
 	var self sched.PeerID
 	var funcs uint64
 	table, ids := reg.table()
+	table.Resources = cfg.Resources
+	table.Digest = withResources(table.Digest, cfg.Resources)
 	if cfg.Network != nil {
 		funcs = table.Digest
 		self = peerKey(cfg.Network.ID())
@@ -155,6 +158,7 @@ func New(cfg Config) (*Node, error) {
 	schedCfg := sched.SwarmConfig(cfg.Slots, self)
 	schedCfg.Funcs, schedCfg.ProbeBatch, schedCfg.MaxRetries = funcs, cfg.ProbeBatch, cfg.MaxRetries
 	schedCfg.MaxQueue, schedCfg.Check = cfg.maxQueue(), checkSched
+	schedCfg.Resources = cfg.Resources
 	if cfg.Network != nil {
 		// Leases in ticks: LeaseTimeout rounded up to whole ticks.
 		schedCfg.LeaseTicks = int((cfg.leaseTimeout() + sched.TickEvery - 1) / sched.TickEvery)

@@ -177,7 +177,7 @@ func (n *Node) dialForward(f forward) {
 }
 
 func (n *Node) sendForward(ss *session, f forward) {
-	msg, err := codec.Marshal(wire.Handoff{Spec: f.t.spec, Args: f.args})
+	msg, err := codec.Marshal(wire.Handoff{Spec: f.t.spec, Args: f.args, Needs: f.t.needs})
 	if err != nil {
 		n.log.Error("encode hand-off", "task", f.t.id, "err", err)
 		ss.close(err) // gives the task back with the session's others

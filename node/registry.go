@@ -64,6 +64,8 @@ type Function struct {
 	RetryErrors bool
 	// Version is part of the function's identity (see Version).
 	Version string
+	// Needs are the resources each call needs where it runs (see Needs).
+	Needs map[string]int
 
 	invoke invoker
 	id     sched.FuncID
@@ -165,6 +167,18 @@ func RetryErrors() FuncOption { return func(f *Function) { f.RetryErrors = true 
 // another version of a function of the same name and signature run none
 // of this one's calls (and refuse them, saying so).
 func Version(v string) FuncOption { return func(f *Function) { f.Version = v } }
+
+// Needs makes every call of the function need n of the resource name
+// where it runs (Config.Resources): it runs only on peers that have it,
+// while it is free there, as Ray's custom resources.
+func Needs(name string, n int) FuncOption {
+	return func(f *Function) {
+		if f.Needs == nil {
+			f.Needs = make(map[string]int)
+		}
+		f.Needs[name] = n
+	}
+}
 
 // Doc attaches a one-line description.
 func Doc(s string) FuncOption { return func(f *Function) { f.Doc = s } }
@@ -365,4 +379,28 @@ func (r *Registry) table() (wire.Table, []sched.FuncID) {
 		t.Digest = 1
 	}
 	return t, ids
+}
+
+// withResources mixes a peer's resources into its table digest, so peers
+// with the same functions and other resources fetch each other's tables.
+func withResources(digest uint64, res map[string]int) uint64 {
+	if len(res) == 0 {
+		return digest
+	}
+	names := make([]string, 0, len(res))
+	for name := range res {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], digest)
+	h.Write(b[:])
+	for _, name := range names {
+		fmt.Fprintf(h, "%s=%d;", name, res[name])
+	}
+	if d := binary.BigEndian.Uint64(h.Sum(nil)); d != 0 {
+		return d
+	}
+	return 1
 }

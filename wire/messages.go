@@ -18,6 +18,8 @@ type Beacon struct {
 type Handoff struct {
 	Spec []byte `codec:"spec"`
 	Args []Arg  `codec:"args"`
+	// Needs are the resources the task needs where it runs (gpu: 1).
+	Needs map[string]int `codec:"needs,omitempty"`
 }
 
 // Arg is one argument of a handed-off task: its encoded value (Data), or,
@@ -107,6 +109,8 @@ func init() {
 type Table struct {
 	Digest uint64     `codec:"d"`
 	Funcs  []FuncInfo `codec:"f"`
+	// Resources are the peer's named quantities beside its slots.
+	Resources map[string]int `codec:"r,omitempty"`
 }
 
 // FuncInfo is one function a peer offers: its identity (name, the codec
