@@ -47,4 +47,15 @@
 // Config.ProbeBatch set, work that finds no known peer with room also asks
 // for probes of peers it does not know (Probe, ProbeReply), so a peer that
 // hears only a neighbourhood's beacons still reaches the whole swarm.
+//
+// Peers run only the functions they offer. A task names its function
+// (Submit's Func, a hash of its identity) and the resources it needs
+// (Needs); each peer's beacon names its function table by a digest, which
+// a peer that has not seen it asks for (FetchFuncs) and steps (Offers).
+// Ready tasks wait in one queue per function and needs (a class, as in
+// Ray), so work no peer with room can run does not hold up the rest; a
+// task goes only to peers whose tables offer its function and hold its
+// needs, runs here only while its needs are free (Config.Resources), and
+// fails (FailNoPeer) if no known peer offers it for Config.FuncWait ticks.
+// See funcs.go and resources.go.
 package sched
