@@ -92,12 +92,12 @@ type Have struct {
 
 func init() {
 	codec.MustRegister[Beacon]("dray/beacon/1")
-	codec.MustRegister[Handoff]("dray/handoff/1")
+	codec.MustRegister[Handoff]("dray/handoff/2")
 	codec.MustRegister[Arg]("dray/arg/1")
 	codec.MustRegister[Completion]("dray/completion/1")
 	codec.MustRegister[Result]("dray/result/1")
 	codec.MustRegister[Refusal]("dray/refusal/1")
-	codec.MustRegister[Offer]("dray/offer/1")
+	codec.MustRegister[Offer]("dray/offer/2")
 	codec.MustRegister[Want]("dray/want/1")
 	codec.MustRegister[Have]("dray/have/1")
 	codec.MustRegister[Table]("dray/table/1")
