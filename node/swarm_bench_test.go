@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -192,4 +193,60 @@ func BenchmarkFetch(b *testing.B) {
 	b.ReportMetric(streamGBs, "libp2p-GB/s")
 	b.ReportMetric(fetchGBs/tcpGBs, "ratio-to-tcp")
 	b.ReportMetric(fetchGBs/streamGBs, "ratio-to-libp2p")
+}
+
+// BenchmarkMixedBinaries runs the same work on two swarms of 4 peers with
+// one slot each: one where every peer runs the same binary, one where two
+// of the four offer a function more (other tables, fetched once), and
+// reports the tasks/s of both, measured in turn in one run, and their
+// ratio. Target: mixed within 10% of same (issue 10).
+func BenchmarkMixedBinaries(b *testing.B) {
+	extra := func(cfg *node.Config) {
+		if err := cfg.Functions.Register("extra.one", func() int { return 1 }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	same := swarmWith(b, 1, nil, nil, nil, nil)
+	mixed := swarmWith(b, 1, nil, extra, nil, extra)
+	ctx := context.Background()
+	const tasks, ms = 400, 5
+	run := func(nodes []*node.Node) (float64, int) {
+		start := time.Now()
+		refs := make([]node.ObjectRef, tasks)
+		for i := range refs {
+			r, err := nodes[0].Call(ctx, "sleep", ms)
+			if err != nil {
+				b.Fatal(err)
+			}
+			refs[i] = r[0]
+		}
+		ran := map[string]bool{}
+		for _, r := range refs {
+			who, err := node.As[string](r).Get(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ran[who] = true
+		}
+		return tasks / time.Since(start).Seconds(), len(ran)
+	}
+	var sameRate, mixedRate []float64
+	peers := 0
+	for b.Loop() {
+		r, _ := run(same)
+		sameRate = append(sameRate, r)
+		r, peers = run(mixed)
+		mixedRate = append(mixedRate, r)
+	}
+	s, m := medianF(sameRate), medianF(mixedRate)
+	b.ReportMetric(s, "same-tasks/s")
+	b.ReportMetric(m, "mixed-tasks/s")
+	b.ReportMetric(m/s, "ratio-to-same")
+	b.ReportMetric(float64(peers), "mixed-peers-used")
+}
+
+func medianF(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
