@@ -46,7 +46,7 @@ func (s *Scheduler) done(ev Event) error {
 	default:
 		return fmt.Errorf("%w: done for %s task %x", ErrState, t.state, ev.Task)
 	}
-	if ev.Retryable && t.retryErrors && !t.orphaned && t.owner == "" && t.lost+t.errs < t.maxRetries {
+	if ev.Retryable && t.retryErrors && !t.orphaned && !t.cancelled && t.owner == "" && t.lost+t.errs < t.maxRetries {
 		t.errs++
 		t.offered = false
 		s.actions = append(s.actions, Action{Kind: Retry, Task: t.id, Count: int(t.lost + t.errs + 1)})
@@ -88,6 +88,8 @@ func (s *Scheduler) takeBack(t *task, lost bool) {
 		t.lost++
 	}
 	switch {
+	case t.cancelled:
+		s.fail(t, Action{Reason: FailCancelled, Peer: p})
 	case lost && t.lost+t.errs > t.maxRetries:
 		s.fail(t, Action{Reason: FailLost, Peer: p, Count: int(t.lost)})
 	case t.on == p:
@@ -291,6 +293,10 @@ func (s *Scheduler) argLost(ev Event) error {
 	s.forwards--
 	s.handIn(t.peer)
 	t.peer, t.offered = "", false
+	if t.cancelled {
+		s.fail(t, Action{Reason: FailCancelled, Peer: ev.Peer})
+		return nil
+	}
 	if t.argRuns++; t.argRuns > max(t.maxRetries, 1) {
 		// An input that keeps failing to reach executors ends in an
 		// error rather than a loop.
@@ -302,4 +308,36 @@ func (s *Scheduler) argLost(ev Event) error {
 	s.waiters[ev.Object] = append(s.waiters[ev.Object], t)
 	s.actions = append(s.actions, Action{Kind: Fetch, Object: ev.Object, Peer: ev.Peer, Task: t.id})
 	return nil
+}
+
+// stop cancels a task (Stop): dropped if it has not started, stopped
+// (Abort) if it runs here or elsewhere; either way it never runs again.
+func (s *Scheduler) stop(ev Event) {
+	t := s.tasks[ev.Task]
+	if t == nil || t.cancelled {
+		return
+	}
+	if t.owner != "" && ev.Peer != t.owner || t.owner == "" && ev.Peer != "" {
+		return // only its owner cancels a task
+	}
+	t.cancelled = true
+	switch t.state {
+	case waiting:
+		s.waiting--
+		s.fail(t, Action{Reason: FailCancelled})
+	case queued:
+		s.queued-- // its queue entry is skipped as stale
+		if t.owner != "" {
+			s.hosted--
+			delete(s.tasks, t.id)
+			s.finished++
+			s.actions = append(s.actions, Action{Kind: Refuse, Task: t.id, Peer: t.owner, Reason: RefuseCancelled})
+			return
+		}
+		s.fail(t, Action{Reason: FailCancelled})
+	case running, blocked:
+		s.actions = append(s.actions, Action{Kind: Abort, Task: t.id})
+	case forwarded:
+		s.actions = append(s.actions, Action{Kind: Abort, Task: t.id, Peer: t.peer})
+	}
 }

@@ -217,10 +217,17 @@ const (
 	// offers Funcs, and runs no other function but Func 0 (until then it
 	// runs every function).
 	Offers
+	// Stop: Task is cancelled (as ray.cancel) by this peer's caller (Peer
+	// empty) or, for a task handed to us, by its owner (Peer). A task not
+	// started is dropped (Fail, FailCancelled; handed: Refuse,
+	// RefuseCancelled); a running or forwarded one is stopped (Abort) and
+	// ends when it reports; it is never run again. A Stop of a task not
+	// tracked (finished already) changes nothing.
+	Stop
 )
 
 var kindNames = [...]string{"?", "submit", "object-ready", "object-failed", "done", "blocked", "unblocked",
-	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard", "probe-batch-set", "settled", "object-lost", "arg-lost", "released", "offers"}
+	"peer-load", "peer-gone", "tick", "claim", "refused", "probe-reply", "lost", "leave", "offer-heard", "heard", "probe-batch-set", "settled", "object-lost", "arg-lost", "released", "offers", "stop"}
 
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) {
@@ -369,6 +376,10 @@ const (
 	// scheduler has not seen: get it from Peer and step Offers. Until
 	// then Peer runs only tasks of Func 0.
 	FetchFuncs
+	// Abort: stop Task, which was cancelled (Stop): Peer empty, its run
+	// here (its context cancelled; its Done follows); else tell Peer, its
+	// executor, to stop it (its report, or its loss, follows).
+	Abort
 )
 
 func (k ActionKind) String() string {
@@ -409,6 +420,8 @@ func (k ActionKind) String() string {
 		return "left"
 	case FetchFuncs:
 		return "fetch-funcs"
+	case Abort:
+		return "abort"
 	}
 	return fmt.Sprintf("ActionKind(%d)", uint8(k))
 }
@@ -429,9 +442,11 @@ const (
 	FailNoPeer                      // no known peer offers its function with the resources it needs (Count: ticks waited)
 	RefuseNoFunc                    // this peer does not offer the task's function
 	RefuseNeeds                     // this peer has not the resources the task needs
+	FailCancelled                   // the task was cancelled (Stop)
+	RefuseCancelled                 // its owner cancelled the task before it started here
 )
 
-var reasonNames = [...]string{"?", "dep", "pinned", "lost", "arg", "leaving", "full", "released", "orphaned", "no-peer", "no-func", "needs"}
+var reasonNames = [...]string{"?", "dep", "pinned", "lost", "arg", "leaving", "full", "released", "orphaned", "no-peer", "no-func", "needs", "cancelled", "cancelled"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
@@ -497,6 +512,7 @@ type task struct {
 	offered                         bool // announced on the gossip topic
 	retryErrors                     bool
 	orphaned                        bool // executor side: the owner is gone while it runs
+	cancelled                       bool // Stop: it ends without running again
 }
 
 // Stats is a snapshot of the scheduler's queues.
@@ -665,6 +681,8 @@ func (s *Scheduler) step(ev Event) error {
 		if err := s.setOffers(ev); err != nil {
 			return err
 		}
+	case Stop:
+		s.stop(ev)
 	case PeerLoad, PeerGone, Tick, Claim, Refused, ProbeReply, Lost, Leave, OfferHeard, Heard:
 		if err := s.peerEvent(ev); err != nil {
 			return err

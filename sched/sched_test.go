@@ -117,6 +117,8 @@ func TestTraces(t *testing.T) {
 					fmt.Fprintf(&out, "%s %s -> %s\n", a.Kind, a.Object, a.Peer)
 				case a.Kind == Left:
 					fmt.Fprintf(&out, "%s\n", a.Kind)
+				case a.Kind == Abort && a.Peer != "":
+					fmt.Fprintf(&out, "%s %s -> %s\n", a.Kind, a.Task, a.Peer)
 				case a.Kind == FetchFuncs:
 					fmt.Fprintf(&out, "%s %s\n", a.Kind, a.Peer)
 				default:
@@ -229,6 +231,13 @@ func parseEvent(line string) (Event, error) {
 		return Event{Kind: Heard, Peer: PeerID(f[1])}, nil
 	case "settled":
 		return Event{Kind: Settled, Object: ObjectID(f[1])}, nil
+	case "stop":
+		// stop TASK [OWNER]
+		ev := Event{Kind: Stop, Task: TaskID(f[1])}
+		if len(f) > 2 {
+			ev.Peer = PeerID(f[2])
+		}
+		return ev, nil
 	case "released":
 		// released OBJECT OWNER
 		return Event{Kind: Released, Object: ObjectID(f[1]), Peer: PeerID(f[2])}, nil
