@@ -20,6 +20,30 @@ import (
 // ("256MiB", "1GiB"); the default, 32 MiB, keeps CI fast.
 const memSizeEnv = "DRAY_TEST_JSON_SIZE"
 
+// parseSize reads a byte size of memSizeEnv: "256MiB", "1GB", "1048576"
+// (the sizes --memory takes, but no share of memory).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+	} {
+		if p, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(p), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%q: want a positive size such as 256MiB or 1GiB", s)
+	}
+	return int64(v * float64(mult)), nil
+}
+
 // TestJSONMemoryBounded fetches a large byte-string value as JSON from a
 // `dray node` process — with `dray get` (no --out, piped) and with `dray
 // run`, a call with wait — and checks that the node's peak RSS stays under
@@ -28,7 +52,7 @@ const memSizeEnv = "DRAY_TEST_JSON_SIZE"
 func TestJSONMemoryBounded(t *testing.T) {
 	size := int64(32 << 20)
 	if s := os.Getenv(memSizeEnv); s != "" {
-		v, err := parseMemory(s, 0)
+		v, err := parseSize(s)
 		require.NoError(t, err, memSizeEnv)
 		size = v
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -39,7 +39,7 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 			if err := minArgs(2)(cmd, args); err != nil {
 				return err // only "FUNC --"
 			}
-			if err := firstErr(checkTimeout(timeout), checkPeer(on)); err != nil {
+			if err := firstErr(checkTimeout(timeout), checkPeer(on, opts.name)); err != nil {
 				return err
 			}
 			for i, a := range args[1:] {
@@ -74,7 +74,7 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 						args[0], i+1, args[0], params, strings.TrimSuffix(strings.Repeat("1,", params), ","))
 				}
 			}
-			out := newResults(cmd, runHint)
+			out := newResults(cmd, runHint(opts.name))
 			err = c.MapStream(ctx, api.MapRequest{Func: args[0], Args: calls, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on,
 				MaxRetries: retry.max, RetryErrors: retry.errors},
 				func(k int, refs []cid.Cid, i int, v io.Reader) error {
@@ -117,7 +117,7 @@ line, without waiting for the task: fetch the values later with dray get.
 			if err != nil {
 				return err
 			}
-			if err := checkPeer(on); err != nil {
+			if err := checkPeer(on, opts.name); err != nil {
 				return err
 			}
 			raw, err := checkArgs(args[0], args[1:])
@@ -169,7 +169,7 @@ as JSON; with --out FILE write the raw bytes of a byte-string value to FILE
 			if out != "" {
 				return timedOut(getRaw(cmd, t, c, out, timeout), timeout)
 			}
-			return timedOut(t.remoteErr(printGet(cmd, t.client(), c, timeout)), timeout)
+			return timedOut(t.remoteErr(printGet(cmd, t.client(), c, timeout, opts.name)), timeout)
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up waiting after this long (0: no limit)")

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -119,18 +119,20 @@ func (p *results) upTo(k int) error {
 }
 
 // runHint is what to do instead of printing a large byte string result of
-// run or map on a terminal.
-const runHint = "pipe the output to a file, or use `dray submit` then `dray get --out FILE CID`"
+// run or map on a terminal; name is the program's.
+func runHint(name string) string {
+	return fmt.Sprintf("pipe the output to a file, or use `%s submit` then `%s get --out FILE CID`", name, name)
+}
 
-// printGet streams the JSON of the value id.
-func printGet(cmd *cobra.Command, c *api.Client, id cid.Cid, timeout time.Duration) error {
+// printGet streams the JSON of the value id; name is the program's.
+func printGet(cmd *cobra.Command, c *api.Client, id cid.Cid, timeout time.Duration, name string) error {
 	rc, err := c.OpenGet(cmd.Context(), id, timeout)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
 	w := cmd.OutOrStdout()
-	err = copyValue(w, rc, isTTY(w), fmt.Sprintf("write it to a file with `dray get --out FILE %s`", id))
+	err = copyValue(w, rc, isTTY(w), fmt.Sprintf("write it to a file with `%s get --out FILE %s`", name, id))
 	if err != nil {
 		var bt *errBinaryTerminal
 		if !errors.As(err, &bt) {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 // Checks of the command line that cobra and pflag leave to the program, so
 // that each bad input fails with one line that names what was wrong.
@@ -110,13 +110,13 @@ func checkTimeout(d time.Duration) error {
 	return nil
 }
 
-// checkPeer refuses an --on that is not a peer ID.
-func checkPeer(on string) error {
+// checkPeer refuses an --on that is not a peer ID; name is the program's.
+func checkPeer(on, name string) error {
 	if on == "" {
 		return nil
 	}
 	if _, err := peer.Decode(on); err != nil {
-		return fmt.Errorf("--on %q: not a peer ID (`dray peers` lists them)", on)
+		return fmt.Errorf("--on %q: not a peer ID (`%s peers` lists them)", on, name)
 	}
 	return nil
 }

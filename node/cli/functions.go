@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -24,7 +24,7 @@ neither set and no node at 127.0.0.1:5050, the functions built into this binary.
 			}
 			fns, err := t.client().Functions(cmd.Context())
 			if errors.Is(err, api.ErrNoNode) && !t.explicit {
-				fns, err = localFunctions()
+				fns, err = localFunctions(opts.funcs)
 			}
 			if err != nil {
 				return t.remoteErr(err)
@@ -43,8 +43,8 @@ neither set and no node at 127.0.0.1:5050, the functions built into this binary.
 }
 
 // localFunctions lists the functions built into this binary.
-func localFunctions() ([]api.FunctionInfo, error) {
-	reg, err := registry()
+func localFunctions(funcs *functions) ([]api.FunctionInfo, error) {
+	reg, err := funcs.registry()
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -38,7 +38,7 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			args = dropDashDash(args)
-			if err := firstErr(checkTimeout(timeout), checkPeer(on)); err != nil {
+			if err := firstErr(checkTimeout(timeout), checkPeer(on, opts.name)); err != nil {
 				return err
 			}
 			t, err := apiTarget(cmd, opts)
@@ -49,14 +49,14 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 			if err != nil {
 				return err
 			}
-			out := newResults(cmd, runHint)
+			out := newResults(cmd, runHint(opts.name))
 			err = t.client().CallStream(cmd.Context(), api.CallRequest{
 				Func: args[0], Args: raw, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on,
 				MaxRetries: retry.max, RetryErrors: retry.errors,
 			}, out.value)
 			if errors.Is(err, api.ErrNoNode) && !t.explicit {
 				if on != "" {
-					return fmt.Errorf("--on %s needs a running node (start one with `dray node`)", on)
+					return fmt.Errorf("--on %s needs a running node (start one with `%s node`)", on, opts.name)
 				}
 				return timedOut(runLocal(cmd, opts, args, timeout, retry.options()), timeout)
 			}
@@ -78,7 +78,7 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 // runLocal runs the call on an in-process peer.
 func runLocal(cmd *cobra.Command, opts *options, args []string, timeout time.Duration, co node.CallOptions) error {
 	ctx := cmd.Context()
-	reg, err := registry()
+	reg, err := opts.funcs.registry()
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func runLocal(cmd *cobra.Command, opts *options, args []string, timeout time.Dur
 		return err
 	}
 	if len(args)-1 != len(fn.Params) {
-		return fmt.Errorf("%s takes %d argument(s), got %d (usage: dray run %s)", fn.Name, len(fn.Params), len(args)-1, fn.Signature())
+		return fmt.Errorf("%s takes %d argument(s), got %d (usage: %s run %s)", fn.Name, len(fn.Params), len(args)-1, opts.name, fn.Signature())
 	}
 	n, err := startNode(opts, cmd.ErrOrStderr())
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -17,6 +17,7 @@ import (
 
 // target is the node API a command talks to.
 type target struct {
+	name     string // the program's name
 	addr     string
 	token    string // the API token, if any
 	source   string // "--api", "DRAY_API" or "" for the default address
@@ -27,7 +28,7 @@ type target struct {
 // $DRAY_DEFAULT_API or 127.0.0.1:5050. Only the last is not explicit. An
 // address that is not HOST:PORT is an error that names where it came from.
 func apiTarget(cmd *cobra.Command, opts *options) (target, error) {
-	t := target{addr: api.DefaultAddr, token: apiToken(cmd, opts)}
+	t := target{name: opts.name, addr: api.DefaultAddr, token: apiToken(cmd, opts)}
 	from := ""
 	if f := cmd.Flag("api"); f != nil && f.Changed {
 		t.addr, t.source, t.explicit = opts.api, "--api", true
@@ -78,9 +79,9 @@ func apiToken(cmd *cobra.Command, opts *options) string {
 // noNode is the one-line error for a node that does not answer.
 func (t target) noNode() error {
 	if t.explicit {
-		return fmt.Errorf("no dray node at %s (from %s): start one with `dray node --api %s`", t.addr, t.source, t.addr)
+		return fmt.Errorf("no dray node at %s (from %s): start one with `%s node --api %s`", t.addr, t.source, t.name, t.addr)
 	}
-	return fmt.Errorf("no dray node at %s: start one with `dray node`", t.addr)
+	return fmt.Errorf("no dray node at %s: start one with `%s node`", t.addr, t.name)
 }
 
 // remoteErr turns a client error into the command's error line.
