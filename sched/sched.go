@@ -431,19 +431,19 @@ type Reason uint8
 
 // The reasons of Fail and Refuse actions.
 const (
-	FailDep       Reason = iota + 1 // a dependency failed (Action.Object)
-	FailPinned                      // the peer it is pinned to refused it or is gone
-	FailLost                        // its executors were lost past its retries
-	FailArg                         // executors could not fetch its input Object, past its retries
-	RefuseLeaving                   // this peer is leaving the swarm
-	RefuseFull                      // this peer's queue is full (Config.MaxQueue)
-	LoanReleased                    // the owner released the lent object
-	LoanOrphaned                    // the owner of the lent object is gone, or never learned of it
-	FailNoPeer                      // no known peer offers its function with the resources it needs (Count: ticks waited)
-	RefuseNoFunc                    // this peer does not offer the task's function
-	RefuseNeeds                     // this peer has not the resources the task needs
-	FailCancelled                   // the task was cancelled (Stop)
-	RefuseCancelled                 // its owner cancelled the task before it started here
+	FailDep         Reason = iota + 1 // a dependency failed (Action.Object)
+	FailPinned                        // the peer it is pinned to refused it or is gone
+	FailLost                          // its executors were lost past its retries
+	FailArg                           // executors could not fetch its input Object, past its retries
+	RefuseLeaving                     // this peer is leaving the swarm
+	RefuseFull                        // this peer's queue is full (Config.MaxQueue)
+	LoanReleased                      // the owner released the lent object
+	LoanOrphaned                      // the owner of the lent object is gone, or never learned of it
+	FailNoPeer                        // no known peer offers its function with the resources it needs (Count: ticks waited)
+	RefuseNoFunc                      // this peer does not offer the task's function
+	RefuseNeeds                       // this peer has not the resources the task needs
+	FailCancelled                     // the task was cancelled (Stop)
+	RefuseCancelled                   // its owner cancelled the task before it started here
 )
 
 var reasonNames = [...]string{"?", "dep", "pinned", "lost", "arg", "leaving", "full", "released", "orphaned", "no-peer", "no-func", "needs", "cancelled", "cancelled"}
