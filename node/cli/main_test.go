@@ -160,3 +160,19 @@ func TestDefaultName(t *testing.T) {
 	assert.Equal(t, want, Command(nil, nil, nil).Name())
 	assert.Equal(t, "wordcount", Command(nil, nil, nil, Name("wordcount")).Name())
 }
+
+// TestNodeResourcesFlag: --resources takes name=quantity pairs and
+// refuses a negative quantity before the node starts.
+func TestNodeResourcesFlag(t *testing.T) {
+	for _, tc := range []struct{ arg, want string }{
+		{"gpu=-1", `resource "gpu"=-1`},
+		{"gpu", "--resources"},
+	} {
+		var out bytes.Buffer
+		cmd := Command(&out, &out, nil)
+		cmd.SetArgs([]string{"node", "--api", "127.0.0.1:0", "--data", t.TempDir(), "--resources", tc.arg})
+		err := cmd.Execute()
+		require.Error(t, err, tc.arg)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+}

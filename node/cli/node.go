@@ -27,6 +27,7 @@ type nodeFlags struct {
 	bootstrap []string
 	noMDNS    bool
 	swarmKey  string
+	resources map[string]int
 }
 
 func newNodeCmd(opts *options) *cobra.Command {
@@ -56,6 +57,7 @@ Once ready it prints, one per line on stdout:
 	f.StringArrayVar(&nf.bootstrap, "bootstrap", nil, "multiaddr of a peer to join, ending in /p2p/<peer ID> (repeatable)")
 	f.BoolVar(&nf.noMDNS, "no-mdns", false, "do not discover peers on the LAN with mDNS")
 	f.StringVar(&nf.swarmKey, "swarm-key", "", "private network key file: only peers with the same key connect")
+	f.StringToIntVar(&nf.resources, "resources", nil, "named quantities beside the slots, as Ray's custom resources (gpu=1,license=2): tasks whose functions need them run only here, while they are free")
 	return cmd
 }
 
@@ -101,6 +103,12 @@ func runNode(cmd *cobra.Command, opts *options, nf *nodeFlags) (err error) {
 	cfg, err := nodeConfig(opts, cmd.ErrOrStderr())
 	if err != nil {
 		return err
+	}
+	if len(nf.resources) > 0 {
+		cfg.Resources = nf.resources
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("--resources: %w", err)
+		}
 	}
 	pcfg := p2p.DefaultConfig()
 	pcfg.DataDir = opts.dataDir
