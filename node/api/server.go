@@ -418,7 +418,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	fn, refs, err := Call(ctx, s.n, req.Func, req.Args, node.CallOptions{On: req.On, MaxRetries: req.MaxRetries, RetryErrors: req.RetryErrors})
+	fn, refs, err := Call(ctx, s.n, req.Func, req.Args, node.CallOptions{On: req.On, MaxRetries: req.MaxRetries, RetryErrors: req.RetryErrors, Needs: req.Needs})
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -481,7 +481,7 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	for i, args := range calls {
-		rs, err := s.n.CallWith(ctx, node.CallOptions{On: req.On, MaxRetries: req.MaxRetries, RetryErrors: req.RetryErrors}, fn.Name, args...)
+		rs, err := s.n.CallWith(ctx, node.CallOptions{On: req.On, MaxRetries: req.MaxRetries, RetryErrors: req.RetryErrors, Needs: req.Needs}, fn.Name, args...)
 		if err != nil {
 			s.fail(w, fmt.Errorf("call %d: %w", i+1, err))
 			return

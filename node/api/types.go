@@ -79,6 +79,9 @@ type CallRequest struct {
 	// failures too (see node.CallOptions).
 	MaxRetries  int  `json:"max_retries,omitempty"`
 	RetryErrors bool `json:"retry_errors,omitempty"`
+	// Needs are resources each call needs where it runs, beside its
+	// function's (see node.CallOptions.Needs): {"gpu": 1}.
+	Needs map[string]int `json:"needs,omitempty"`
 }
 
 // CallResult is the answer of a call: one ref per result of the function,
@@ -105,6 +108,9 @@ type MapRequest struct {
 	// failures too (see node.CallOptions).
 	MaxRetries  int  `json:"max_retries,omitempty"`
 	RetryErrors bool `json:"retry_errors,omitempty"`
+	// Needs are resources each call needs where it runs, beside its
+	// function's (see node.CallOptions.Needs): {"gpu": 1}.
+	Needs map[string]int `json:"needs,omitempty"`
 }
 
 // MapResult is the answer of POST /v1/map: the calls in argument order.

@@ -76,7 +76,7 @@ functions each ARG is a JSON list of the arguments, such as [1,2] for add.
 			}
 			out := newResults(cmd, runHint(opts.name))
 			err = c.MapStream(ctx, api.MapRequest{Func: args[0], Args: calls, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on,
-				MaxRetries: retry.max, RetryErrors: retry.errors},
+				MaxRetries: retry.max, RetryErrors: retry.errors, Needs: retry.needs},
 				func(k int, refs []cid.Cid, i int, v io.Reader) error {
 					if err := out.upTo(k); err != nil {
 						return err
@@ -124,7 +124,7 @@ line, without waiting for the task: fetch the values later with dray get.
 			if err != nil {
 				return err
 			}
-			res, err := t.client().Call(cmd.Context(), api.CallRequest{Func: args[0], Args: raw, On: on, MaxRetries: retry.max, RetryErrors: retry.errors})
+			res, err := t.client().Call(cmd.Context(), api.CallRequest{Func: args[0], Args: raw, On: on, MaxRetries: retry.max, RetryErrors: retry.errors, Needs: retry.needs})
 			if err != nil {
 				return t.remoteErr(err)
 			}

@@ -176,3 +176,15 @@ func TestNodeResourcesFlag(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.want)
 	}
 }
+
+// TestRunNeed: --need adds resources a call needs; a need no peer has
+// fails at once and names it.
+func TestRunNeed(t *testing.T) {
+	var out bytes.Buffer
+	cmd := Command(&out, &out, nil)
+	cmd.SetArgs([]string{"run", "--data", t.TempDir(), "--need", "gpu=1", "add", "1", "2"})
+	err := cmd.Execute()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "gpu=1")
+	assert.Contains(t, err.Error(), "no peer")
+}

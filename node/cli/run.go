@@ -52,7 +52,7 @@ node at 127.0.0.1:5050, an in-process peer runs it.`,
 			out := newResults(cmd, runHint(opts.name))
 			err = t.client().CallStream(cmd.Context(), api.CallRequest{
 				Func: args[0], Args: raw, Wait: true, Free: true, Timeout: api.Duration(timeout), On: on,
-				MaxRetries: retry.max, RetryErrors: retry.errors,
+				MaxRetries: retry.max, RetryErrors: retry.errors, Needs: retry.needs,
 			}, out.value)
 			if errors.Is(err, api.ErrNoNode) && !t.explicit {
 				if on != "" {
@@ -126,13 +126,15 @@ func runLocal(cmd *cobra.Command, opts *options, args []string, timeout time.Dur
 type retryFlags struct {
 	max    int
 	errors bool
+	needs  map[string]int
 }
 
 func (r *retryFlags) add(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&r.max, "max-retries", 0, "times a task is run again when its peer is lost (or, with --retry-errors, it fails): 0 the function's or node's default (3), -1 none")
 	cmd.Flags().BoolVar(&r.errors, "retry-errors", false, "also run the task again when the function itself fails (returns an error or panics)")
+	cmd.Flags().StringToIntVar(&r.needs, "need", nil, "resources each call needs where it runs, beside its function's (gpu=1): only peers started with them (dray node --resources) run it")
 }
 
 func (r retryFlags) options() node.CallOptions {
-	return node.CallOptions{MaxRetries: r.max, RetryErrors: r.errors}
+	return node.CallOptions{MaxRetries: r.max, RetryErrors: r.errors, Needs: r.needs}
 }
