@@ -150,6 +150,9 @@ func (n *Node) swarmFunctionsLocked() []SwarmFunction {
 	for _, f := range n.reg.Functions() {
 		if !f.remote {
 			add(f.info(), n.id)
+			for p := range n.same {
+				add(f.info(), p.String())
+			}
 		}
 	}
 	for p, t := range n.tables {

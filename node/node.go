@@ -117,6 +117,7 @@ type Node struct {
 	later    []func()               // frames to send once mu is released
 	loans    map[cid.Cid]cid.Cid    // results lent to their owners: output ref → content (the scheduler keeps the loans)
 	tables   map[peer.ID]*peerTable // other peers' function tables (see funcs.go)
+	same     map[peer.ID]bool       // peers whose beacons name this node's table
 	tablesUp chan struct{}          // closed and replaced when a table arrives
 	lins     map[string]*lineage    // by task CID KeyString (see lineage)
 	work     chan *task             // idle workers receive here
@@ -204,6 +205,7 @@ func New(cfg Config) (*Node, error) {
 		work:     make(chan *task),
 		table:    tableMsg,
 		tables:   make(map[peer.ID]*peerTable),
+		same:     make(map[peer.ID]bool),
 	}
 	if cfg.MemoEntries > 0 {
 		n.memo, _ = lru.New[cid.Cid, cid.Cid](cfg.MemoEntries)

@@ -93,6 +93,7 @@ func (n *Node) peerGone(p peer.ID) {
 	}
 	n.update(func() {
 		delete(n.tables, p)
+		delete(n.same, p)
 		n.stepLocked(sched.Event{Kind: sched.PeerGone, Peer: peerKey(p)})
 	})
 }

@@ -135,8 +135,16 @@ func (n *Node) hearLoop(sub p2p.Subscription) {
 			n.log.Debug("bad beacon", "peer", msg.From, "err", err)
 			continue
 		}
-		n.step(sched.Event{Kind: sched.PeerLoad, Peer: peerKey(msg.From),
-			Load: sched.Load{Slots: b.Slots, Free: b.Free, Queue: b.Queue, Funcs: b.Funcs}})
+		n.update(func() {
+			// Peers that run this binary's table, for SwarmFunctions.
+			if b.Funcs == n.funcs {
+				n.same[msg.From] = true
+			} else {
+				delete(n.same, msg.From)
+			}
+			n.stepLocked(sched.Event{Kind: sched.PeerLoad, Peer: peerKey(msg.From),
+				Load: sched.Load{Slots: b.Slots, Free: b.Free, Queue: b.Queue, Funcs: b.Funcs}})
+		})
 	}
 }
 

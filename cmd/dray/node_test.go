@@ -370,6 +370,13 @@ func TestNodes(t *testing.T) {
 		out := ok(t, p1.api, "functions")
 		assert.Contains(t, out, "add(int64, int64) int64")
 		assert.Contains(t, out, "nd.matmul(ndarray, ndarray) ndarray")
+		// The three peers run this binary: each function is offered by
+		// all three, the peers named.
+		swarm := ok(t, p1.api, "functions", "--swarm")
+		assert.Regexp(t, `add\(int64, int64\) int64\s+3 peer\(s\)`, swarm)
+		for _, p := range procs {
+			assert.Contains(t, swarm, p.peer)
+		}
 	})
 
 	t.Run("errors", func(t *testing.T) {

@@ -83,6 +83,13 @@ func (c *Client) Functions(ctx context.Context) ([]FunctionInfo, error) {
 	return out, c.doJSON(ctx, http.MethodGet, "/v1/functions", nil, &out)
 }
 
+// SwarmFunctions lists every function the node's swarm offers, as the
+// tables the node has say, with the peers that offer each.
+func (c *Client) SwarmFunctions(ctx context.Context) ([]FunctionInfo, error) {
+	var out []FunctionInfo
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/functions?swarm=1", nil, &out)
+}
+
 // Call submits a call and returns its refs, and its results when req.Wait
 // is set.
 func (c *Client) Call(ctx context.Context, req CallRequest) (CallResult, error) {

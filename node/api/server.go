@@ -384,7 +384,18 @@ func (s *Server) handlePeers(w http.ResponseWriter, _ *http.Request) {
 	s.reply(w, peers)
 }
 
-func (s *Server) handleFunctions(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) handleFunctions(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("swarm") != "" {
+		// Every function the swarm offers, from the tables this node
+		// has, with the peers that offer it.
+		var out []FunctionInfo
+		for _, f := range s.n.SwarmFunctions() {
+			out = append(out, FunctionInfo{Name: f.Name, Params: f.Params, Results: f.Results, Signature: f.Signature(),
+				Deterministic: f.Deterministic, Doc: f.Doc, Peers: f.Peers})
+		}
+		s.reply(w, out)
+		return
+	}
 	fns := s.n.Registry().Functions()
 	out := make([]FunctionInfo, len(fns))
 	for i, f := range fns {

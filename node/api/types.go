@@ -38,6 +38,9 @@ type FunctionInfo struct {
 	Signature     string   `json:"signature"`
 	Deterministic bool     `json:"deterministic"`
 	Doc           string   `json:"doc,omitempty"`
+	// Peers, with ?swarm=1, are the peers that offer the function (this
+	// node's ID among them if it does).
+	Peers []string `json:"peers,omitempty"`
 }
 
 // Duration is a time.Duration that travels in JSON as a Go duration string

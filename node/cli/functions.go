@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -11,7 +12,8 @@ import (
 )
 
 func newFunctionsCmd(opts *options) *cobra.Command {
-	return &cobra.Command{
+	var swarm bool
+	cmd := &cobra.Command{
 		Use:   "functions",
 		Short: "List the remote functions with their parameter and result types",
 		Long: `List the remote functions of the node at --api (or $DRAY_API); with
@@ -21,6 +23,17 @@ neither set and no node at 127.0.0.1:5050, the functions built into this binary.
 			t, err := apiTarget(cmd, opts)
 			if err != nil {
 				return err
+			}
+			if swarm {
+				fns, err := t.client().SwarmFunctions(cmd.Context())
+				if err != nil {
+					return t.remoteErr(err)
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				for _, f := range fns {
+					fmt.Fprintf(w, "%s\t%d peer(s)\t%s\n", f.Signature, len(f.Peers), strings.Join(f.Peers, " "))
+				}
+				return w.Flush()
 			}
 			fns, err := t.client().Functions(cmd.Context())
 			if errors.Is(err, api.ErrNoNode) && !t.explicit {
@@ -40,6 +53,8 @@ neither set and no node at 127.0.0.1:5050, the functions built into this binary.
 			return w.Flush()
 		},
 	}
+	cmd.Flags().BoolVar(&swarm, "swarm", false, "list every function the swarm offers, with the peers that offer it (needs a running node)")
+	return cmd
 }
 
 // localFunctions lists the functions built into this binary.
