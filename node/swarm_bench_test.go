@@ -77,22 +77,7 @@ func BenchmarkLoadBalance(b *testing.B) {
 	peers := 0
 	for b.Loop() {
 		start := time.Now()
-		refs := make([]node.ObjectRef, tasks)
-		for i := range refs {
-			r, err := nodes[0].Call(ctx, "sleep", ms)
-			if err != nil {
-				b.Fatal(err)
-			}
-			refs[i] = r[0]
-		}
-		ran := map[string]int{}
-		for _, r := range refs {
-			who, err := node.As[string](r).Get(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ran[who]++
-		}
+		ran := sleeps(b, ctx, nodes[0], tasks, ms)
 		spans = append(spans, time.Since(start))
 		peers = len(ran)
 	}
@@ -212,22 +197,7 @@ func BenchmarkMixedBinaries(b *testing.B) {
 	const tasks, ms = 400, 5
 	run := func(nodes []*node.Node) (float64, int) {
 		start := time.Now()
-		refs := make([]node.ObjectRef, tasks)
-		for i := range refs {
-			r, err := nodes[0].Call(ctx, "sleep", ms)
-			if err != nil {
-				b.Fatal(err)
-			}
-			refs[i] = r[0]
-		}
-		ran := map[string]bool{}
-		for _, r := range refs {
-			who, err := node.As[string](r).Get(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ran[who] = true
-		}
+		ran := sleeps(b, ctx, nodes[0], tasks, ms)
 		return tasks / time.Since(start).Seconds(), len(ran)
 	}
 	var sameRate, mixedRate []float64
@@ -243,6 +213,28 @@ func BenchmarkMixedBinaries(b *testing.B) {
 	b.ReportMetric(m, "mixed-tasks/s")
 	b.ReportMetric(m/s, "ratio-to-same")
 	b.ReportMetric(float64(peers), "mixed-peers-used")
+}
+
+// sleeps calls sleep(ms) tasks times on n, waits for every result and
+// returns how many ran on each peer.
+func sleeps(b *testing.B, ctx context.Context, n *node.Node, tasks, ms int) map[string]int {
+	refs := make([]node.ObjectRef, tasks)
+	for i := range refs {
+		r, err := n.Call(ctx, "sleep", ms)
+		if err != nil {
+			b.Fatal(err)
+		}
+		refs[i] = r[0]
+	}
+	ran := map[string]int{}
+	for _, r := range refs {
+		who, err := node.As[string](r).Get(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ran[who]++
+	}
+	return ran
 }
 
 func medianF(xs []float64) float64 {

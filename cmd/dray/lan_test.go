@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dray-project/dray/internal/bintest"
 	"github.com/dray-project/dray/p2p/p2ptest"
 )
 
@@ -36,16 +37,7 @@ func TestLAN(t *testing.T) {
 		all := append([]string{"netns", "exec", ns[i], drayBin, "--api", peers[i].api}, args...)
 		cmd := exec.Command(ipCmd, all...)
 		cmd.Env = testEnv()
-		var o, e strings.Builder
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else {
-			require.NoError(t, err)
-		}
-		return o.String(), e.String(), code
+		return bintest.Run(t, cmd)
 	}
 	deadline := time.Now().Add(45 * time.Second)
 	for {

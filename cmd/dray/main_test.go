@@ -1,17 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"net"
+	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dray-project/dray/internal/bintest"
 	"github.com/dray-project/dray/store"
 )
 
@@ -29,24 +28,17 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(benchRoleEnv); role != "" {
 		os.Exit(runBenchRole(role))
 	}
-	dir, err := os.MkdirTemp("", "dray-bin-")
+	bin, remove, err := bintest.Build(".", "dray")
 	if err != nil {
-		panic(err)
-	}
-	drayBin = filepath.Join(dir, "dray")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	deadAPI = ln.Addr().String()
-	ln.Close()
-	out, err := exec.Command("go", "build", "-o", drayBin, ".").CombinedOutput()
-	if err != nil {
-		os.Stderr.Write(out)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	drayBin = bin
+	if deadAPI, err = bintest.DeadAddr(); err != nil {
+		panic(err)
+	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
@@ -59,15 +51,7 @@ func drayIn(t *testing.T, dataDir string, args ...string) (stdout, stderr string
 	t.Helper()
 	cmd := exec.Command(drayBin, args...)
 	cmd.Env = append(testEnv(), "DRAY_DATA="+dataDir)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
-	return o.String(), e.String(), code
+	return bintest.Run(t, cmd)
 }
 
 // testEnv is the environment of the dray processes: no DRAY_API, and the

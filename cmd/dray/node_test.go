@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dray-project/dray/internal/bintest"
 	"github.com/dray-project/dray/node/api"
 	"github.com/dray-project/dray/p2p"
 )
@@ -148,15 +149,7 @@ func at(t *testing.T, api string, args ...string) (stdout, stderr string, code i
 	t.Helper()
 	cmd := exec.Command(drayBin, args...)
 	cmd.Env = append(testEnv(), "DRAY_API="+api, "DRAY_DATA="+t.TempDir())
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
-	return o.String(), e.String(), code
+	return bintest.Run(t, cmd)
 }
 
 // ok runs a command that must succeed with nothing on stderr.

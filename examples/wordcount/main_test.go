@@ -3,10 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"net"
+	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dray-project/dray/internal/bintest"
 )
 
 var (
@@ -26,24 +27,17 @@ var (
 // TestMain builds the wordcount binary once; the tests run it as a user
 // would.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "wordcount-bin-")
+	b, remove, err := bintest.Build(".", "wordcount")
 	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "wordcount")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	deadAPI = ln.Addr().String()
-	ln.Close()
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		os.Stderr.Write(out)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	bin = b
+	if deadAPI, err = bintest.DeadAddr(); err != nil {
+		panic(err)
+	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
@@ -65,15 +59,7 @@ func command(t *testing.T, args ...string) *exec.Cmd {
 // wordcount runs the binary and returns its output and exit code.
 func wordcount(t *testing.T, cmd *exec.Cmd) (stdout, stderr string, code int) {
 	t.Helper()
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
-	return o.String(), e.String(), code
+	return bintest.Run(t, cmd)
 }
 
 func TestFunctions(t *testing.T) {
