@@ -350,7 +350,7 @@ func (n *Host) Peers() []peer.ID {
 	return out
 }
 
-// Connect dials ai (a no-op if already connected). Its addresses are remembered in the
+// Connect dials ai (a no-op if already connected), past any dial backoff. Its addresses are remembered in the
 // peerstore for later dials.
 func (n *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
 	if ai.ID == n.h.ID() {
@@ -359,6 +359,10 @@ func (n *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
 	if n.isClosed() {
 		return fmt.Errorf("p2p: connect to %s: %w", ai.ID, ErrClosed)
 	}
+	// An explicit connect dials now, even if an earlier dial to ai (one
+	// the DHT made while peers learned each other's addresses, say)
+	// failed and put its addresses in libp2p's dial backoff.
+	ctx = network.WithForceDirectDial(ctx, "explicit connect")
 	if err := n.h.Connect(ctx, ai); err != nil {
 		return fmt.Errorf("p2p: connect to %s: %w", ai.ID, err)
 	}
